@@ -1,0 +1,142 @@
+// The per-node side: take a configuration, run chunks in a WorkerPool, report results and credits.
+import { availableParallelism } from 'node:os';
+import { toErrorRecord } from '../errors.js';
+import type { AgentConfig, ChunkResult, FromAgent, ToAgent } from '../protocol/messages.js';
+import type { Link } from '../transport/link.js';
+import { pinnedEnv } from './threads.js';
+import { WorkerPool } from './worker-pool.js';
+
+export interface AgentInfo {
+  /** The node's name as Slurm knows it (SLURMD_NODENAME), or the emulated/SSH host's. */
+  node: string;
+  /** CPUs this agent may use on its node. */
+  cpus: number;
+  /** Environment tasks inherit (before pinning). */
+  env: NodeJS.ProcessEnv;
+  /** Called once when the agent has stopped, with the reason if it failed. */
+  onExit?: (error?: Error) => void;
+}
+
+/** One agent per node: owns the node's worker threads and speaks to the coordinator through a Link. */
+export class Agent {
+  private pool: WorkerPool | null = null;
+  private credits = 0;
+  private outbox: ChunkResult[] = [];
+  private flushScheduled = false;
+  private stopped = false;
+  private heartbeat: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly link: Link<FromAgent, ToAgent>,
+    private readonly info: AgentInfo,
+  ) {
+    link.onMessage((m) => this.handle(m));
+    link.onClose((reason) => void this.stop(reason));
+  }
+
+  private handle(m: ToAgent): void {
+    switch (m.t) {
+      case 'configure':
+        void this.configure(m.config);
+        break;
+      case 'chunks':
+        this.pool?.submit(m.chunks);
+        break;
+      case 'cancel':
+        this.pool?.cancel(m.ids);
+        break;
+      case 'ping':
+        this.link.send({ t: 'pong', at: m.at });
+        break;
+      case 'shutdown':
+        void this.shutdown(m.graceful);
+        break;
+    }
+  }
+
+  private async configure(config: AgentConfig): Promise<void> {
+    if (this.pool) return;
+    const threads = Math.max(1, config.threadsPerTask);
+    const size = config.workers > 0 ? config.workers : Math.max(1, Math.floor(this.info.cpus / threads));
+    const env = pinnedEnv(this.info.env, threads, size);
+    env.SLURMPOOL_NODE = this.info.node;
+    const pool = new WorkerPool(
+      {
+        size,
+        module: config.module,
+        initializer: config.initializer,
+        initArgs: config.initArgs,
+        maxTasksPerWorker: config.maxTasksPerWorker,
+        maxHeapMB: config.maxHeapMB,
+        env,
+      },
+      {
+        results: (rs) => this.queueResults(rs),
+        fatal: (error) => {
+          this.link.send({ t: 'fatal', error });
+          void this.stop(new Error(error.message));
+        },
+      },
+    );
+    this.pool = pool;
+    try {
+      await pool.start();
+    } catch (e) {
+      this.link.send({ t: 'fatal', error: toErrorRecord(e) });
+      await this.stop(e instanceof Error ? e : new Error(String(e)));
+      return;
+    }
+    this.credits = pool.wantedCredits();
+    this.link.send({ t: 'ready', node: this.info.node, workers: size, cpus: this.info.cpus, pid: process.pid, credits: this.credits });
+    if (config.heartbeatMs > 0) {
+      this.heartbeat = setInterval(() => this.link.send({ t: 'heartbeat' }), config.heartbeatMs);
+      this.heartbeat.unref();
+    }
+  }
+
+  private queueResults(rs: ChunkResult[]): void {
+    for (const r of rs) this.outbox.push(r);
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(() => this.flush());
+    }
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    if (this.outbox.length === 0) return;
+    const results = this.outbox;
+    this.outbox = [];
+    this.link.send({ t: 'results', results });
+    const want = this.pool?.wantedCredits() ?? 0;
+    if (want > this.credits * 1.5 || want * 1.5 < this.credits) {
+      this.credits = want;
+      this.link.send({ t: 'credits', credits: want });
+    }
+  }
+
+  private async shutdown(graceful: boolean): Promise<void> {
+    if (graceful && this.pool) await this.pool.idle();
+    this.flush();
+    await this.stop();
+  }
+
+  /** Stop the workers and close the link. Safe to call more than once. */
+  async stop(reason?: Error): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    clearInterval(this.heartbeat);
+    await this.pool?.terminate();
+    this.link.close();
+    this.info.onExit?.(reason);
+  }
+}
+
+/** CPUs this process may use: Slurm's count when given, capped by what the OS lets it run on. */
+export function usableCpus(env: NodeJS.ProcessEnv = process.env): number {
+  const os = availableParallelism();
+  const fromSlurm = [env.SLURM_CPUS_ON_NODE, env.SLURM_CPUS_PER_TASK]
+    .map((v) => (v === undefined ? NaN : Number.parseInt(v, 10)))
+    .filter((n) => Number.isInteger(n) && n > 0);
+  return Math.max(1, Math.min(os, ...fromSlurm));
+}

@@ -1,0 +1,29 @@
+// What crosses the thread boundary between an agent and one of its worker threads.
+import type { ErrorRecord } from '../errors.js';
+
+export interface WorkerInit {
+  module: string | null;
+  initializer: string | null;
+  initArgs: unknown[];
+  /** Float64Array over a SharedArrayBuffer: [chunk id running or -1, item offset, started at (epoch ms)]. */
+  slot: SharedArrayBuffer;
+  workerIndex: number;
+  maxTasks: number;
+  /** Environment for shell commands run by this worker (pinned thread variables). */
+  env: Record<string, string>;
+}
+
+/** Chunks and results cross the thread boundary msgpack-encoded (`data`), moved rather than copied. */
+export type ToWorker = { t: 'batch'; data: Uint8Array };
+
+export type FromWorker =
+  | { t: 'ready' }
+  | { t: 'initError'; error: ErrorRecord }
+  | { t: 'results'; data: Uint8Array }
+  /** maxTasksPerWorker reached: the worker exits after this; chunks it did not run are the agent's to requeue. */
+  | { t: 'retire' };
+
+export const SLOT_CHUNK = 0;
+export const SLOT_OFFSET = 1;
+export const SLOT_STARTED = 2;
+export const SLOT_LENGTH = 3;

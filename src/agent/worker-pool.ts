@@ -1,0 +1,305 @@
+// The threads of one node: start them, feed them batches of chunks, replace the ones that die.
+import { Worker } from 'node:worker_threads';
+import { toErrorRecord, type ErrorRecord } from '../errors.js';
+import type { ChunkResult, ChunkSpec } from '../protocol/messages.js';
+import type { FromWorker, ToWorker, WorkerInit } from './thread-messages.js';
+import { decode, encodeTransferable } from '../protocol/codec.js';
+import { SLOT_CHUNK, SLOT_LENGTH, SLOT_OFFSET, SLOT_STARTED } from './thread-messages.js';
+
+const WORKER_FILE = new URL('./worker.js', import.meta.url);
+
+/** A batch sent to a worker aims to keep it busy this long, so tiny chunks share one message. */
+const TARGET_BATCH_MS = 2;
+const MAX_BATCH = 512;
+/** Worker deaths in a row with no chunk finished in between, before the node gives up. */
+const MAX_DEATHS_IN_A_ROW = 20;
+
+export interface WorkerPoolOptions {
+  size: number;
+  module: string | null;
+  initializer: string | null;
+  initArgs: unknown[];
+  maxTasksPerWorker: number;
+  maxHeapMB: number;
+  env: Record<string, string>;
+}
+
+export interface WorkerPoolSink {
+  results(results: ChunkResult[]): void;
+  /** The pool cannot go on (workers keep dying at start). */
+  fatal(error: ErrorRecord): void;
+}
+
+interface Slot {
+  index: number;
+  worker: Worker;
+  slot: Float64Array;
+  assigned: Map<number, ChunkSpec>;
+  ready: boolean;
+  retiring: boolean;
+  killedFor: { offset: number; chunk: number; error: ErrorRecord } | null;
+  error: unknown;
+}
+
+export class WorkerPool {
+  private readonly slots: (Slot | null)[];
+  private readonly queue: ChunkSpec[] = [];
+  private qHead = 0;
+  private avgChunkMs = -1;
+  private deathsInARow = 0;
+  private closing = false;
+  private timer: NodeJS.Timeout | undefined;
+  private exits: Promise<void>[] = [];
+  private idleWaiters: (() => void)[] = [];
+
+  constructor(
+    private readonly opts: WorkerPoolOptions,
+    private readonly sink: WorkerPoolSink,
+  ) {
+    this.slots = new Array<Slot | null>(opts.size).fill(null);
+  }
+
+  get size(): number {
+    return this.opts.size;
+  }
+
+  /** Start every worker; resolves when all have imported the module and run the initializer. */
+  async start(): Promise<void> {
+    const starts: Promise<void>[] = [];
+    for (let i = 0; i < this.opts.size; i++) starts.push(this.spawn(i));
+    try {
+      await Promise.all(starts);
+    } catch (e) {
+      await this.terminate();
+      throw e;
+    }
+  }
+
+  /** How many chunks this node wants outstanding, given what it has learned of their duration. */
+  wantedCredits(): number {
+    const per = this.avgChunkMs < 0 ? 2 : Math.min(MAX_BATCH, Math.max(1, Math.ceil(TARGET_BATCH_MS / Math.max(this.avgChunkMs, 0.001))));
+    return this.opts.size * (2 * per + 1);
+  }
+
+  submit(chunks: ChunkSpec[]): void {
+    for (const c of chunks) this.queue.push(c);
+    this.dispatch();
+    this.armTimer(chunks);
+  }
+
+  /** Drop chunks that have not reached a worker; running ones finish and their results are ignored upstream. */
+  cancel(ids: number[]): void {
+    const drop = new Set(ids);
+    const keep = this.queue.slice(this.qHead).filter((c) => !drop.has(c.id));
+    this.queue.length = 0;
+    this.qHead = 0;
+    for (const c of keep) this.queue.push(c);
+  }
+
+  get pending(): number {
+    let n = this.queue.length - this.qHead;
+    for (const s of this.slots) if (s) n += s.assigned.size;
+    return n;
+  }
+
+  /** Resolves when no chunk is queued or running. */
+  idle(): Promise<void> {
+    if (this.pending === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  /** Stop every worker now. */
+  async terminate(): Promise<void> {
+    this.closing = true;
+    clearInterval(this.timer);
+    for (const s of this.slots) if (s) void s.worker.terminate();
+    await Promise.allSettled(this.exits);
+  }
+
+  private spawn(index: number): Promise<void> {
+    const sab = new SharedArrayBuffer(SLOT_LENGTH * 8);
+    const init: WorkerInit = {
+      module: this.opts.module,
+      initializer: this.opts.initializer,
+      initArgs: this.opts.initArgs,
+      slot: sab,
+      workerIndex: index,
+      maxTasks: this.opts.maxTasksPerWorker,
+      env: this.opts.env,
+    };
+    const worker = new Worker(WORKER_FILE, {
+      workerData: init,
+      env: this.opts.env,
+      ...(this.opts.maxHeapMB > 0 ? { resourceLimits: { maxOldGenerationSizeMb: this.opts.maxHeapMB } } : {}),
+    });
+    const s: Slot = {
+      index,
+      worker,
+      slot: new Float64Array(sab),
+      assigned: new Map(),
+      ready: false,
+      retiring: false,
+      killedFor: null,
+      error: undefined,
+    };
+    this.slots[index] = s;
+    let settle: { resolve: () => void; reject: (e: unknown) => void } | undefined;
+    const started = new Promise<void>((resolve, reject) => (settle = { resolve, reject }));
+    let exited!: () => void;
+    this.exits.push(new Promise<void>((r) => (exited = r)));
+    worker.on('message', (m: FromWorker) => {
+      switch (m.t) {
+        case 'ready':
+          s.ready = true;
+          settle?.resolve();
+          settle = undefined;
+          this.dispatch();
+          break;
+        case 'initError': {
+          const err = new Error(m.error.message);
+          err.name = m.error.name;
+          if (m.error.stack) err.stack = m.error.stack;
+          settle?.reject(err);
+          settle = undefined;
+          if (s.ready === false && this.slots.some((o) => o?.ready)) this.sink.fatal(m.error);
+          break;
+        }
+        case 'results':
+          this.onResults(s, decode(m.data) as ChunkResult[]);
+          break;
+        case 'retire':
+          s.retiring = true;
+          break;
+      }
+    });
+    worker.on('error', (e) => {
+      s.error = e;
+    });
+    worker.on('exit', (code) => {
+      exited();
+      settle?.reject(s.error ?? new Error(`worker ${index} exited with code ${code} while starting`));
+      settle = undefined;
+      this.onExit(s, code);
+    });
+    return started;
+  }
+
+  private onResults(s: Slot, results: ChunkResult[]): void {
+    for (const r of results) {
+      s.assigned.delete(r.id);
+      const ms = r.ended - r.started;
+      this.avgChunkMs = this.avgChunkMs < 0 ? ms : this.avgChunkMs * 0.8 + ms * 0.2;
+    }
+    this.deathsInARow = 0;
+    this.sink.results(results);
+    this.dispatch();
+    this.checkIdle();
+  }
+
+  private onExit(s: Slot, code: number): void {
+    if (this.slots[s.index] === s) this.slots[s.index] = null;
+    if (this.closing) return;
+    const requeue: ChunkSpec[] = [];
+    let died: ChunkResult | null = null;
+    const running = s.slot[SLOT_CHUNK] ?? -1;
+    for (const c of s.assigned.values()) {
+      if (!s.retiring && s.killedFor && s.killedFor.chunk === c.id) {
+        died = { id: c.id, worker: s.index, values: [], failures: [], started: Date.now(), ended: Date.now(), died: { offset: s.killedFor.offset, error: s.killedFor.error } };
+      } else if (!s.retiring && !s.killedFor && c.id === running) {
+        const offset = s.slot[SLOT_OFFSET] ?? 0;
+        const error: ErrorRecord = s.error
+          ? toErrorRecord(s.error, 'died')
+          : { name: 'WorkerExit', message: `worker thread exited with code ${code}`, kind: 'died' };
+        died = { id: c.id, worker: s.index, values: [], failures: [], started: Date.now(), ended: Date.now(), died: { offset, error } };
+      } else {
+        requeue.push(c);
+      }
+    }
+    s.assigned.clear();
+    if (requeue.length) {
+      const rest = this.queue.slice(this.qHead);
+      this.queue.length = 0;
+      this.qHead = 0;
+      this.queue.push(...requeue, ...rest);
+    }
+    if (!s.retiring) this.deathsInARow++;
+    if (this.deathsInARow > MAX_DEATHS_IN_A_ROW) {
+      this.sink.fatal({ name: 'WorkerPoolError', message: `${this.deathsInARow} worker threads died in a row without finishing a chunk; last: ${s.error ? String(s.error) : `exit code ${code}`}` });
+      return;
+    }
+    this.spawn(s.index).catch((e: unknown) => {
+      if (!this.closing) this.sink.fatal(toErrorRecord(e));
+    });
+    if (died) this.sink.results([died]);
+    this.checkIdle();
+  }
+
+  private dispatch(): void {
+    if (this.closing) return;
+    let avail = this.queue.length - this.qHead;
+    if (avail === 0) return;
+    const per = this.avgChunkMs < 0 ? 1 : Math.min(MAX_BATCH, Math.max(1, Math.ceil(TARGET_BATCH_MS / Math.max(this.avgChunkMs, 0.001))));
+    const readySlots = this.slots.filter((s): s is Slot => s !== null && s.ready && !s.retiring);
+    if (readySlots.length === 0) return;
+    // Fair share first, so that a few large chunks spread over every worker.
+    const share = Math.max(1, Math.ceil(avail / readySlots.length));
+    // Each worker holds up to two batches: one running, one waiting, so it never idles on a round trip.
+    let moved = true;
+    while (avail > 0 && moved) {
+      moved = false;
+      for (const s of readySlots) {
+        if (avail === 0) break;
+        const room = 2 * per - s.assigned.size;
+        if (room <= 0) continue;
+        const take = Math.min(avail, room, per, share);
+        const batch = this.queue.slice(this.qHead, this.qHead + take);
+        this.qHead += take;
+        avail -= take;
+        moved = true;
+        for (const c of batch) s.assigned.set(c.id, c);
+        const data = encodeTransferable(batch);
+        const msg: ToWorker = { t: 'batch', data };
+        s.worker.postMessage(msg, [data.buffer as ArrayBuffer]);
+      }
+    }
+    if (this.qHead > 1024 && this.qHead * 2 > this.queue.length) {
+      this.queue.splice(0, this.qHead);
+      this.qHead = 0;
+    }
+  }
+
+  private armTimer(chunks: ChunkSpec[]): void {
+    if (this.timer || !chunks.some((c) => c.timeoutMs > 0 && c.kind !== 'shell')) return;
+    this.timer = setInterval(() => this.checkTimeouts(), 50);
+    this.timer.unref();
+  }
+
+  private checkTimeouts(): void {
+    const now = Date.now();
+    for (const s of this.slots) {
+      if (!s || s.killedFor) continue;
+      const id = s.slot[SLOT_CHUNK] ?? -1;
+      if (id < 0) continue;
+      const c = s.assigned.get(id);
+      if (!c || c.timeoutMs <= 0 || c.kind === 'shell') continue;
+      const started = s.slot[SLOT_STARTED] ?? now;
+      if (now - started > c.timeoutMs) {
+        const offset = s.slot[SLOT_OFFSET] ?? 0;
+        s.killedFor = {
+          chunk: id,
+          offset,
+          error: { name: 'TimeoutError', message: `task ran longer than its timeout of ${c.timeoutMs} ms; its worker thread was terminated`, kind: 'timeout' },
+        };
+        void s.worker.terminate();
+      }
+    }
+  }
+
+  private checkIdle(): void {
+    if (this.idleWaiters.length && this.pending === 0) {
+      const w = this.idleWaiters;
+      this.idleWaiters = [];
+      for (const f of w) f();
+    }
+  }
+}

@@ -1,0 +1,161 @@
+// The only file that runs inside a worker thread: import the task module once, run chunks.
+import { parentPort, workerData } from 'node:worker_threads';
+import { toErrorRecord } from '../errors.js';
+import type { ChunkResult, ChunkSpec, ItemFailure } from '../protocol/messages.js';
+import type { FromWorker, ToWorker, WorkerInit } from './thread-messages.js';
+import { SLOT_CHUNK, SLOT_OFFSET, SLOT_STARTED } from './thread-messages.js';
+import { runShell } from './shell.js';
+import { decode, encodeTransferable } from '../protocol/codec.js';
+
+const init = workerData as WorkerInit;
+const port = parentPort!;
+const slot = new Float64Array(init.slot);
+slot[SLOT_CHUNK] = -1;
+
+type Fn = (...args: unknown[]) => unknown;
+let mod: Record<string, unknown> = {};
+const fns = new Map<string, Fn | Error>();
+let tasksDone = 0;
+const queue: ChunkSpec[][] = [];
+let running = false;
+
+/** Flush results at least this often while a long batch runs, so finished work is not held back. */
+const FLUSH_MS = 20;
+
+function post(msg: FromWorker, transfer?: ArrayBuffer[]): void {
+  port.postMessage(msg, transfer);
+}
+
+function postResults(results: ChunkResult[]): void {
+  const data = encodeTransferable(results);
+  post({ t: 'results', data }, [data.buffer as ArrayBuffer]);
+}
+
+function resolveFn(name: string): Fn | Error {
+  let f = fns.get(name);
+  if (f === undefined) {
+    const v = mod[name];
+    if (typeof v === 'function') f = v as Fn;
+    else {
+      const exportsList = Object.keys(mod).filter((k) => typeof mod[k] === 'function');
+      f = new TypeError(
+        v === undefined
+          ? `task module ${init.module} has no export named '${name}' (its function exports: ${exportsList.join(', ') || 'none'})`
+          : `export '${name}' of task module ${init.module} is not a function (it is ${typeof v})`,
+      );
+      f.name = 'TypeError';
+    }
+    fns.set(name, f);
+  }
+  return f;
+}
+
+function isThenable(v: unknown): v is PromiseLike<unknown> {
+  return v !== null && (typeof v === 'object' || typeof v === 'function') && typeof (v as { then?: unknown }).then === 'function';
+}
+
+async function runChunk(c: ChunkSpec): Promise<ChunkResult> {
+  const started = Date.now();
+  const n = c.items.length;
+  const values: unknown[] = new Array(n);
+  const failures: ItemFailure[] = [];
+  slot[SLOT_CHUNK] = c.id;
+  if (c.kind === 'shell') {
+    for (let i = 0; i < n; i++) {
+      slot[SLOT_OFFSET] = i;
+      slot[SLOT_STARTED] = Date.now();
+      const r = await runShell(String(c.items[i]), c.start + i, init.workerIndex, init.env, c.timeoutMs);
+      values[i] = r;
+      if (r.exitCode !== 0) {
+        const why = r.timedOut ? `timed out after ${c.timeoutMs} ms` : r.signal ? `killed by ${r.signal}` : `exited with status ${r.exitCode}`;
+        failures.push({ offset: i, error: { name: 'CommandError', message: `command ${why}: ${r.command}`, kind: r.timedOut ? 'timeout' : 'error' } });
+      }
+    }
+    return { id: c.id, worker: init.workerIndex, values, failures, started, ended: Date.now() };
+  }
+  const fn = resolveFn(c.fn);
+  if (fn instanceof Error) {
+    failures.push({ offset: 0, error: toErrorRecord(fn) });
+    values.length = 0;
+    return { id: c.id, worker: init.workerIndex, values, failures, started, ended: Date.now() };
+  }
+  const star = c.kind === 'star';
+  const timed = c.timeoutMs > 0;
+  for (let i = 0; i < n; i++) {
+    slot[SLOT_OFFSET] = i;
+    if (timed) slot[SLOT_STARTED] = Date.now();
+    try {
+      const item = c.items[i];
+      let v = star ? fn(...(item as unknown[])) : fn(item);
+      if (isThenable(v)) v = await v;
+      values[i] = v;
+    } catch (e) {
+      failures.push({ offset: i, error: toErrorRecord(e, 'error') });
+      if (c.stopOnError) {
+        values.length = i;
+        break;
+      }
+      values[i] = undefined;
+    }
+  }
+  return { id: c.id, worker: init.workerIndex, values, failures, started, ended: Date.now() };
+}
+
+async function drain(): Promise<void> {
+  if (running) return;
+  running = true;
+  try {
+    let batch: ChunkSpec[] | undefined;
+    while ((batch = queue.shift()) !== undefined) {
+      let out: ChunkResult[] = [];
+      let lastFlush = Date.now();
+      for (let k = 0; k < batch.length; k++) {
+        const c = batch[k]!;
+        const r = await runChunk(c);
+        out.push(r);
+        tasksDone += c.items.length;
+        const now = r.ended;
+        if (init.maxTasks > 0 && tasksDone >= init.maxTasks) {
+          slot[SLOT_CHUNK] = -1;
+          postResults(out);
+          post({ t: 'retire' });
+          // Chunks not run are requeued by the agent when this thread exits.
+          process.exit(0);
+        }
+        if (now - lastFlush >= FLUSH_MS && k < batch.length - 1) {
+          postResults(out);
+          out = [];
+          lastFlush = now;
+        }
+      }
+      slot[SLOT_CHUNK] = -1;
+      postResults(out);
+    }
+  } finally {
+    running = false;
+  }
+}
+
+async function main(): Promise<void> {
+  try {
+    if (init.module !== null) mod = (await import(init.module)) as Record<string, unknown>;
+    if (init.initializer !== null) {
+      const f = mod[init.initializer];
+      if (typeof f !== 'function') {
+        throw new TypeError(`initializer '${init.initializer}' is not a function exported by ${init.module} (it is ${typeof f})`);
+      }
+      const r = (f as Fn)(...init.initArgs);
+      if (isThenable(r)) await r;
+    }
+  } catch (e) {
+    post({ t: 'initError', error: toErrorRecord(e) });
+    return;
+  }
+  port.on('message', (msg: ToWorker) => {
+    queue.push(decode(msg.data) as ChunkSpec[]);
+    void drain();
+  });
+  post({ t: 'ready' });
+}
+
+void main();

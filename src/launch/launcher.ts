@@ -1,0 +1,16 @@
+// What every way of starting agents provides: agents that end up as Links in the scheduler.
+import type { ResolvedOptions } from '../options.js';
+import type { Scheduler } from '../scheduler/scheduler.js';
+
+export interface Launcher {
+  /** local, emulate, slurm or ssh. */
+  readonly mode: string;
+  /** Start the agents; each one's link is handed to the scheduler with the node it was started for. */
+  start(scheduler: Scheduler, opts: ResolvedOptions): Promise<void>;
+  /** Names of the nodes agents were started for. */
+  readonly nodes: string[];
+  /** Stop what was started (processes, listeners); called once, after the agents were told to shut down. */
+  stop(graceful: boolean): Promise<void>;
+  /** Why a node's agent failed to start, if the launcher knows (e.g. srun's stderr). */
+  failureOf?(node: string): string | undefined;
+}

@@ -1,0 +1,15 @@
+// Which mode Pool.open uses when none is forced.
+import type { Mode, ResolvedOptions } from '../options.js';
+
+/** Emulation or SSH when asked for; Slurm inside an allocation of more than one node; else local threads. */
+export function pickMode(opts: ResolvedOptions): Mode {
+  if (opts.mode) return opts.mode;
+  if (opts.emulate) return 'emulate';
+  if (opts.hosts) return 'ssh';
+  const env = opts.env;
+  if (env.SLURMPOOL_AGENT === '1') return 'local';
+  const jobId = env.SLURM_JOB_ID ?? env.SLURM_JOBID;
+  const nodes = Number(env.SLURM_JOB_NUM_NODES ?? env.SLURM_NNODES ?? '1');
+  if (jobId && nodes > 1) return 'slurm';
+  return 'local';
+}

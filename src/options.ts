@@ -1,0 +1,221 @@
+// Every Pool option, checked and defaulted in one place.
+import { existsSync, statSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { isAbsolute, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { OptionError } from './errors.js';
+
+export type Mode = 'local' | 'emulate' | 'slurm' | 'ssh';
+
+export interface EmulateSpec {
+  nodes: number;
+  cpusPerNode: number;
+}
+
+/** What Pool.open takes. */
+export interface PoolOptions {
+  /** The task module: a path (relative to the working directory) or a URL. Tasks are its exports. */
+  module?: string | URL;
+  /** Worker threads per node. Default: the CPUs this process (or each node's agent) may use, divided by threadsPerTask. */
+  workers?: number;
+  /** An export run once in each worker before any task, with initArgs. */
+  initializer?: string;
+  initArgs?: unknown[];
+  /** Replace a worker after it has run this many tasks (checked between chunks). */
+  maxTasksPerWorker?: number;
+  /** Threads each task may use: sets OMP_NUM_THREADS and friends. Default 1. */
+  threadsPerTask?: number;
+  /** Times a chunk is retried after its worker died running it. Default 1. */
+  retries?: number;
+  /** Default per-task timeout in ms for every call; 0 = none. */
+  timeout?: number;
+  /** Worker heap limit in MB (resourceLimits.maxOldGenerationSizeMb); a task past it kills only its worker. */
+  maxHeapMB?: number;
+  /** Force a mode; default: emulate/hosts when given, slurm inside a multi-node allocation, else local. */
+  mode?: Mode;
+  /** Emulate an allocation on this machine: `{ nodes: 4, cpusPerNode: 2 }` or "4x2". */
+  emulate?: EmulateSpec | string;
+  /** SSH hosts, "name" or "name:cpus". */
+  hosts?: string[];
+  /** Fewest nodes to go on with when some never start. Default: all of them. */
+  minNodes?: number;
+  /** Address the coordinator listens on (distributed modes). */
+  bind?: string;
+  /** Milliseconds to wait for agents to start. Default 60000. */
+  startTimeout?: number;
+  /** Agent heartbeat period in ms (distributed modes). Default 1000. */
+  heartbeatMs?: number;
+  /** An agent silent this long is lost (distributed modes). Default 10000. */
+  lostAfterMs?: number;
+  /** Where log lines go: a function, or false for none. Default: stderr in distributed modes. */
+  log?: ((line: string) => void) | false;
+  /** Environment to read Slurm and SLURMPOOL_* variables from. Default process.env. */
+  env?: NodeJS.ProcessEnv;
+}
+
+export interface ResolvedOptions {
+  moduleUrl: string | null;
+  modulePath: string | null;
+  workers: number;
+  workersGiven: boolean;
+  initializer: string | null;
+  initArgs: unknown[];
+  maxTasksPerWorker: number;
+  threadsPerTask: number;
+  retries: number;
+  timeout: number;
+  maxHeapMB: number;
+  mode: Mode | null;
+  emulate: EmulateSpec | null;
+  hosts: string[] | null;
+  minNodes: number;
+  bind: string | null;
+  startTimeout: number;
+  heartbeatMs: number;
+  lostAfterMs: number;
+  log: ((line: string) => void) | null;
+  logGiven: boolean;
+  env: NodeJS.ProcessEnv;
+}
+
+const MODES: readonly Mode[] = ['local', 'emulate', 'slurm', 'ssh'];
+
+function show(v: unknown): string {
+  if (typeof v === 'string') return JSON.stringify(v);
+  if (typeof v === 'bigint') return `${v}n`;
+  try {
+    return JSON.stringify(v) ?? String(v);
+  } catch {
+    return String(v);
+  }
+}
+
+/** A whole number in [min, ∞), or the default; the message quotes the bad value. */
+export function intOption(name: string, v: unknown, def: number, min: number): number {
+  if (v === undefined) return def;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min) {
+    const what = min === 0 ? 'a non-negative integer' : min === 1 ? 'a positive integer' : `an integer ≥ ${min}`;
+    throw new OptionError(`options.${name} must be ${what}, got ${show(v)}`);
+  }
+  return v;
+}
+
+/** Parse "4x2" (nodes x CPUs per node). */
+export function parseEmulate(v: unknown, where = 'options.emulate'): EmulateSpec {
+  if (typeof v === 'string') {
+    const m = /^\s*(\d+)\s*[xX]\s*(\d+)\s*$/.exec(v);
+    if (!m) throw new OptionError(`${where} must look like NODESxCPUS (e.g. "4x2"), got ${show(v)}`);
+    v = { nodes: Number(m[1]), cpusPerNode: Number(m[2]) };
+  }
+  if (typeof v !== 'object' || v === null) throw new OptionError(`${where} must be { nodes, cpusPerNode } or "NxC", got ${show(v)}`);
+  const o = v as Record<string, unknown>;
+  const nodes = o.nodes;
+  const cpus = o.cpusPerNode;
+  if (typeof nodes !== 'number' || !Number.isInteger(nodes) || nodes < 1 || nodes > 256) {
+    throw new OptionError(`${where}.nodes must be an integer from 1 to 256, got ${show(nodes)}`);
+  }
+  if (typeof cpus !== 'number' || !Number.isInteger(cpus) || cpus < 1 || cpus > 1024) {
+    throw new OptionError(`${where}.cpusPerNode must be an integer from 1 to 1024, got ${show(cpus)}`);
+  }
+  return { nodes, cpusPerNode: cpus };
+}
+
+/** Resolve a module option to a file URL, checking the file exists. */
+export function resolveModule(m: unknown, cwd = process.cwd()): { url: string; path: string } {
+  let path: string;
+  if (m instanceof URL) {
+    if (m.protocol !== 'file:') throw new OptionError(`options.module must be a file: URL or a path, got ${show(m.href)}`);
+    path = fileURLToPath(m);
+  } else if (typeof m === 'string' && m.length > 0) {
+    path = m.startsWith('file:') ? fileURLToPath(m) : isAbsolute(m) ? m : resolve(cwd, m);
+  } else {
+    throw new OptionError(`options.module must be a path or a file URL to an ES module, got ${show(m)}`);
+  }
+  if (!existsSync(path)) {
+    throw new OptionError(`options.module ${show(m instanceof URL ? m.href : m)} does not exist (looked for ${path})`);
+  }
+  if (!statSync(path).isFile()) throw new OptionError(`options.module ${show(m instanceof URL ? m.href : m)} is not a file (${path})`);
+  return { url: pathToFileURL(path).href, path };
+}
+
+function envInt(env: NodeJS.ProcessEnv, name: string): number | undefined {
+  const v = env[name];
+  if (v === undefined || v === '') return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n)) throw new OptionError(`${name} must be an integer, got ${show(v)}`);
+  return n;
+}
+
+/** Check and default every option; throws OptionError quoting the first bad value. */
+export function resolveOptions(o: PoolOptions): ResolvedOptions {
+  if (typeof o !== 'object' || o === null) throw new OptionError(`Pool.open takes an options object, got ${show(o)}`);
+  const env = o.env ?? process.env;
+  const mod = o.module === undefined ? null : resolveModule(o.module);
+  const threadsPerTask = intOption('threadsPerTask', o.threadsPerTask ?? envInt(env, 'SLURMPOOL_THREADS_PER_TASK'), 1, 1);
+  const workersIn = o.workers ?? envInt(env, 'SLURMPOOL_WORKERS');
+  const workers = intOption('workers', workersIn, Math.max(1, Math.floor(availableParallelism() / threadsPerTask)), 1);
+  if (o.initializer !== undefined && (typeof o.initializer !== 'string' || o.initializer === '')) {
+    throw new OptionError(`options.initializer must be the name of an export, got ${show(o.initializer)}`);
+  }
+  if (o.initializer !== undefined && !mod) throw new OptionError(`options.initializer ${show(o.initializer)} needs options.module`);
+  if (o.initArgs !== undefined && !Array.isArray(o.initArgs)) throw new OptionError(`options.initArgs must be an array, got ${show(o.initArgs)}`);
+  if (o.mode !== undefined && !MODES.includes(o.mode)) {
+    throw new OptionError(`options.mode must be one of ${MODES.join(', ')}, got ${show(o.mode)}`);
+  }
+  const emuIn = o.emulate ?? (env.SLURMPOOL_EMULATE ? env.SLURMPOOL_EMULATE : undefined);
+  const emulate = emuIn === undefined ? null : parseEmulate(emuIn, o.emulate !== undefined ? 'options.emulate' : 'SLURMPOOL_EMULATE');
+  let hosts: string[] | null = null;
+  if (o.hosts !== undefined) {
+    if (!Array.isArray(o.hosts) || o.hosts.length === 0 || o.hosts.some((h) => typeof h !== 'string' || h.trim() === '')) {
+      throw new OptionError(`options.hosts must be a non-empty array of "host" or "host:cpus" strings, got ${show(o.hosts)}`);
+    }
+    hosts = o.hosts.map((h) => h.trim());
+  }
+  if (o.log !== undefined && o.log !== false && typeof o.log !== 'function') {
+    throw new OptionError(`options.log must be a function or false, got ${show(o.log)}`);
+  }
+  if (o.bind !== undefined && (typeof o.bind !== 'string' || o.bind === '')) throw new OptionError(`options.bind must be an address, got ${show(o.bind)}`);
+  return {
+    moduleUrl: mod?.url ?? null,
+    modulePath: mod?.path ?? null,
+    workers,
+    workersGiven: workersIn !== undefined,
+    initializer: o.initializer ?? null,
+    initArgs: o.initArgs ?? [],
+    maxTasksPerWorker: intOption('maxTasksPerWorker', o.maxTasksPerWorker, 0, 1),
+    threadsPerTask,
+    retries: intOption('retries', o.retries ?? envInt(env, 'SLURMPOOL_RETRIES'), 1, 0),
+    timeout: intOption('timeout', o.timeout, 0, 0),
+    maxHeapMB: intOption('maxHeapMB', o.maxHeapMB, 0, 1),
+    mode: o.mode ?? null,
+    emulate,
+    hosts,
+    minNodes: intOption('minNodes', o.minNodes, 0, 1),
+    bind: o.bind ?? env.SLURMPOOL_BIND ?? null,
+    startTimeout: intOption('startTimeout', o.startTimeout, 60_000, 1),
+    heartbeatMs: intOption('heartbeatMs', o.heartbeatMs, 1000, 10),
+    lostAfterMs: intOption('lostAfterMs', o.lostAfterMs, 10_000, 50),
+    log: o.log === false ? null : (o.log ?? ((line: string) => process.stderr.write(`slurmpool: ${line}\n`))),
+    logGiven: o.log !== undefined,
+    env,
+  };
+}
+
+/** Per-call options of map, imap, imapUnordered and starmap. */
+export interface MapOptions {
+  /** Items per chunk; default: about 4 chunks per worker for a known length, adaptive otherwise. */
+  chunksize?: number;
+  /** Per-task timeout in ms for this call (overrides the pool's). */
+  timeout?: number;
+  /** Move ArrayBuffers of the items to the workers instead of copying them (local mode); the caller's buffers become detached. */
+  transfer?: boolean;
+}
+
+export function resolveMapOptions(o: MapOptions | undefined, poolTimeout: number): { chunksize: number; timeout: number; transfer: boolean } {
+  if (o === undefined) return { chunksize: 0, timeout: poolTimeout, transfer: false };
+  if (typeof o !== 'object' || o === null) throw new OptionError(`map options must be an object, got ${show(o)}`);
+  const chunksize = intOption('chunksize', o.chunksize, 0, 1);
+  const timeout = intOption('timeout', o.timeout, poolTimeout, 0);
+  if (o.transfer !== undefined && typeof o.transfer !== 'boolean') throw new OptionError(`options.transfer must be a boolean, got ${show(o.transfer)}`);
+  return { chunksize, timeout, transfer: o.transfer ?? false };
+}

@@ -1,0 +1,194 @@
+// Sinks turn chunk outcomes into what the caller sees: an ordered array, or an async iterator in input or completion order.
+import { TaskError } from './errors.js';
+import type { ChunkOutcome, Job, Sink } from './scheduler/job.js';
+
+/** The TaskError for the first failure of an outcome. */
+export function firstError(o: ChunkOutcome, fn: string): TaskError | null {
+  const f = o.failures[0];
+  if (!f) return null;
+  return new TaskError(f.error, {
+    index: o.start + f.offset,
+    node: f.node,
+    worker: f.worker,
+    fn,
+    kind: f.error.kind ?? 'error',
+    attempts: f.attempts,
+  });
+}
+
+/** Collects results in input order into one array (map, starmap). */
+export class ArraySink<T> implements Sink {
+  readonly promise: Promise<T[]>;
+  private resolve!: (v: T[]) => void;
+  private reject!: (e: unknown) => void;
+  private readonly out: T[] = [];
+  private readonly pending = new Map<number, ChunkOutcome>();
+  private next = 0;
+  private total = -1;
+  private inputError: unknown;
+  private settled = false;
+  job!: Job;
+
+  constructor(private readonly onSettled: (sink: ArraySink<T>) => void) {
+    this.promise = new Promise<T[]>((res, rej) => {
+      this.resolve = res;
+      this.reject = rej;
+    });
+  }
+
+  accept(o: ChunkOutcome): void {
+    if (this.settled) return;
+    this.pending.set(o.seq, o);
+    let cur: ChunkOutcome | undefined;
+    while ((cur = this.pending.get(this.next)) !== undefined) {
+      this.pending.delete(this.next);
+      this.next++;
+      if (!cur.skipped) this.job.consumed(cur.size);
+      const err = firstError(cur, this.job.spec.fn);
+      const vals = cur.values;
+      for (let i = 0; i < vals.length; i++) this.out[cur.start + i] = vals[i] as T;
+      if (err) return this.finish(err);
+    }
+    this.check();
+  }
+
+  inputEnded(chunks: number, error?: unknown): void {
+    this.total = chunks;
+    this.inputError = error;
+    this.check();
+  }
+
+  abort(error: Error): void {
+    this.finish(error);
+  }
+
+  private check(): void {
+    if (this.total >= 0 && this.next >= this.total) {
+      if (this.inputError !== undefined) this.finish(this.inputError);
+      else this.finish(null);
+    }
+  }
+
+  private finish(err: unknown): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.onSettled(this);
+    if (err) this.reject(err);
+    else this.resolve(this.out);
+  }
+}
+
+/** Yields results one by one, in input order (imap) or completion order (imapUnordered). */
+export class IterSink<T> implements Sink, AsyncIterableIterator<T> {
+  private readonly pending = new Map<number, ChunkOutcome>();
+  private readonly ready: ChunkOutcome[] = [];
+  private cur: ChunkOutcome | null = null;
+  private pos = 0;
+  private next_ = 0;
+  private delivered = 0;
+  private total = -1;
+  private inputError: unknown;
+  private failure: unknown;
+  private finished = false;
+  private waiter: (() => void) | null = null;
+  job!: Job;
+
+  constructor(
+    private readonly ordered: boolean,
+    private readonly onSettled: (sink: IterSink<T>) => void,
+  ) {}
+
+  accept(o: ChunkOutcome): void {
+    if (this.finished) return;
+    if (this.ordered) {
+      this.pending.set(o.seq, o);
+      let c: ChunkOutcome | undefined;
+      while ((c = this.pending.get(this.next_)) !== undefined) {
+        this.pending.delete(this.next_);
+        this.next_++;
+        this.ready.push(c);
+      }
+    } else {
+      this.ready.push(o);
+    }
+    this.wakeUp();
+  }
+
+  inputEnded(chunks: number, error?: unknown): void {
+    this.total = chunks;
+    this.inputError = error;
+    this.wakeUp();
+  }
+
+  abort(error: Error): void {
+    if (this.failure === undefined) this.failure = error;
+    this.wakeUp();
+  }
+
+  private wakeUp(): void {
+    const w = this.waiter;
+    this.waiter = null;
+    w?.();
+  }
+
+  [Symbol.asyncIterator](): AsyncIterableIterator<T> {
+    return this;
+  }
+
+  async next(): Promise<IteratorResult<T>> {
+    for (;;) {
+      if (this.finished) return { done: true, value: undefined };
+      if (this.cur) {
+        const c = this.cur;
+        if (this.pos < c.values.length) {
+          const v = c.values[this.pos++] as T;
+          return { done: false, value: v };
+        }
+        this.cur = null;
+        this.delivered++;
+        if (!c.skipped) this.job.consumed(c.size);
+        const err = firstError(c, this.job.spec.fn);
+        if (err) {
+          this.end();
+          throw err;
+        }
+        continue;
+      }
+      const nxt = this.ready.shift();
+      if (nxt) {
+        this.cur = nxt;
+        this.pos = 0;
+        continue;
+      }
+      if (this.failure !== undefined) {
+        this.end();
+        throw this.failure;
+      }
+      if (this.total >= 0 && this.delivered >= this.total) {
+        this.end();
+        if (this.inputError !== undefined) throw this.inputError;
+        return { done: true, value: undefined };
+      }
+      await new Promise<void>((r) => (this.waiter = r));
+    }
+  }
+
+  /** The consumer stopped early (break): cancel what is in flight and stop reading the input. */
+  async return(): Promise<IteratorResult<T>> {
+    this.end();
+    return { done: true, value: undefined };
+  }
+
+  async throw(e?: unknown): Promise<IteratorResult<T>> {
+    this.end();
+    throw e;
+  }
+
+  private end(): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.ready.length = 0;
+    this.pending.clear();
+    this.onSettled(this);
+  }
+}

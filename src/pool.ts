@@ -1,0 +1,257 @@
+// The public API: multiprocessing.Pool's calls, on one scheduler for every mode.
+import { LaunchError, OptionError, PoolClosedError } from './errors.js';
+import type { Launcher } from './launch/launcher.js';
+import { LocalLauncher } from './launch/local.js';
+import { ArraySink, IterSink } from './ordering.js';
+import { resolveMapOptions, resolveOptions, type MapOptions, type Mode, type PoolOptions, type ResolvedOptions } from './options.js';
+import type { AgentConfig, TaskKind } from './protocol/messages.js';
+import { Job, type Input, type Sink } from './scheduler/job.js';
+import { Scheduler, type AgentState } from './scheduler/scheduler.js';
+import { pickMode } from './launch/pick.js';
+
+/** A node of the running pool. */
+export interface NodeInfo {
+  node: string;
+  workers: number;
+  cpus: number;
+  pid: number;
+}
+
+type SettleSink = ArraySink<unknown> | IterSink<unknown>;
+
+/** A pool of workers on one machine or across every node of an allocation. */
+export class Pool implements AsyncDisposable {
+  private state: 'open' | 'closing' | 'closed' = 'open';
+  private readonly active = new Map<Sink, Job>();
+  private drained: (() => void) | null = null;
+  private closing: Promise<void> | null = null;
+
+  private constructor(
+    private readonly scheduler: Scheduler,
+    private readonly launcher: Launcher,
+    private readonly opts: ResolvedOptions,
+    /** local, emulate, slurm or ssh. */
+    readonly mode: Mode,
+  ) {}
+
+  /** Start the workers (and the agents on every node) and resolve when all are ready to run tasks. */
+  static async open(options: PoolOptions): Promise<Pool> {
+    const opts = resolveOptions(options);
+    const mode = pickMode(opts);
+    const launcher = await makeLauncher(mode, opts);
+    const config: AgentConfig = {
+      module: opts.moduleUrl,
+      initializer: opts.initializer,
+      initArgs: opts.initArgs,
+      maxTasksPerWorker: opts.maxTasksPerWorker,
+      threadsPerTask: opts.threadsPerTask,
+      workers: mode === 'local' || opts.workersGiven ? opts.workers : 0,
+      maxHeapMB: opts.maxHeapMB,
+      heartbeatMs: mode === 'local' ? 0 : opts.heartbeatMs,
+    };
+    const log = opts.log ?? (() => undefined);
+    const scheduler = new Scheduler({ config, retries: opts.retries, lostAfterMs: mode === 'local' ? 0 : opts.lostAfterMs, log });
+    const pool = new Pool(scheduler, launcher, opts, mode);
+    try {
+      await pool.startAgents();
+    } catch (e) {
+      scheduler.shutdown();
+      await launcher.stop(false).catch(() => undefined);
+      throw e;
+    }
+    if (mode !== 'local' || opts.logGiven) {
+      const nodes = scheduler.readyAgents;
+      log(`${mode} mode: ${nodes.length} node${nodes.length === 1 ? '' : 's'} (${compressNames(nodes.map((a) => a.node))}), ${scheduler.totalWorkers} workers`);
+    }
+    return pool;
+  }
+
+  private startAgents(): Promise<void> {
+    const { scheduler, launcher, opts } = this;
+    return new Promise<void>((resolve, reject) => {
+      const failures = new Map<string, string>();
+      let settled = false;
+      let timer: NodeJS.Timeout | undefined;
+      const expected = () => launcher.nodes.length;
+      const need = () => (opts.minNodes > 0 ? Math.min(opts.minNodes, expected()) : expected());
+      const finish = (err?: Error) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        if (err) reject(err);
+        else resolve();
+      };
+      const check = () => {
+        if (settled) return;
+        const ready = scheduler.readyAgents.length;
+        const failed = failures.size;
+        if (ready === expected()) return finish();
+        if (expected() - failed < need()) return finish(this.startError(failures, 'could not start'));
+        if (ready + failed === expected() && ready >= need()) {
+          for (const [node, why] of failures) opts.log?.(`node ${node}: left out: ${why}`);
+          return finish();
+        }
+      };
+      scheduler.events = {
+        agentReady: () => check(),
+        agentFatal: (a, error) => {
+          failures.set(a.expected || a.node, `${error.name}: ${error.message}`);
+          check();
+        },
+        agentLost: (a, reason) => {
+          if (!settled) {
+            if (!failures.has(a.expected)) failures.set(a.expected, launcher.failureOf?.(a.expected) ?? reason);
+            check();
+          } else this.onAgentLost(a);
+        },
+      };
+      timer = setTimeout(() => {
+        const ready = new Set(scheduler.readyAgents.map((a) => a.expected));
+        for (const n of launcher.nodes) if (!ready.has(n) && !failures.has(n)) failures.set(n, launcher.failureOf?.(n) ?? `no agent connected within ${opts.startTimeout} ms`);
+        if (ready.size >= need() && ready.size > 0) {
+          for (const [node, why] of failures) opts.log?.(`node ${node}: left out: ${why}`);
+          finish();
+        } else finish(this.startError(failures, 'did not start in time'));
+      }, opts.startTimeout);
+      timer.unref();
+      launcher.start(scheduler, opts).then(check, (e: unknown) => finish(e instanceof Error ? e : new LaunchError(String(e))));
+    });
+  }
+
+  private startError(failures: Map<string, string>, what: string): Error {
+    const lines = [...failures].map(([n, why]) => `  ${n}: ${why}`);
+    const first = [...failures.values()][0] ?? '';
+    if (this.mode === 'local' && failures.size === 1) return new LaunchError(`workers ${what}: ${first}`);
+    return new LaunchError(`${failures.size} of ${this.launcher.nodes.length} node(s) ${what} (need ${this.opts.minNodes || this.launcher.nodes.length}):\n${lines.join('\n')}`);
+  }
+
+  private onAgentLost(a: AgentState): void {
+    if (this.scheduler.readyAgents.length === 0 && this.state !== 'closed') {
+      this.scheduler.abortAll(new LaunchError(`every node was lost (last: ${a.node}); no worker is left to run tasks`));
+    }
+  }
+
+  /** Nodes running agents now. */
+  get nodes(): NodeInfo[] {
+    return this.scheduler.readyAgents.map((a) => ({ node: a.node, workers: a.workers, cpus: a.cpus, pid: a.pid }));
+  }
+
+  /** Worker threads across all nodes. */
+  get workers(): number {
+    return this.scheduler.totalWorkers;
+  }
+
+  private check(fn: unknown): asserts fn is string {
+    if (this.state !== 'open') throw new PoolClosedError(`the pool is ${this.state === 'closing' ? 'closing' : 'closed'}; open a new one to run more tasks`);
+    if (typeof fn !== 'string' || fn === '') throw new OptionError(`the task must be the name of an export of the task module, got ${JSON.stringify(fn)}`);
+    if (this.opts.moduleUrl === null) throw new OptionError(`this pool has no task module (options.module), so it cannot run '${fn}'`);
+  }
+
+  private submit(fn: string, kind: TaskKind, items: Input, o: MapOptions | undefined, sink: ArraySink<unknown> | IterSink<unknown>, stopOnError = true): Job {
+    const m = resolveMapOptions(o, this.opts.timeout);
+    const job = new Job(
+      { fn, kind, chunksize: m.chunksize, stopOnError, timeoutMs: m.timeout, transfer: m.transfer },
+      items,
+      sink,
+      () => this.scheduler.pump(),
+      this.scheduler.totalWorkers,
+    );
+    sink.job = job;
+    this.active.set(sink, job);
+    this.scheduler.addJob(job);
+    return job;
+  }
+
+  private settled = (sink: SettleSink): void => {
+    const job = this.active.get(sink);
+    if (!job) return;
+    this.active.delete(sink);
+    this.scheduler.cancelJob(job);
+    if (this.active.size === 0) this.drained?.();
+  };
+
+  /** Apply an export to every item; results in input order. Rejects with a TaskError at the first failing item. */
+  async map<T = unknown>(fn: string, items: Input, options?: MapOptions): Promise<T[]> {
+    this.check(fn);
+    const sink = new ArraySink<T>(this.settled as (s: ArraySink<T>) => void);
+    this.submit(fn, 'call', items, options, sink as ArraySink<unknown>);
+    return sink.promise;
+  }
+
+  /** Like map, but each item is an array of arguments. */
+  async starmap<T = unknown>(fn: string, items: Input, options?: MapOptions): Promise<T[]> {
+    this.check(fn);
+    const sink = new ArraySink<T>(this.settled as (s: ArraySink<T>) => void);
+    this.submit(fn, 'star', items, options, sink as ArraySink<unknown>);
+    return sink.promise;
+  }
+
+  /** Lazy, ordered results; the input is read as workers free up, so it may be endless. */
+  imap<T = unknown>(fn: string, items: Input, options?: MapOptions): AsyncIterableIterator<T> {
+    this.check(fn);
+    const sink = new IterSink<T>(true, this.settled as (s: IterSink<T>) => void);
+    this.submit(fn, 'call', items, options, sink as IterSink<unknown>);
+    return sink;
+  }
+
+  /** Lazy results in completion order. */
+  imapUnordered<T = unknown>(fn: string, items: Input, options?: MapOptions): AsyncIterableIterator<T> {
+    this.check(fn);
+    const sink = new IterSink<T>(false, this.settled as (s: IterSink<T>) => void);
+    this.submit(fn, 'call', items, options, sink as IterSink<unknown>);
+    return sink;
+  }
+
+  /** Run one task with these arguments. */
+  async apply<T = unknown>(fn: string, ...args: unknown[]): Promise<T> {
+    const [r] = await this.starmap<T>(fn, [args], { chunksize: 1 });
+    return r as T;
+  }
+
+  /** Finish what was submitted, then stop every worker and agent. */
+  close(): Promise<void> {
+    if (this.closing) return this.closing;
+    if (this.state === 'closed') return Promise.resolve();
+    this.state = 'closing';
+    this.closing = (async () => {
+      if (this.active.size > 0) await new Promise<void>((r) => (this.drained = r));
+      await this.stop(true);
+    })();
+    return this.closing;
+  }
+
+  /** Stop now: pending work rejects with a PoolClosedError, workers are terminated. */
+  async terminate(): Promise<void> {
+    if (this.state === 'closed') return this.closing ?? undefined;
+    this.state = 'closed';
+    this.scheduler.abortAll(new PoolClosedError('the pool was terminated while this call was pending'));
+    this.active.clear();
+    this.drained?.();
+    this.closing = this.stop(false);
+    return this.closing;
+  }
+
+  private async stop(graceful: boolean): Promise<void> {
+    this.state = 'closed';
+    for (const a of this.scheduler.agents) if (!a.lost) a.link.send({ t: 'shutdown', graceful });
+    this.scheduler.shutdown();
+    await this.launcher.stop(graceful);
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+}
+
+function compressNames(names: string[]): string {
+  return names.length <= 4 ? names.join(',') : `${names.slice(0, 3).join(',')},…`;
+}
+
+async function makeLauncher(mode: Mode, opts: ResolvedOptions): Promise<Launcher> {
+  switch (mode) {
+    case 'local':
+      return new LocalLauncher();
+    default:
+      throw new LaunchError(`mode ${mode} is not built yet`);
+  }
+}

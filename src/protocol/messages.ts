@@ -1,0 +1,110 @@
+// The one definition of what crosses between a coordinator and an agent, in both directions.
+import type { ErrorRecord } from '../errors.js';
+
+/** Bumped on any incompatible change; checked in the handshake. */
+export const PROTOCOL_VERSION = 1;
+
+/** What a chunk asks a worker to run. */
+export type TaskKind = 'call' | 'star' | 'shell';
+
+/** A chunk: consecutive items of one call, the unit of dispatch, result and failure. */
+export interface ChunkSpec {
+  /** Unique per coordinator. */
+  id: number;
+  /** Export name (call/star) or '' for shell commands. */
+  fn: string;
+  kind: TaskKind;
+  /** Input index of items[0]. */
+  start: number;
+  items: unknown[];
+  /** Stop the chunk at the first failing item (map semantics) or run every item (CLI records). */
+  stopOnError: boolean;
+  /** Per-task timeout in ms; 0 = none. */
+  timeoutMs: number;
+  /** Move whole ArrayBuffers of the items to the worker instead of copying them (in-process only). */
+  transfer: boolean;
+}
+
+/** What the workers of an agent load and how. */
+export interface AgentConfig {
+  /** file: URL of the task module, or null for shell-only pools. */
+  module: string | null;
+  initializer: string | null;
+  initArgs: unknown[];
+  maxTasksPerWorker: number;
+  threadsPerTask: number;
+  /** Worker threads on this agent; 0 = decide from the node's CPUs. */
+  workers: number;
+  /** Worker heap limit in MB; 0 = Node's default. */
+  maxHeapMB: number;
+  heartbeatMs: number;
+}
+
+export interface ItemFailure {
+  offset: number;
+  error: ErrorRecord;
+}
+
+/** The outcome of one chunk on one worker. */
+export interface ChunkResult {
+  id: number;
+  worker: number;
+  /** values[i] is the result of items[i]; shorter than items when stopped at a failure. */
+  values: unknown[];
+  failures: ItemFailure[];
+  /** Epoch ms. */
+  started: number;
+  ended: number;
+  /** The worker died or was killed (timeout) while running items[offset]; values is then empty. */
+  died?: { offset: number; error: ErrorRecord };
+}
+
+/** Coordinator → agent. */
+export type ToAgent =
+  | { t: 'configure'; config: AgentConfig }
+  | { t: 'chunks'; chunks: ChunkSpec[] }
+  | { t: 'cancel'; ids: number[] }
+  | { t: 'ping'; at: number }
+  | { t: 'shutdown'; graceful: boolean };
+
+/** Agent → coordinator. */
+export type FromAgent =
+  | { t: 'ready'; node: string; workers: number; cpus: number; pid: number; credits: number }
+  | { t: 'results'; results: ChunkResult[] }
+  | { t: 'credits'; credits: number }
+  | { t: 'pong'; at: number }
+  | { t: 'heartbeat' }
+  | { t: 'fatal'; error: ErrorRecord }
+  | { t: 'log'; level: 'info' | 'warn' | 'error'; text: string };
+
+/** Handshake over TCP, before any of the above. */
+export type Handshake =
+  | { t: 'hello'; v: number; role: 'agent'; node: string; nonce: Uint8Array }
+  | { t: 'challenge'; v: number; nonce: Uint8Array; proof: Uint8Array }
+  | { t: 'proof'; proof: Uint8Array }
+  | { t: 'welcome' }
+  | { t: 'reject'; reason: string };
+
+const TO_AGENT = new Set(['configure', 'chunks', 'cancel', 'ping', 'shutdown']);
+const FROM_AGENT = new Set(['ready', 'results', 'credits', 'pong', 'heartbeat', 'fatal', 'log']);
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** Check the shape of a decoded message from an agent; returns a reason or null. */
+export function checkFromAgent(v: unknown): string | null {
+  if (!isRecord(v) || typeof v.t !== 'string') return 'message is not a record with a type';
+  if (!FROM_AGENT.has(v.t)) return `unknown message type ${JSON.stringify(v.t).slice(0, 40)}`;
+  if (v.t === 'results' && !Array.isArray(v.results)) return 'results without a results array';
+  if (v.t === 'ready' && (typeof v.node !== 'string' || typeof v.workers !== 'number')) return 'ready without node/workers';
+  return null;
+}
+
+/** Check the shape of a decoded message from a coordinator; returns a reason or null. */
+export function checkToAgent(v: unknown): string | null {
+  if (!isRecord(v) || typeof v.t !== 'string') return 'message is not a record with a type';
+  if (!TO_AGENT.has(v.t)) return `unknown message type ${JSON.stringify(v.t).slice(0, 40)}`;
+  if (v.t === 'chunks' && !Array.isArray(v.chunks)) return 'chunks without a chunks array';
+  return null;
+}

@@ -1,0 +1,281 @@
+// One call of map/imap/imapUnordered/starmap: reads its input lazily, cuts chunks, hands outcomes to a sink.
+import type { ItemFailure, TaskKind } from '../protocol/messages.js';
+import { adaptiveChunksize, autoChunksize } from './chunking.js';
+
+/** Where one part of a chunk ran. A chunk split after a worker death has several parts. */
+export interface Placement {
+  offset: number;
+  count: number;
+  node: string;
+  worker: number;
+  started: number;
+  ended: number;
+}
+
+export interface PlacedFailure extends ItemFailure {
+  node: string;
+  worker: number;
+  attempts: number;
+}
+
+/** The final outcome of a chunk, after retries. */
+export interface ChunkOutcome {
+  seq: number;
+  start: number;
+  /** values[i] is the result of item start+i; shorter when the chunk stopped at a failure. */
+  values: unknown[];
+  failures: PlacedFailure[];
+  parts: Placement[];
+  size: number;
+  /** Every item was finished in an earlier run (resume): nothing ran. */
+  skipped?: boolean;
+}
+
+export interface Sink {
+  /** A chunk is final. Called in completion order. */
+  accept(o: ChunkOutcome): void;
+  /** No more chunks will be created: `chunks` in all; `error` if reading the input threw. */
+  inputEnded(chunks: number, error?: unknown): void;
+  /** The job cannot finish (pool terminated, all nodes lost). */
+  abort(error: Error): void;
+}
+
+export interface JobSpec {
+  fn: string;
+  kind: TaskKind;
+  /** 0 = automatic. */
+  chunksize: number;
+  stopOnError: boolean;
+  timeoutMs: number;
+  transfer: boolean;
+  /** Skip these input indices (resume). */
+  skip?: ReadonlySet<number>;
+}
+
+export type Input = Iterable<unknown> | AsyncIterable<unknown>;
+
+interface Source {
+  length: number | null;
+  /** Up to `n` items synchronously; [] when none are ready now. */
+  read(n: number): unknown[];
+  done: boolean;
+  error: unknown;
+  close(): void;
+}
+
+let nextJobId = 1;
+
+/** Upper bound on items read ahead of the consumer from an input of unknown length. */
+export const LAZY_WINDOW_MAX = 8192;
+
+/** A map call in progress. */
+export class Job {
+  readonly id = nextJobId++;
+  private seq = 0;
+  private nextStart = 0;
+  private chunksize: number;
+  private readonly adaptive: boolean;
+  private inFlightItems = 0;
+  private ended = false;
+  cancelled = false;
+  private readonly source: Source;
+
+  constructor(
+    readonly spec: JobSpec,
+    input: Input,
+    readonly sink: Sink,
+    /** Called when input that was not ready becomes ready. */
+    private readonly wake: () => void,
+    /** Total workers right now, for the automatic chunk size. */
+    workers: number,
+  ) {
+    this.source = makeSource(input, wake);
+    this.adaptive = spec.chunksize <= 0 && this.source.length === null;
+    this.chunksize =
+      spec.chunksize > 0 ? spec.chunksize : this.source.length !== null ? autoChunksize(this.source.length, workers) : 1;
+  }
+
+  get knownLength(): number | null {
+    return this.source.length;
+  }
+
+  /**
+   * Items read from a lazy input but not yet consumed downstream may not exceed this, so that an
+   * endless generator is read only a bounded distance ahead of its consumer.
+   */
+  private window(workers: number): number {
+    return Math.max(64, Math.min(this.chunksize * Math.max(1, workers) * 4, LAZY_WINDOW_MAX));
+  }
+
+  /** The next chunk's input, or null when none can be made now. */
+  take(workers: number): { seq: number; start: number; items: unknown[] } | null {
+    if (this.ended || this.cancelled) return null;
+    if (this.source.length === null && this.inFlightItems >= this.window(workers)) return null;
+    for (;;) {
+      const items = this.source.read(this.chunksize);
+      if (items.length === 0) {
+        if (this.source.done) this.endInput();
+        return null;
+      }
+      const start = this.nextStart;
+      this.nextStart += items.length;
+      if (this.spec.skip && this.spec.skip.size > 0) {
+        // Resume: chunks made only of finished items are not run; mixed ones run whole.
+        let all = true;
+        for (let i = 0; i < items.length && all; i++) all = this.spec.skip.has(start + i);
+        if (all) {
+          const seq = this.seq++;
+          this.sink.accept({ seq, start, values: [], failures: [], parts: [], size: items.length, skipped: true });
+          continue;
+        }
+      }
+      this.inFlightItems += items.length;
+      return { seq: this.seq++, start, items };
+    }
+  }
+
+  private endInput(): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.sink.inputEnded(this.seq, this.source.error);
+  }
+
+  /** Learn from a finished chunk; adaptive chunk sizes grow toward the target duration. */
+  learn(items: number, ms: number): void {
+    if (this.adaptive && items > 0) this.chunksize = adaptiveChunksize(this.chunksize, ms / items);
+  }
+
+  /** Items have left the pipeline (consumed, or the chunk was final); more may be read. */
+  consumed(items: number): void {
+    this.inFlightItems -= items;
+    if (this.source.length === null) this.wake();
+  }
+
+  cancel(): void {
+    if (this.cancelled) return;
+    this.cancelled = true;
+    this.source.close();
+  }
+
+  get exhausted(): boolean {
+    return this.ended;
+  }
+}
+
+function isAsyncIterable(v: unknown): v is AsyncIterable<unknown> {
+  return v !== null && typeof v === 'object' && typeof (v as { [Symbol.asyncIterator]?: unknown })[Symbol.asyncIterator] === 'function';
+}
+
+function makeSource(input: Input, wake: () => void): Source {
+  if (Array.isArray(input)) {
+    let pos = 0;
+    const src: Source = {
+      length: input.length,
+      read(n) {
+        const out = input.slice(pos, pos + n);
+        pos += out.length;
+        if (pos >= input.length) src.done = true;
+        return out;
+      },
+      done: input.length === 0,
+      error: undefined,
+      close() {
+        pos = input.length;
+        src.done = true;
+      },
+    };
+    return src;
+  }
+  if (isAsyncIterable(input)) return asyncSource(input[Symbol.asyncIterator](), wake);
+  if (input !== null && typeof input === 'object' && typeof (input as Iterable<unknown>)[Symbol.iterator] === 'function') {
+    const sized = input as { length?: unknown; size?: unknown };
+    const len = typeof sized.length === 'number' ? sized.length : typeof sized.size === 'number' ? sized.size : null;
+    const it = (input as Iterable<unknown>)[Symbol.iterator]();
+    const src: Source = {
+      length: len,
+      read(n) {
+        const out: unknown[] = [];
+        if (src.done) return out;
+        try {
+          while (out.length < n) {
+            const r = it.next();
+            if (r.done) {
+              src.done = true;
+              break;
+            }
+            out.push(r.value);
+          }
+        } catch (e) {
+          src.error = e;
+          src.done = true;
+        }
+        return out;
+      },
+      done: false,
+      error: undefined,
+      close() {
+        if (src.done) return;
+        src.done = true;
+        try {
+          it.return?.();
+        } catch {
+          // the iterator's own cleanup failed; nothing more to read either way
+        }
+      },
+    };
+    return src;
+  }
+  throw new TypeError(`input must be an array, an iterable or an async iterable, got ${input === null ? 'null' : typeof input}`);
+}
+
+function asyncSource(it: AsyncIterator<unknown>, wake: () => void): Source {
+  const buf: unknown[] = [];
+  let reading = false;
+  let want = 1;
+  const src: Source = {
+    length: null,
+    read(n) {
+      want = n;
+      if (buf.length >= n || (src.done && buf.length > 0)) return buf.splice(0, n);
+      if (!reading && !src.done) void fill();
+      return [];
+    },
+    done: false,
+    error: undefined,
+    close() {
+      if (src.done) return;
+      src.done = true;
+      buf.length = 0;
+      void Promise.resolve()
+        .then(() => it.return?.())
+        .catch(() => undefined);
+    },
+  };
+  async function fill(): Promise<void> {
+    reading = true;
+    try {
+      while (!src.done && buf.length < want) {
+        const r = await it.next();
+        if (src.done) break;
+        if (r.done) {
+          src.done = true;
+          break;
+        }
+        buf.push(r.value);
+      }
+    } catch (e) {
+      src.error = e;
+      src.done = true;
+    } finally {
+      reading = false;
+    }
+    wake();
+  }
+  // `done` means the iterator ended; items may still sit in buf. Report done only once buf is empty.
+  return new Proxy(src, {
+    get(target, prop, receiver) {
+      if (prop === 'done') return target.done && buf.length === 0;
+      return Reflect.get(target, prop, receiver) as unknown;
+    },
+  });
+}

@@ -1,0 +1,385 @@
+// One scheduler for every mode: chunks out to agents by credits, results back to jobs, retries on failure.
+import type { ErrorRecord } from '../errors.js';
+import type { AgentConfig, ChunkResult, ChunkSpec, FromAgent, ToAgent } from '../protocol/messages.js';
+import type { Link } from '../transport/link.js';
+import type { ChunkOutcome, Job, PlacedFailure } from './job.js';
+
+export type AgentLink = Link<ToAgent, FromAgent>;
+
+/** An agent as the scheduler sees it. */
+export class AgentState {
+  node = '?';
+  workers = 0;
+  cpus = 0;
+  pid = 0;
+  credits = 0;
+  ready = false;
+  lost = false;
+  lastSeen = Date.now();
+  readonly inflight = new Map<number, Chunk>();
+  chunksDone = 0;
+  itemsDone = 0;
+  busyMs = 0;
+  constructor(
+    readonly id: number,
+    readonly link: AgentLink,
+    /** The name the launcher expects (the node it started this agent on). */
+    readonly expected: string,
+  ) {}
+}
+
+/** A chunk in flight, or a part of one split after a worker died on it. */
+interface Chunk {
+  id: number;
+  job: Job;
+  /** The whole chunk this part belongs to (itself for a whole chunk). */
+  root: Root;
+  /** Offset of this part's first item within the root chunk. */
+  offset: number;
+  items: unknown[];
+  attempts: number;
+  losses: number;
+  agent: AgentState | null;
+}
+
+interface Root {
+  seq: number;
+  start: number;
+  size: number;
+  values: unknown[];
+  failures: PlacedFailure[];
+  parts: ChunkOutcome['parts'];
+  remaining: number;
+  /** Items from this offset on need not run (a stop-on-error chunk failed before them). */
+  cutAt: number;
+}
+
+export interface SchedulerOptions {
+  config: AgentConfig;
+  /** Worker deaths a chunk may cause before it is reported (multiprocessing has none: it hangs). */
+  retries: number;
+  /** An agent silent this long is lost. 0 = never (in-process agents). */
+  lostAfterMs: number;
+  log: (line: string) => void;
+}
+
+export interface SchedulerEvents {
+  agentReady?(a: AgentState): void;
+  agentLost?(a: AgentState, reason: string): void;
+  agentFatal?(a: AgentState, error: ErrorRecord): void;
+}
+
+/** Agent losses a chunk may suffer before it is reported as lost. */
+const MAX_LOSSES = 3;
+
+export class Scheduler {
+  readonly agents: AgentState[] = [];
+  private readonly jobs: Job[] = [];
+  private readonly retryQueue: Chunk[] = [];
+  private readonly chunks = new Map<number, Chunk>();
+  private nextChunkId = 1;
+  private nextAgentId = 1;
+  private pumpQueued = false;
+  private rr = 0;
+  private watchdog: NodeJS.Timeout | undefined;
+  events: SchedulerEvents = {};
+
+  constructor(readonly opts: SchedulerOptions) {
+    if (opts.lostAfterMs > 0) {
+      const every = Math.max(100, Math.min(opts.config.heartbeatMs, opts.lostAfterMs / 3));
+      this.watchdog = setInterval(() => this.watch(), every);
+      this.watchdog.unref();
+    }
+  }
+
+  get readyAgents(): AgentState[] {
+    return this.agents.filter((a) => a.ready && !a.lost);
+  }
+
+  get totalWorkers(): number {
+    let n = 0;
+    for (const a of this.agents) if (a.ready && !a.lost) n += a.workers;
+    return n;
+  }
+
+  /** Take a new agent's link; it is configured at once and joins when it reports ready. */
+  addAgent(link: AgentLink, expected: string): AgentState {
+    const a = new AgentState(this.nextAgentId++, link, expected);
+    this.agents.push(a);
+    link.onMessage((m) => this.onMessage(a, m));
+    link.onClose((reason) => this.onLost(a, reason ? reason.message : 'connection closed'));
+    link.send({ t: 'configure', config: this.opts.config });
+    return a;
+  }
+
+  addJob(job: Job): void {
+    this.jobs.push(job);
+    this.pump();
+  }
+
+  /** Stop a job: drop its queued chunks, tell agents to drop theirs. */
+  cancelJob(job: Job): void {
+    job.cancel();
+    const i = this.jobs.indexOf(job);
+    if (i >= 0) this.jobs.splice(i, 1);
+    for (let k = this.retryQueue.length - 1; k >= 0; k--) if (this.retryQueue[k]!.job === job) this.retryQueue.splice(k, 1);
+    const byAgent = new Map<AgentState, number[]>();
+    for (const c of this.chunks.values()) {
+      if (c.job !== job) continue;
+      this.chunks.delete(c.id);
+      if (c.agent) {
+        c.agent.inflight.delete(c.id);
+        let ids = byAgent.get(c.agent);
+        if (!ids) byAgent.set(c.agent, (ids = []));
+        ids.push(c.id);
+      }
+    }
+    for (const [a, ids] of byAgent) a.link.send({ t: 'cancel', ids });
+    this.pump();
+  }
+
+  /** Fail every job (pool terminated, nothing left to run on). */
+  abortAll(error: Error): void {
+    for (const job of this.jobs.splice(0)) {
+      job.cancel();
+      job.sink.abort(error);
+    }
+    this.retryQueue.length = 0;
+    this.chunks.clear();
+    for (const a of this.agents) a.inflight.clear();
+  }
+
+  get busy(): boolean {
+    return this.jobs.length > 0;
+  }
+
+  private stopping = false;
+
+  /** The pool is stopping: agents closing from now on are not losses. */
+  shutdown(): void {
+    this.stopping = true;
+    clearInterval(this.watchdog);
+  }
+
+  /** Coalesce dispatch into one pass per microtask. */
+  pump(): void {
+    if (this.pumpQueued) return;
+    this.pumpQueued = true;
+    queueMicrotask(() => {
+      this.pumpQueued = false;
+      this.dispatch();
+    });
+  }
+
+  private dispatch(): void {
+    const agents = this.readyAgents;
+    if (agents.length === 0) return;
+    const workers = this.totalWorkers;
+    const batches = new Map<AgentState, ChunkSpec[]>();
+    // Round-robin one chunk at a time over agents with credit, so that few chunks spread out.
+    let progress = true;
+    while (progress) {
+      progress = false;
+      for (let k = 0; k < agents.length; k++) {
+        const a = agents[(this.rr + k) % agents.length]!;
+        if (a.inflight.size >= a.credits) continue;
+        const c = this.nextChunk(workers);
+        if (!c) {
+          progress = false;
+          break;
+        }
+        progress = true;
+        c.agent = a;
+        a.inflight.set(c.id, c);
+        let b = batches.get(a);
+        if (!b) batches.set(a, (b = []));
+        b.push(this.spec(c));
+      }
+    }
+    this.rr = (this.rr + 1) % agents.length;
+    for (const [a, chunks] of batches) a.link.send({ t: 'chunks', chunks });
+  }
+
+  private spec(c: Chunk): ChunkSpec {
+    const s = c.job.spec;
+    return {
+      id: c.id,
+      fn: s.fn,
+      kind: s.kind,
+      start: c.root.start + c.offset,
+      items: c.items,
+      stopOnError: s.stopOnError,
+      timeoutMs: s.timeoutMs,
+      transfer: s.transfer,
+    };
+  }
+
+  private nextChunk(workers: number): Chunk | null {
+    const r = this.retryQueue.shift();
+    if (r) return r;
+    for (let k = 0; k < this.jobs.length; k++) {
+      const job = this.jobs[k]!;
+      const t = job.take(workers);
+      if (t) {
+        const root: Root = { seq: t.seq, start: t.start, size: t.items.length, values: new Array(t.items.length), failures: [], parts: [], remaining: 1, cutAt: t.items.length };
+        const c: Chunk = { id: this.nextChunkId++, job, root, offset: 0, items: t.items, attempts: 0, losses: 0, agent: null };
+        this.chunks.set(c.id, c);
+        return c;
+      }
+    }
+    return null;
+  }
+
+  private onMessage(a: AgentState, m: FromAgent): void {
+    a.lastSeen = Date.now();
+    switch (m.t) {
+      case 'ready':
+        a.node = m.node;
+        a.workers = m.workers;
+        a.cpus = m.cpus;
+        a.pid = m.pid;
+        a.credits = m.credits;
+        a.ready = true;
+        this.events.agentReady?.(a);
+        this.pump();
+        break;
+      case 'credits':
+        a.credits = m.credits;
+        this.pump();
+        break;
+      case 'results':
+        for (const r of m.results) this.onResult(a, r);
+        this.pump();
+        break;
+      case 'fatal':
+        this.events.agentFatal?.(a, m.error);
+        a.link.close(new Error(`${m.error.name}: ${m.error.message}`));
+        break;
+      case 'log':
+        this.opts.log(`node ${a.node}: ${m.text}`);
+        break;
+      case 'pong':
+      case 'heartbeat':
+        break;
+    }
+  }
+
+  private onResult(a: AgentState, r: ChunkResult): void {
+    const c = a.inflight.get(r.id);
+    a.inflight.delete(r.id);
+    if (!c || this.chunks.get(r.id) !== c) return; // cancelled, or already finished elsewhere
+    this.chunks.delete(r.id);
+    const root = c.root;
+    const job = c.job;
+    if (r.died) {
+      this.onDied(a, c, r);
+      return;
+    }
+    a.chunksDone++;
+    a.itemsDone += r.values.length;
+    a.busyMs += r.ended - r.started;
+    job.learn(r.values.length, r.ended - r.started);
+    for (let i = 0; i < r.values.length; i++) root.values[c.offset + i] = r.values[i];
+    for (const f of r.failures) {
+      root.failures.push({ offset: c.offset + f.offset, error: f.error, node: a.node, worker: r.worker, attempts: c.attempts + 1 });
+      if (job.spec.stopOnError) root.cutAt = Math.min(root.cutAt, c.offset + f.offset);
+    }
+    root.parts.push({ offset: c.offset, count: c.items.length, node: a.node, worker: r.worker, started: r.started, ended: r.ended });
+    this.partDone(c);
+  }
+
+  private partDone(c: Chunk): void {
+    const root = c.root;
+    root.remaining--;
+    if (root.remaining > 0) return;
+    if (c.job.cancelled) return;
+    if (root.failures.length > 1) root.failures.sort((x, y) => x.offset - y.offset);
+    if (c.job.spec.stopOnError && root.failures.length > 0) {
+      const first = root.failures[0]!.offset;
+      root.values.length = first;
+      root.failures.length = 1;
+    }
+    c.job.sink.accept({ seq: root.seq, start: root.start, values: root.values, failures: root.failures, parts: root.parts, size: root.size });
+  }
+
+  /** Make a new part of c's root chunk covering [from, to) of c, and queue it first. */
+  private requeuePart(c: Chunk, from: number, to: number, attempts: number): void {
+    if (to <= from) return;
+    if (c.job.spec.stopOnError && c.offset + from >= c.root.cutAt) return;
+    const part: Chunk = {
+      id: this.nextChunkId++,
+      job: c.job,
+      root: c.root,
+      offset: c.offset + from,
+      items: c.items.slice(from, to),
+      attempts,
+      losses: c.losses,
+      agent: null,
+    };
+    c.root.remaining++;
+    this.chunks.set(part.id, part);
+    this.retryQueue.push(part);
+  }
+
+  private onDied(a: AgentState, c: Chunk, r: ChunkResult): void {
+    const d = r.died!;
+    const k = Math.min(Math.max(0, d.offset), c.items.length - 1);
+    const n = c.items.length;
+    const isTimeout = d.error.kind === 'timeout';
+    const attempts = c.attempts + 1;
+    if (!isTimeout && attempts <= this.opts.retries) {
+      this.opts.log(`node ${a.node}: worker ${r.worker} died running task ${c.root.start + c.offset + k} (${d.error.message}); retrying it (attempt ${attempts + 1} of ${this.opts.retries + 1})`);
+      // Isolate the item that was running so that it cannot take its neighbours down with it again.
+      this.requeuePart(c, 0, k, c.attempts);
+      this.requeuePart(c, k, k + 1, attempts);
+      this.requeuePart(c, k + 1, n, c.attempts);
+    } else {
+      c.root.failures.push({ offset: c.offset + k, error: { ...d.error, kind: isTimeout ? 'timeout' : 'died' }, node: a.node, worker: r.worker, attempts });
+      if (c.job.spec.stopOnError) c.root.cutAt = Math.min(c.root.cutAt, c.offset + k);
+      this.requeuePart(c, 0, k, c.attempts);
+      this.requeuePart(c, k + 1, n, c.attempts);
+    }
+    this.partDone(c);
+  }
+
+  private onLost(a: AgentState, reason: string): void {
+    if (a.lost) return;
+    a.lost = true;
+    const wasReady = a.ready;
+    a.ready = false;
+    const chunks = [...a.inflight.values()];
+    a.inflight.clear();
+    for (const c of chunks) {
+      if (this.chunks.get(c.id) !== c) continue;
+      c.agent = null;
+      c.losses++;
+      if (c.losses >= MAX_LOSSES) {
+        this.chunks.delete(c.id);
+        const err: ErrorRecord = { name: 'NodeLostError', message: `chunk was lost with ${c.losses} agents in a row (last: node ${a.node}: ${reason})`, kind: 'lost' };
+        c.root.failures.push({ offset: c.offset, error: err, node: a.node, worker: -1, attempts: c.attempts + c.losses });
+        if (c.job.spec.stopOnError) c.root.cutAt = Math.min(c.root.cutAt, c.offset);
+        this.requeuePart(c, 1, c.items.length, c.attempts);
+        this.partDone(c);
+      } else {
+        this.retryQueue.push(c);
+      }
+    }
+    if (!this.stopping && (wasReady || chunks.length)) {
+      this.opts.log(`node ${a.node}: agent lost (${reason}); ${chunks.length} chunk(s) re-dispatched`);
+    }
+    this.events.agentLost?.(a, reason);
+    this.pump();
+  }
+
+  private watch(): void {
+    const now = Date.now();
+    for (const a of this.agents) {
+      if (a.lost) continue;
+      a.link.send({ t: 'ping', at: now });
+      if (a.ready && now - a.lastSeen > this.opts.lostAfterMs) {
+        a.link.close(new Error(`no message for ${Math.round((now - a.lastSeen) / 1000)} s (heartbeat timeout)`));
+      }
+    }
+  }
+}
+

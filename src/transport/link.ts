@@ -1,0 +1,14 @@
+// A Link moves whole messages between a coordinator and one agent; it knows nothing of their meaning.
+
+export interface Link<Out, In> {
+  /** Queue one message for the peer. Never throws for a closed link; the message is dropped. */
+  send(msg: Out): void;
+  /** Set the handler for messages from the peer (one handler). */
+  onMessage(handler: (msg: In) => void): void;
+  /** Called once when the link closes, with the reason when it was not a plain close. */
+  onClose(handler: (reason?: Error) => void): void;
+  close(reason?: Error): void;
+  /** Who is on the other side, for log lines. */
+  readonly peer: string;
+  readonly closed: boolean;
+}
