@@ -1,5 +1,8 @@
 // slurmpool: multiprocessing.Pool for Node, on one machine or every node of a Slurm allocation.
-export { Pool, type NodeInfo } from './pool.js';
+export { Pool, type NodeInfo, type NodeStats, type RecordOptions } from './pool.js';
+export type { TaskRecord } from './ordering.js';
+export type { CommandResult } from './agent/shell.js';
+export { expandHostlist, compressHostlist, parseCountList, readAllocation, SlurmParseError, type Allocation } from './slurm/index.js';
 export type { PoolOptions, MapOptions, Mode, EmulateSpec } from './options.js';
 export {
   SlurmpoolError,

@@ -1,6 +1,6 @@
 // Sinks turn chunk outcomes into what the caller sees: an ordered array, or an async iterator in input or completion order.
-import { TaskError } from './errors.js';
-import type { ChunkOutcome, Job, Sink } from './scheduler/job.js';
+import { TaskError, type ErrorRecord } from './errors.js';
+import type { ChunkOutcome, Job, PlacedFailure, Sink } from './scheduler/job.js';
 
 /** The TaskError for the first failure of an outcome. */
 export function firstError(o: ChunkOutcome, fn: string): TaskError | null {
@@ -190,5 +190,80 @@ export class IterSink<T> implements Sink, AsyncIterableIterator<T> {
     this.ready.length = 0;
     this.pending.clear();
     this.onSettled(this);
+  }
+}
+
+/** One task's outcome as the CLI writes it: never thrown, always recorded. */
+export interface TaskRecord {
+  index: number;
+  ok: boolean;
+  value?: unknown;
+  error?: ErrorRecord;
+  node: string;
+  worker: number;
+  started: number;
+  ended: number;
+  attempts: number;
+}
+
+/** Records for every item of a chunk outcome, in item order. */
+export function recordsOf(o: ChunkOutcome): TaskRecord[] {
+  const out: TaskRecord[] = [];
+  const failures = new Map<number, PlacedFailure>();
+  for (const f of o.failures) failures.set(f.offset, f);
+  for (let i = 0; i < o.size; i++) {
+    const part = o.parts.find((p) => i >= p.offset && i < p.offset + p.count);
+    const f = failures.get(i);
+    if (f) {
+      out.push({ index: o.start + i, ok: false, ...(i < o.values.length && o.values[i] !== undefined ? { value: o.values[i] } : {}), error: f.error, node: f.node, worker: f.worker, started: part?.started ?? 0, ended: part?.ended ?? 0, attempts: f.attempts });
+    } else if (i < o.values.length && part) {
+      out.push({ index: o.start + i, ok: true, value: o.values[i], node: part.node, worker: part.worker, started: part.started, ended: part.ended, attempts: 1 });
+    }
+  }
+  return out;
+}
+
+/** Yields a TaskRecord per item in completion order; failures are records, not exceptions. */
+export class RecordSink implements Sink, AsyncIterableIterator<TaskRecord> {
+  private readonly inner: IterSink<TaskRecord>;
+  private job_!: Job;
+
+  constructor(onSettled: (sink: RecordSink) => void) {
+    this.inner = new IterSink<TaskRecord>(false, () => onSettled(this));
+  }
+
+  accept(o: ChunkOutcome): void {
+    // Re-shape the outcome as one of records with no failures, so the iterator never throws for a task.
+    const records = o.skipped ? [] : recordsOf(o);
+    this.inner.accept({ ...o, values: records, failures: [] });
+  }
+
+  inputEnded(chunks: number, error?: unknown): void {
+    this.inner.inputEnded(chunks, error);
+  }
+
+  abort(error: Error): void {
+    this.inner.abort(error);
+  }
+
+  [Symbol.asyncIterator](): AsyncIterableIterator<TaskRecord> {
+    return this;
+  }
+
+  get job(): Job {
+    return this.job_;
+  }
+
+  set job(j: Job) {
+    this.job_ = j;
+    this.inner.job = j;
+  }
+
+  next(): Promise<IteratorResult<TaskRecord>> {
+    return this.inner.next();
+  }
+
+  return(): Promise<IteratorResult<TaskRecord>> {
+    return this.inner.return();
   }
 }

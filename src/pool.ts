@@ -2,7 +2,7 @@
 import { LaunchError, OptionError, PoolClosedError } from './errors.js';
 import type { Launcher } from './launch/launcher.js';
 import { LocalLauncher } from './launch/local.js';
-import { ArraySink, IterSink } from './ordering.js';
+import { ArraySink, IterSink, RecordSink, type TaskRecord } from './ordering.js';
 import { resolveMapOptions, resolveOptions, type MapOptions, type Mode, type PoolOptions, type ResolvedOptions } from './options.js';
 import type { AgentConfig, TaskKind } from './protocol/messages.js';
 import { Job, type Input, type Sink } from './scheduler/job.js';
@@ -17,7 +17,25 @@ export interface NodeInfo {
   pid: number;
 }
 
-type SettleSink = ArraySink<unknown> | IterSink<unknown>;
+type SettleSink = ArraySink<unknown> | IterSink<unknown> | RecordSink;
+
+/** Options of imapRecords and runCommands. */
+export interface RecordOptions extends MapOptions {
+  /** Input indices already finished (resume): not run, no record. */
+  skip?: ReadonlySet<number>;
+  /** Items are argument arrays (starmap). */
+  star?: boolean;
+}
+
+/** Per node: what it ran and how busy it was. */
+export interface NodeStats {
+  node: string;
+  workers: number;
+  alive: boolean;
+  chunks: number;
+  tasks: number;
+  busyMs: number;
+}
 
 /** A pool of workers on one machine or across every node of an allocation. */
 export class Pool implements AsyncDisposable {
@@ -141,16 +159,20 @@ export class Pool implements AsyncDisposable {
     return this.scheduler.totalWorkers;
   }
 
-  private check(fn: unknown): asserts fn is string {
+  private checkOpen(): void {
     if (this.state !== 'open') throw new PoolClosedError(`the pool is ${this.state === 'closing' ? 'closing' : 'closed'}; open a new one to run more tasks`);
+  }
+
+  private check(fn: unknown): asserts fn is string {
+    this.checkOpen();
     if (typeof fn !== 'string' || fn === '') throw new OptionError(`the task must be the name of an export of the task module, got ${JSON.stringify(fn)}`);
     if (this.opts.moduleUrl === null) throw new OptionError(`this pool has no task module (options.module), so it cannot run '${fn}'`);
   }
 
-  private submit(fn: string, kind: TaskKind, items: Input, o: MapOptions | undefined, sink: ArraySink<unknown> | IterSink<unknown>, stopOnError = true): Job {
+  private submit(fn: string, kind: TaskKind, items: Input, o: MapOptions | undefined, sink: SettleSink, stopOnError = true, skip?: ReadonlySet<number>): Job {
     const m = resolveMapOptions(o, this.opts.timeout);
     const job = new Job(
-      { fn, kind, chunksize: m.chunksize, stopOnError, timeoutMs: m.timeout, transfer: m.transfer },
+      { fn, kind, chunksize: m.chunksize, stopOnError, timeoutMs: m.timeout, transfer: m.transfer, ...(skip ? { skip } : {}) },
       items,
       sink,
       () => this.scheduler.pump(),
@@ -202,6 +224,35 @@ export class Pool implements AsyncDisposable {
     return sink;
   }
 
+  /**
+   * Every task's outcome as a TaskRecord, in completion order. A failing task is a record with
+   * `ok: false`, not an exception, and the others go on (what the CLI writes as JSON Lines).
+   */
+  imapRecords(fn: string, items: Input, options?: RecordOptions): AsyncIterableIterator<TaskRecord> {
+    this.check(fn);
+    const sink = new RecordSink(this.settled as (s: RecordSink) => void);
+    this.submit(fn, options?.star ? 'star' : 'call', items, options, sink, false, options?.skip);
+    return sink;
+  }
+
+  /**
+   * Run shell commands, one per item, through /bin/sh on the workers; a record per command with its
+   * exit code, signal and output. Each gets SLURMPOOL_TASK_ID, SLURMPOOL_NODE, SLURMPOOL_WORKER and the pinned thread variables.
+   */
+  runCommands(commands: Input, options?: RecordOptions): AsyncIterableIterator<TaskRecord> {
+    this.checkOpen();
+    const sink = new RecordSink(this.settled as (s: RecordSink) => void);
+    this.submit('', 'shell', commands, options, sink, false, options?.skip);
+    return sink;
+  }
+
+  /** What each node has run so far. */
+  stats(): NodeStats[] {
+    return this.scheduler.agents
+      .filter((a) => a.ready || a.lost)
+      .map((a) => ({ node: a.node, workers: a.workers, alive: a.ready && !a.lost, chunks: a.chunksDone, tasks: a.itemsDone, busyMs: a.busyMs }));
+  }
+
   /** Run one task with these arguments. */
   async apply<T = unknown>(fn: string, ...args: unknown[]): Promise<T> {
     const [r] = await this.starmap<T>(fn, [args], { chunksize: 1 });
@@ -251,6 +302,10 @@ async function makeLauncher(mode: Mode, opts: ResolvedOptions): Promise<Launcher
   switch (mode) {
     case 'local':
       return new LocalLauncher();
+    case 'emulate': {
+      const { EmulateLauncher } = await import('./launch/emulate.js');
+      return new EmulateLauncher(opts);
+    }
     default:
       throw new LaunchError(`mode ${mode} is not built yet`);
   }

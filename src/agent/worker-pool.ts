@@ -3,7 +3,7 @@ import { Worker } from 'node:worker_threads';
 import { toErrorRecord, type ErrorRecord } from '../errors.js';
 import type { ChunkResult, ChunkSpec } from '../protocol/messages.js';
 import type { FromWorker, ToWorker, WorkerInit } from './thread-messages.js';
-import { decode, encodeTransferable } from '../protocol/codec.js';
+import { decode, EMPTY_VALUES, encodeTransferable } from '../protocol/codec.js';
 import { SLOT_CHUNK, SLOT_LENGTH, SLOT_OFFSET, SLOT_STARTED } from './thread-messages.js';
 
 const WORKER_FILE = new URL('./worker.js', import.meta.url);
@@ -204,13 +204,13 @@ export class WorkerPool {
     const running = s.slot[SLOT_CHUNK] ?? -1;
     for (const c of s.assigned.values()) {
       if (!s.retiring && s.killedFor && s.killedFor.chunk === c.id) {
-        died = { id: c.id, worker: s.index, values: [], failures: [], started: Date.now(), ended: Date.now(), died: { offset: s.killedFor.offset, error: s.killedFor.error } };
+        died = { id: c.id, worker: s.index, values: EMPTY_VALUES, failures: [], started: Date.now(), ended: Date.now(), died: { offset: s.killedFor.offset, error: s.killedFor.error } };
       } else if (!s.retiring && !s.killedFor && c.id === running) {
         const offset = s.slot[SLOT_OFFSET] ?? 0;
         const error: ErrorRecord = s.error
           ? toErrorRecord(s.error, 'died')
           : { name: 'WorkerExit', message: `worker thread exited with code ${code}`, kind: 'died' };
-        died = { id: c.id, worker: s.index, values: [], failures: [], started: Date.now(), ended: Date.now(), died: { offset, error } };
+        died = { id: c.id, worker: s.index, values: EMPTY_VALUES, failures: [], started: Date.now(), ended: Date.now(), died: { offset, error } };
       } else {
         requeue.push(c);
       }

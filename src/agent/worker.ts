@@ -56,7 +56,8 @@ function isThenable(v: unknown): v is PromiseLike<unknown> {
 
 async function runChunk(c: ChunkSpec): Promise<ChunkResult> {
   const started = Date.now();
-  const n = c.items.length;
+  const items = decode(c.items) as unknown[];
+  const n = items.length;
   const values: unknown[] = new Array(n);
   const failures: ItemFailure[] = [];
   slot[SLOT_CHUNK] = c.id;
@@ -64,20 +65,20 @@ async function runChunk(c: ChunkSpec): Promise<ChunkResult> {
     for (let i = 0; i < n; i++) {
       slot[SLOT_OFFSET] = i;
       slot[SLOT_STARTED] = Date.now();
-      const r = await runShell(String(c.items[i]), c.start + i, init.workerIndex, init.env, c.timeoutMs);
+      const r = await runShell(String(items[i]), c.start + i, init.workerIndex, init.env, c.timeoutMs);
       values[i] = r;
       if (r.exitCode !== 0) {
         const why = r.timedOut ? `timed out after ${c.timeoutMs} ms` : r.signal ? `killed by ${r.signal}` : `exited with status ${r.exitCode}`;
         failures.push({ offset: i, error: { name: 'CommandError', message: `command ${why}: ${r.command}`, kind: r.timedOut ? 'timeout' : 'error' } });
       }
     }
-    return { id: c.id, worker: init.workerIndex, values, failures, started, ended: Date.now() };
+    return { id: c.id, worker: init.workerIndex, values: encodeTransferable(values), failures, started, ended: Date.now() };
   }
   const fn = resolveFn(c.fn);
   if (fn instanceof Error) {
     failures.push({ offset: 0, error: toErrorRecord(fn) });
     values.length = 0;
-    return { id: c.id, worker: init.workerIndex, values, failures, started, ended: Date.now() };
+    return { id: c.id, worker: init.workerIndex, values: encodeTransferable(values), failures, started, ended: Date.now() };
   }
   const star = c.kind === 'star';
   const timed = c.timeoutMs > 0;
@@ -85,7 +86,7 @@ async function runChunk(c: ChunkSpec): Promise<ChunkResult> {
     slot[SLOT_OFFSET] = i;
     if (timed) slot[SLOT_STARTED] = Date.now();
     try {
-      const item = c.items[i];
+      const item = items[i];
       let v = star ? fn(...(item as unknown[])) : fn(item);
       if (isThenable(v)) v = await v;
       values[i] = v;
@@ -98,7 +99,7 @@ async function runChunk(c: ChunkSpec): Promise<ChunkResult> {
       values[i] = undefined;
     }
   }
-  return { id: c.id, worker: init.workerIndex, values, failures, started, ended: Date.now() };
+  return { id: c.id, worker: init.workerIndex, values: encodeTransferable(values), failures, started, ended: Date.now() };
 }
 
 async function drain(): Promise<void> {
@@ -113,7 +114,7 @@ async function drain(): Promise<void> {
         const c = batch[k]!;
         const r = await runChunk(c);
         out.push(r);
-        tasksDone += c.items.length;
+        tasksDone += c.count;
         const now = r.ended;
         if (init.maxTasks > 0 && tasksDone >= init.maxTasks) {
           slot[SLOT_CHUNK] = -1;

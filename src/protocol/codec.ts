@@ -27,3 +27,6 @@ export function encodeTransferable(value: unknown): Uint8Array {
   own.set(b);
   return own;
 }
+
+/** An encoded empty array, for results that carry no values. */
+export const EMPTY_VALUES: Uint8Array = encodeTransferable([]);

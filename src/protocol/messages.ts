@@ -14,9 +14,11 @@ export interface ChunkSpec {
   /** Export name (call/star) or '' for shell commands. */
   fn: string;
   kind: TaskKind;
-  /** Input index of items[0]. */
+  /** Input index of the first item. */
   start: number;
-  items: unknown[];
+  /** The items, msgpack-encoded once by the coordinator and decoded only by the worker that runs them. */
+  items: Uint8Array;
+  count: number;
   /** Stop the chunk at the first failing item (map semantics) or run every item (CLI records). */
   stopOnError: boolean;
   /** Per-task timeout in ms; 0 = none. */
@@ -49,8 +51,8 @@ export interface ItemFailure {
 export interface ChunkResult {
   id: number;
   worker: number;
-  /** values[i] is the result of items[i]; shorter than items when stopped at a failure. */
-  values: unknown[];
+  /** msgpack of an array: its [i] is the result of item i; shorter than the items when stopped at a failure. Decoded only by the coordinator. */
+  values: Uint8Array;
   failures: ItemFailure[];
   /** Epoch ms. */
   started: number;

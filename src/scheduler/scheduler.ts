@@ -2,6 +2,7 @@
 import type { ErrorRecord } from '../errors.js';
 import type { AgentConfig, ChunkResult, ChunkSpec, FromAgent, ToAgent } from '../protocol/messages.js';
 import type { Link } from '../transport/link.js';
+import { decode, encodeTransferable } from '../protocol/codec.js';
 import type { ChunkOutcome, Job, PlacedFailure } from './job.js';
 
 export type AgentLink = Link<ToAgent, FromAgent>;
@@ -207,7 +208,8 @@ export class Scheduler {
       fn: s.fn,
       kind: s.kind,
       start: c.root.start + c.offset,
-      items: c.items,
+      items: encodeTransferable(c.items),
+      count: c.items.length,
       stopOnError: s.stopOnError,
       timeoutMs: s.timeoutMs,
       transfer: s.transfer,
@@ -275,11 +277,20 @@ export class Scheduler {
       this.onDied(a, c, r);
       return;
     }
+    let values: unknown[];
+    try {
+      values = decode(r.values) as unknown[];
+      if (!Array.isArray(values)) throw new TypeError('values are not an array');
+    } catch (e) {
+      a.link.close(new Error(`undecodable results for chunk ${r.id}: ${(e as Error).message}`));
+      return;
+    }
     a.chunksDone++;
-    a.itemsDone += r.values.length;
+    a.itemsDone += values.length;
     a.busyMs += r.ended - r.started;
-    job.learn(r.values.length, r.ended - r.started);
-    for (let i = 0; i < r.values.length; i++) root.values[c.offset + i] = r.values[i];
+    job.learn(values.length, r.ended - r.started);
+    if (c.offset === 0 && values.length === root.size && root.remaining === 1) root.values = values;
+    else for (let i = 0; i < values.length; i++) root.values[c.offset + i] = values[i];
     for (const f of r.failures) {
       root.failures.push({ offset: c.offset + f.offset, error: f.error, node: a.node, worker: r.worker, attempts: c.attempts + 1 });
       if (job.spec.stopOnError) root.cutAt = Math.min(root.cutAt, c.offset + f.offset);

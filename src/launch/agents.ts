@@ -1,0 +1,44 @@
+// What every launcher of agent processes shares: the coordinator's port, the secret, the agent command, start failures.
+import { fileURLToPath } from 'node:url';
+import { newSecret, SECRET_ENV } from '../protocol/auth.js';
+import type { ResolvedOptions } from '../options.js';
+import type { Scheduler } from '../scheduler/scheduler.js';
+import { CoordinatorServer } from '../transport/tcp.js';
+
+/** The CLI entry that runs `slurmpool agent`, resolved next to this file. */
+export const CLI_MAIN = fileURLToPath(new URL('../cli/main.js', import.meta.url));
+
+/** Keeps the last bytes a process wrote to stderr, to quote when it fails to start. */
+export class Tail {
+  private text = '';
+  constructor(private readonly max = 4096) {}
+  push(chunk: Buffer | string): void {
+    this.text = (this.text + chunk.toString()).slice(-this.max);
+  }
+  get value(): string {
+    return this.text.trim();
+  }
+}
+
+/** Listen for agents on `host`, hand authenticated ones to the scheduler; one secret per pool. */
+export async function startCoordinator(
+  scheduler: Scheduler,
+  opts: ResolvedOptions,
+  host: string,
+): Promise<{ server: CoordinatorServer; secret: string }> {
+  const secret = newSecret();
+  const log = opts.log ?? (() => undefined);
+  const server = new CoordinatorServer({
+    host,
+    secret,
+    log,
+    onAgent: (link, node) => scheduler.addAgent(link, node),
+  });
+  await server.listen();
+  return { server, secret };
+}
+
+/** Environment every agent process gets: the coordinator's address and the secret (never argv). */
+export function agentEnv(base: NodeJS.ProcessEnv, coordinator: string, secret: string): NodeJS.ProcessEnv {
+  return { ...base, SLURMPOOL_AGENT: '1', SLURMPOOL_COORDINATOR: coordinator, [SECRET_ENV]: secret };
+}

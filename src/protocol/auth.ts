@@ -1,0 +1,30 @@
+// Mutual authentication with a per-job secret: each side proves it holds the secret over the other's fresh nonce.
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+
+/** Name of the variable that carries the job secret to agents (through srun's or ssh's environment, never argv). */
+export const SECRET_ENV = 'SLURMPOOL_SECRET';
+export const NONCE_BYTES = 32;
+
+/** A fresh secret for one job: 32 random bytes, hex. */
+export function newSecret(): string {
+  return randomBytes(32).toString('hex');
+}
+
+export function newNonce(): Buffer {
+  return randomBytes(NONCE_BYTES);
+}
+
+/** The proof one side gives: HMAC-SHA256 over a role label and both nonces, so proofs cannot be replayed or reflected. */
+export function proof(secret: string, role: 'coordinator' | 'agent', agentNonce: Uint8Array, coordNonce: Uint8Array): Buffer {
+  return createHmac('sha256', Buffer.from(secret, 'utf8'))
+    .update(`slurmpool-v1-${role}`)
+    .update(agentNonce)
+    .update(coordNonce)
+    .digest();
+}
+
+/** Constant-time comparison of a received proof with the expected one. */
+export function proofMatches(got: unknown, expected: Buffer): boolean {
+  if (!(got instanceof Uint8Array) || got.length !== expected.length) return false;
+  return timingSafeEqual(got, expected);
+}

@@ -1,0 +1,332 @@
+// TCP links: msgpack frames over a socket, opened only after both sides prove they hold the job secret.
+import { createServer, connect, type Server, type Socket } from 'node:net';
+import { ProtocolError } from '../errors.js';
+import { newNonce, proof, proofMatches } from '../protocol/auth.js';
+import { decode, encode } from '../protocol/codec.js';
+import { FrameDecoder, MAX_FRAME, MAX_HANDSHAKE_FRAME } from '../protocol/frames.js';
+import { PROTOCOL_VERSION, checkFromAgent, checkToAgent, type FromAgent, type Handshake, type ToAgent } from '../protocol/messages.js';
+import type { Link } from './link.js';
+
+/** A handshake not finished in this time is dropped (slow or silent peers). */
+export const HANDSHAKE_TIMEOUT_MS = 5000;
+/** Connections still in their handshake at once, beyond which new ones are refused. */
+export const MAX_PENDING_HANDSHAKES = 64;
+
+function frame(msg: unknown): Buffer {
+  const body = encode(msg);
+  const out = Buffer.allocUnsafe(4 + body.length);
+  out.writeUInt32BE(body.length, 0);
+  body.copy(out, 4);
+  return out;
+}
+
+function peerOf(s: Socket): string {
+  const a = s.remoteAddress ?? '?';
+  return `${a.includes(':') ? `[${a}]` : a}:${s.remotePort ?? '?'}`;
+}
+
+/** One authenticated connection, carrying typed messages both ways. */
+export class TcpLink<Out, In> implements Link<Out, In> {
+  private handler: ((m: In) => void) | undefined;
+  private closeHandler: ((reason?: Error) => void) | undefined;
+  private pending: In[] = [];
+  closed = false;
+  /** Called on every frame received (liveness). */
+  onHeard: (() => void) | undefined;
+  bytesIn = 0;
+  bytesOut = 0;
+
+  constructor(
+    private readonly socket: Socket,
+    private readonly decoder: FrameDecoder,
+    readonly peer: string,
+    private readonly check: (v: unknown) => string | null,
+    private readonly log: (line: string) => void,
+  ) {
+    decoder.maxFrame = MAX_FRAME;
+    socket.on('data', (d: Buffer) => this.onData(d));
+    socket.on('error', (e) => this.close(e));
+    socket.on('close', () => this.close());
+  }
+
+  /** Messages decoded together with the handshake's last frame belong to the link. */
+  feed(msgs: unknown[]): void {
+    for (const m of msgs) {
+      const bad = this.check(m);
+      if (bad) {
+        this.log(`closed connection from ${this.peer}: ${bad}`);
+        this.close(new ProtocolError(bad));
+        return;
+      }
+      this.pending.push(m as In);
+    }
+  }
+
+  private onData(d: Buffer): void {
+    if (this.closed) return;
+    this.bytesIn += d.length;
+    this.onHeard?.();
+    try {
+      this.decoder.push(d, (body) => {
+        let msg: unknown;
+        try {
+          msg = decode(body);
+        } catch (e) {
+          throw new ProtocolError(`undecodable frame (${(e as Error).message})`);
+        }
+        const bad = this.check(msg);
+        if (bad) throw new ProtocolError(bad);
+        if (this.handler) this.handler(msg as In);
+        else this.pending.push(msg as In);
+      });
+    } catch (e) {
+      const reason = e instanceof ProtocolError ? e.message : `failed: ${(e as Error).message}`;
+      this.log(`closed connection from ${this.peer}: ${reason}`);
+      this.close(e instanceof Error ? e : new Error(String(e)));
+    }
+  }
+
+  send(msg: Out): void {
+    if (this.closed) return;
+    const f = frame(msg);
+    this.bytesOut += f.length;
+    this.socket.write(f);
+  }
+
+  onMessage(handler: (m: In) => void): void {
+    this.handler = handler;
+    const p = this.pending;
+    this.pending = [];
+    for (const m of p) handler(m);
+  }
+
+  onClose(handler: (reason?: Error) => void): void {
+    this.closeHandler = handler;
+    if (this.closed) queueMicrotask(() => handler());
+  }
+
+  close(reason?: Error): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.socket.end();
+    // Give the peer a moment to read our last frame, then make sure the socket is gone.
+    setTimeout(() => this.socket.destroy(), 1000).unref();
+    this.closeHandler?.(reason);
+  }
+}
+
+/** Read handshake frames one at a time from a socket, with a small frame limit and a deadline. */
+class HandshakeReader {
+  private readonly decoder = new FrameDecoder(MAX_HANDSHAKE_FRAME);
+  private queue: unknown[] = [];
+  private waiting: { resolve: (v: unknown) => void; reject: (e: Error) => void } | null = null;
+  private failed: Error | null = null;
+  private readonly onData = (d: Buffer) => {
+    try {
+      this.decoder.push(d, (body) => {
+        let v: unknown;
+        try {
+          v = decode(body);
+        } catch (e) {
+          throw new ProtocolError(`undecodable handshake frame (${(e as Error).message})`);
+        }
+        this.queue.push(v);
+      });
+    } catch (e) {
+      this.fail(e as Error);
+      return;
+    }
+    this.deliver();
+  };
+  private readonly onEnd = () => this.fail(new ProtocolError('connection closed during the handshake'));
+  private readonly onError = (e: Error) => this.fail(e);
+
+  constructor(private readonly socket: Socket) {
+    socket.on('data', this.onData);
+    socket.on('close', this.onEnd);
+    socket.on('error', this.onError);
+  }
+
+  private fail(e: Error): void {
+    if (this.failed) return;
+    this.failed = e;
+    this.waiting?.reject(e);
+    this.waiting = null;
+  }
+
+  private deliver(): void {
+    if (this.waiting && this.queue.length) {
+      const w = this.waiting;
+      this.waiting = null;
+      w.resolve(this.queue.shift());
+    }
+  }
+
+  next(): Promise<unknown> {
+    if (this.queue.length) return Promise.resolve(this.queue.shift());
+    if (this.failed) return Promise.reject(this.failed);
+    return new Promise((resolve, reject) => {
+      this.waiting = { resolve, reject };
+    });
+  }
+
+  /** Stop reading for the handshake; returns the decoder (with any partial frame) and unread messages. */
+  detach(): { decoder: FrameDecoder; extra: unknown[] } {
+    this.socket.off('data', this.onData);
+    this.socket.off('close', this.onEnd);
+    this.socket.off('error', this.onError);
+    return { decoder: this.decoder, extra: this.queue };
+  }
+}
+
+function isMsg<T extends Handshake['t']>(v: unknown, t: T): v is Extract<Handshake, { t: T }> {
+  return typeof v === 'object' && v !== null && (v as { t?: unknown }).t === t;
+}
+
+function withDeadline<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout;
+  return Promise.race([
+    p,
+    new Promise<T>((_, reject) => {
+      timer = setTimeout(() => reject(new ProtocolError(`${what} not finished within ${ms} ms`)), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
+
+export interface CoordinatorServerOptions {
+  host: string;
+  port?: number;
+  secret: string;
+  log: (line: string) => void;
+  /** An agent passed the handshake. */
+  onAgent: (link: TcpLink<ToAgent, FromAgent>, node: string) => void;
+}
+
+/** The coordinator's one listening port. Only peers that prove the job secret get a link. */
+export class CoordinatorServer {
+  private server: Server | null = null;
+  private pendingHandshakes = 0;
+  private readonly sockets = new Set<Socket>();
+  port = 0;
+  /** Connections refused, by reason, for tests and summaries. */
+  rejected = 0;
+
+  constructor(private readonly opts: CoordinatorServerOptions) {}
+
+  async listen(): Promise<void> {
+    const server = createServer({ noDelay: true }, (s) => this.accept(s));
+    this.server = server;
+    server.maxConnections = 100_000;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen({ host: this.opts.host, port: this.opts.port ?? 0, exclusive: true }, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    const addr = server.address();
+    this.port = typeof addr === 'object' && addr ? addr.port : 0;
+  }
+
+  private accept(s: Socket): void {
+    const peer = peerOf(s);
+    this.sockets.add(s);
+    s.on('close', () => this.sockets.delete(s));
+    if (this.pendingHandshakes >= MAX_PENDING_HANDSHAKES) {
+      this.reject(s, peer, `too many unauthenticated connections (${MAX_PENDING_HANDSHAKES}) at once`);
+      return;
+    }
+    this.pendingHandshakes++;
+    let counted = true;
+    const done = () => {
+      if (counted) this.pendingHandshakes--;
+      counted = false;
+    };
+    withDeadline(this.handshake(s, peer), HANDSHAKE_TIMEOUT_MS, 'handshake')
+      .then(done, (e: Error) => {
+        done();
+        this.reject(s, peer, e.message);
+      });
+  }
+
+  private reject(s: Socket, peer: string, reason: string): void {
+    this.rejected++;
+    this.opts.log(`rejected connection from ${peer}: ${reason}`);
+    s.destroy();
+  }
+
+  private async handshake(s: Socket, peer: string): Promise<void> {
+    const r = new HandshakeReader(s);
+    const hello = await r.next();
+    if (!isMsg(hello, 'hello')) throw new ProtocolError('first frame is not a hello');
+    if (hello.v !== PROTOCOL_VERSION) {
+      s.write(frame({ t: 'reject', reason: `expected protocol ${PROTOCOL_VERSION}, got ${String(hello.v)}` } satisfies Handshake));
+      throw new ProtocolError(`expected protocol ${PROTOCOL_VERSION}, got ${String(hello.v)}`);
+    }
+    if (!(hello.nonce instanceof Uint8Array) || hello.nonce.length < 16 || typeof hello.node !== 'string' || hello.node.length > 256) {
+      throw new ProtocolError('malformed hello');
+    }
+    const nonce = newNonce();
+    s.write(frame({ t: 'challenge', v: PROTOCOL_VERSION, nonce, proof: proof(this.opts.secret, 'coordinator', hello.nonce, nonce) } satisfies Handshake));
+    const p = await r.next();
+    if (!isMsg(p, 'proof')) throw new ProtocolError('second frame is not a proof');
+    if (!proofMatches(p.proof, proof(this.opts.secret, 'agent', hello.nonce, nonce))) {
+      throw new ProtocolError(`wrong proof of the job secret (node ${JSON.stringify(hello.node)})`);
+    }
+    s.write(frame({ t: 'welcome' } satisfies Handshake));
+    const { decoder, extra } = r.detach();
+    if (extra.length) throw new ProtocolError('agent sent messages before the handshake finished');
+    const link = new TcpLink<ToAgent, FromAgent>(s, decoder, `${hello.node} (${peer})`, checkFromAgent, this.opts.log);
+    this.opts.onAgent(link, hello.node);
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.sockets) s.destroy();
+    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+  }
+}
+
+/** Agent side: connect, prove the secret, check the coordinator's proof, return the link. */
+export async function connectToCoordinator(opts: {
+  host: string;
+  port: number;
+  secret: string;
+  node: string;
+  log: (line: string) => void;
+  timeoutMs?: number;
+}): Promise<TcpLink<FromAgent, ToAgent>> {
+  const s = connect({ host: opts.host, port: opts.port, noDelay: true });
+  const where = `${opts.host.includes(':') ? `[${opts.host}]` : opts.host}:${opts.port}`;
+  try {
+    return await withDeadline(
+      (async () => {
+        await new Promise<void>((resolve, reject) => {
+          s.once('connect', resolve);
+          s.once('error', reject);
+        });
+        const r = new HandshakeReader(s);
+        const nonce = newNonce();
+        s.write(frame({ t: 'hello', v: PROTOCOL_VERSION, role: 'agent', node: opts.node, nonce } satisfies Handshake));
+        const ch = await r.next();
+        if (isMsg(ch, 'reject')) throw new ProtocolError(`coordinator at ${where} refused this agent: ${ch.reason}`);
+        if (!isMsg(ch, 'challenge')) throw new ProtocolError(`coordinator at ${where} sent no challenge`);
+        if (ch.v !== PROTOCOL_VERSION) throw new ProtocolError(`coordinator at ${where} speaks protocol ${String(ch.v)}, expected ${PROTOCOL_VERSION}`);
+        if (!(ch.nonce instanceof Uint8Array) || !proofMatches(ch.proof, proof(opts.secret, 'coordinator', nonce, ch.nonce))) {
+          throw new ProtocolError(`coordinator at ${where} failed to prove the job secret; refusing it`);
+        }
+        s.write(frame({ t: 'proof', proof: proof(opts.secret, 'agent', nonce, ch.nonce) } satisfies Handshake));
+        const w = await r.next();
+        if (!isMsg(w, 'welcome')) throw new ProtocolError(`coordinator at ${where} did not accept this agent's proof`);
+        const { decoder, extra } = r.detach();
+        const link = new TcpLink<FromAgent, ToAgent>(s, decoder, `coordinator ${where}`, checkToAgent, opts.log);
+        link.feed(extra);
+        return link;
+      })(),
+      opts.timeoutMs ?? HANDSHAKE_TIMEOUT_MS * 2,
+      `connecting to the coordinator at ${where}`,
+    );
+  } catch (e) {
+    s.destroy();
+    throw e;
+  }
+}
