@@ -306,6 +306,10 @@ async function makeLauncher(mode: Mode, opts: ResolvedOptions): Promise<Launcher
       const { EmulateLauncher } = await import('./launch/emulate.js');
       return new EmulateLauncher(opts);
     }
+    case 'slurm': {
+      const { SrunLauncher } = await import('./launch/srun.js');
+      return new SrunLauncher(opts);
+    }
     default:
       throw new LaunchError(`mode ${mode} is not built yet`);
   }
