@@ -132,7 +132,14 @@ export class Pool implements AsyncDisposable {
         } else finish(this.startError(failures, 'did not start in time'));
       }, opts.startTimeout);
       timer.unref();
-      launcher.start(scheduler, opts).then(check, (e: unknown) => finish(e instanceof Error ? e : new LaunchError(String(e))));
+      const failed = (node: string, why: string) => {
+        if (settled) return;
+        if (scheduler.readyAgents.some((a) => a.expected === node)) return;
+        // The agent's link may still be open (it was accepted, then its process died): say why once.
+        if (!failures.has(node)) failures.set(node, why);
+        check();
+      };
+      launcher.start(scheduler, opts, failed).then(check, (e: unknown) => finish(e instanceof Error ? e : new LaunchError(String(e))));
     });
   }
 

@@ -48,7 +48,7 @@ export class EmulateLauncher implements Launcher {
     this.nodes = Array.from({ length: this.spec.nodes }, (_, i) => `emu${i + 1}`);
   }
 
-  async start(scheduler: Scheduler, opts: ResolvedOptions): Promise<void> {
+  async start(scheduler: Scheduler, opts: ResolvedOptions, failed: (node: string, why: string) => void): Promise<void> {
     const { server, secret } = await startCoordinator(scheduler, opts, '127.0.0.1');
     this.server = server;
     const jobId = opts.env.SLURM_JOB_ID && opts.env.SLURMPOOL_EMULATED ? opts.env.SLURM_JOB_ID : `emu${process.pid}`;
@@ -61,8 +61,14 @@ export class EmulateLauncher implements Launcher {
         tail.push(d);
         process.stderr.write(d);
       });
-      child.on('error', (e) => this.exits.set(node, `could not start: ${e.message}`));
-      child.on('exit', (code, sig) => this.exits.set(node, `agent exited with ${sig ?? `status ${code}`}`));
+      child.on('error', (e) => {
+        this.exits.set(node, `could not start: ${e.message}`);
+        failed(node, this.failureOf(node) ?? e.message);
+      });
+      child.on('exit', (code, sig) => {
+        this.exits.set(node, `agent exited with ${sig ?? `status ${code}`}`);
+        failed(node, this.failureOf(node) ?? 'agent exited');
+      });
       this.procs.set(node, child);
     });
   }

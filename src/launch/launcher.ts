@@ -5,8 +5,11 @@ import type { Scheduler } from '../scheduler/scheduler.js';
 export interface Launcher {
   /** local, emulate, slurm or ssh. */
   readonly mode: string;
-  /** Start the agents; each one's link is handed to the scheduler with the node it was started for. */
-  start(scheduler: Scheduler, opts: ResolvedOptions): Promise<void>;
+  /**
+   * Start the agents; each one's link is handed to the scheduler with the node it was started for.
+   * `failed` is called when a node's agent process ends (or cannot start), with the reason.
+   */
+  start(scheduler: Scheduler, opts: ResolvedOptions, failed: (node: string, why: string) => void): Promise<void>;
   /** Names of the nodes agents were started for. */
   readonly nodes: string[];
   /** Stop what was started (processes, listeners); called once, after the agents were told to shut down. */

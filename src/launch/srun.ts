@@ -46,7 +46,7 @@ export class SrunLauncher implements Launcher {
     this.nodes = alloc.nodes;
   }
 
-  async start(scheduler: Scheduler, opts: ResolvedOptions): Promise<void> {
+  async start(scheduler: Scheduler, opts: ResolvedOptions, failed: (node: string, why: string) => void): Promise<void> {
     const { execa } = await import('execa');
     const bind = opts.bind ?? '0.0.0.0';
     const { server, secret } = await startCoordinator(scheduler, opts, bind);
@@ -76,8 +76,12 @@ export class SrunLauncher implements Launcher {
         (r) => {
           const why = r.failed && r.code === 'ENOENT' ? `${srun} not found on PATH` : r.signal ? `srun ended by ${r.signal}` : `srun exited with status ${r.exitCode}`;
           this.exits.set(node, why);
+          failed(node, this.failureOf(node) ?? why);
         },
-        (e: unknown) => this.exits.set(node, `srun failed: ${(e as Error).message}`),
+        (e: unknown) => {
+          this.exits.set(node, `srun failed: ${(e as Error).message}`);
+          failed(node, this.failureOf(node) ?? 'srun failed');
+        },
       );
       this.steps.set(node, step);
     }

@@ -1,0 +1,49 @@
+// The Pool across a real Slurm cluster: agents started with srun, one per node.
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { clusterOrSkip, readOut, sbatch, waitJob } from './helpers/slurm.js';
+
+const root = resolve(import.meta.dirname, '..');
+const cluster = clusterOrSkip();
+
+describe.skipIf(cluster.skip)(`Pool under Slurm ${cluster.why}`, () => {
+  it('maps across 3 nodes from an sbatch script: right result, tasks on every node', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'slurmpool-sb-'));
+    const out = join(dir, 'out.txt');
+    const id = sbatch(['-N3', `--chdir=${root}`, `--output=${out}`, 'scripts/slurm/pool-map.sbatch', '2000000']);
+    const end = await waitJob(id, 90_000);
+    const text = readOut(out);
+    expect(end.state, text).toBe('COMPLETED');
+    const line = text.split('\n').find((l) => l.startsWith('{'));
+    expect(line, text).toBeDefined();
+    const r = JSON.parse(line!) as { mode: string; nodes: string[]; primes: number; tasksPerNode: Record<string, number> };
+    expect(r.mode).toBe('slurm');
+    expect(r.nodes).toEqual(['n1', 'n2', 'n3']);
+    expect(r.primes).toBe(148933);
+    expect(Object.keys(r.tasksPerNode).sort()).toEqual(['n1', 'n2', 'n3']);
+    expect(text).toMatch(/slurm mode: 3 nodes .* workers/);
+  });
+
+  it('a node whose agent cannot start is named with srun\'s words; with minNodes the run goes on', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'slurmpool-sb-'));
+    const failOut = join(dir, 'fail.txt');
+    const okOut = join(dir, 'ok.txt');
+    const wrapper = join(root, 'scripts/slurm/testing/srun-failing-node.sh');
+    const env = `--export=ALL,SLURMPOOL_SRUN=${wrapper},SLURMPOOL_FAIL_NODE=n3`;
+    const a = sbatch(['-N3', env, `--chdir=${root}`, `--output=${failOut}`, 'scripts/slurm/pool-map.sbatch', '100000']);
+    const b = sbatch(['-N3', `${env},MIN_NODES=2`, `--chdir=${root}`, `--output=${okOut}`, 'scripts/slurm/pool-map.sbatch', '100000']);
+    const [ea, eb] = [await waitJob(a, 90_000), await waitJob(b, 90_000)];
+    const fail = readOut(failOut);
+    expect(ea.state, fail).toBe('FAILED');
+    expect(fail).toContain('1 of 3 node(s) could not start (need 3)');
+    expect(fail).toMatch(/n3: .*cannot start the agent \(simulated: node binary missing\)/);
+    const ok = readOut(okOut);
+    expect(eb.state, ok).toBe('COMPLETED');
+    expect(ok).toMatch(/node n3: left out: .*cannot start the agent/);
+    const r = JSON.parse(ok.split('\n').find((l) => l.startsWith('{'))!) as { nodes: string[]; primes: number };
+    expect(r.nodes).toEqual(['n1', 'n2']);
+    expect(r.primes).toBe(9592);
+  });
+});
