@@ -1,0 +1,63 @@
+// Emulation: real agent processes over real loopback TCP, each with a node's SLURM_* environment.
+import { readdirSync, readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { Pool } from '../dist/index.js';
+
+const tasks = new URL('./fixtures/tasks.mjs', import.meta.url);
+
+/** Every process's command line on this machine, as `ps` shows them to every user. */
+function allCommandLines(): string[] {
+  const out: string[] = [];
+  for (const pid of readdirSync('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    try {
+      out.push(readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' '));
+    } catch {
+      // gone
+    }
+  }
+  return out;
+}
+
+describe('emulation', () => {
+  it('maps over 3x2 emulated nodes; results record 3 node names; every node sees its own SLURM_* environment', async () => {
+    const logs: string[] = [];
+    await using pool = await Pool.open({ module: tasks, emulate: '3x2', log: (l) => logs.push(l) });
+    expect(pool.mode).toBe('emulate');
+    expect(pool.nodes.map((n) => n.node).sort()).toEqual(['emu1', 'emu2', 'emu3']);
+    expect(pool.workers).toBeGreaterThanOrEqual(3);
+    expect(logs.join('\n')).toMatch(/emulate mode: 3 nodes/);
+    const names = await pool.map<string>('envOf', Array(30).fill('SLURMD_NODENAME'), { chunksize: 1 });
+    expect(new Set(names)).toEqual(new Set(['emu1', 'emu2', 'emu3']));
+    expect(await pool.map('envOf', ['SLURM_JOB_NODELIST', 'SLURM_CPUS_ON_NODE', 'SLURM_JOB_NUM_NODES'], { chunksize: 3 })).toEqual(['emu[1-3]', '2', '3']);
+    // the results themselves are right
+    const xs = Array.from({ length: 1000 }, (_, i) => i);
+    expect(await pool.map('square', xs)).toEqual(xs.map((x) => x * x));
+  });
+
+  it('the job secret reaches agents only through the environment: never argv, never a task', async () => {
+    await using pool = await Pool.open({ module: tasks, emulate: '2x1', log: false });
+    const secrets = await pool.map('envOf', ['SLURMPOOL_SECRET', 'SLURMPOOL_SECRET'], { chunksize: 1 });
+    expect(secrets).toEqual([null, null]);
+    const agents = allCommandLines().filter((c) => c.includes('cli/main.js agent'));
+    expect(agents.length).toBeGreaterThanOrEqual(2);
+    for (const c of agents) expect(c).not.toMatch(/[0-9a-f]{64}/);
+  });
+
+  it('an agent killed mid-map: its chunks re-run elsewhere, every result exactly once', async () => {
+    const logs: string[] = [];
+    await using pool = await Pool.open({ module: tasks, emulate: '3x1', log: (l) => logs.push(l), lostAfterMs: 2000 });
+    const victim = pool.nodes.find((n) => n.node === 'emu2')!;
+    const items = Array.from({ length: 60 }, (_, i) => ({ ms: 40, v: i }));
+    const p = pool.map<number>('sleepThen', items, { chunksize: 1 });
+    setTimeout(() => process.kill(victim.pid, 'SIGKILL'), 300);
+    const out = await p;
+    expect(out).toEqual(items.map((x) => x.v));
+    expect(logs.join('\n')).toMatch(/node emu2: agent lost .*re-dispatched/);
+    expect(pool.nodes.map((n) => n.node).sort()).toEqual(['emu1', 'emu3']);
+  });
+
+  it('a module that fails to load on the nodes fails Pool.open, naming the nodes and the error', async () => {
+    await expect(Pool.open({ module: new URL('./fixtures/broken.mjs', import.meta.url), emulate: '2x1', log: false })).rejects.toThrow(/of 2 node\(s\) could not start \(need 2\):\n  emu\d: SyntaxError/);
+  });
+});
