@@ -198,6 +198,8 @@ export interface CoordinatorServerOptions {
   port?: number;
   secret: string;
   log: (line: string) => void;
+  /** Default HANDSHAKE_TIMEOUT_MS. */
+  handshakeTimeoutMs?: number;
   /** An agent passed the handshake. */
   onAgent: (link: TcpLink<ToAgent, FromAgent>, node: string) => void;
 }
@@ -242,7 +244,7 @@ export class CoordinatorServer {
       if (counted) this.pendingHandshakes--;
       counted = false;
     };
-    withDeadline(this.handshake(s, peer), HANDSHAKE_TIMEOUT_MS, 'handshake')
+    withDeadline(this.handshake(s, peer), this.opts.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS, 'handshake')
       .then(done, (e: Error) => {
         done();
         this.reject(s, peer, e.message);
