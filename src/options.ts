@@ -47,6 +47,8 @@ export interface PoolOptions {
   heartbeatMs?: number;
   /** An agent silent this long is lost (distributed modes). Default 10000. */
   lostAfterMs?: number;
+  /** Run a copy of a straggling chunk on an idle worker once nothing else waits (not for shell commands). Default true. */
+  speculate?: boolean;
   /** Where log lines go: a function, or false for none. Default: stderr in distributed modes. */
   log?: ((line: string) => void) | false;
   /** Environment to read Slurm and SLURMPOOL_* variables from. Default process.env. */
@@ -73,6 +75,7 @@ export interface ResolvedOptions {
   startTimeout: number;
   heartbeatMs: number;
   lostAfterMs: number;
+  speculate: boolean;
   log: ((line: string) => void) | null;
   logGiven: boolean;
   env: NodeJS.ProcessEnv;
@@ -174,6 +177,7 @@ export function resolveOptions(o: PoolOptions): ResolvedOptions {
   if (o.log !== undefined && o.log !== false && typeof o.log !== 'function') {
     throw new OptionError(`options.log must be a function or false, got ${show(o.log)}`);
   }
+  if (o.speculate !== undefined && typeof o.speculate !== 'boolean') throw new OptionError(`options.speculate must be a boolean, got ${show(o.speculate)}`);
   if (o.bind !== undefined && (typeof o.bind !== 'string' || o.bind === '')) throw new OptionError(`options.bind must be an address, got ${show(o.bind)}`);
   return {
     moduleUrl: mod?.url ?? null,
@@ -195,6 +199,7 @@ export function resolveOptions(o: PoolOptions): ResolvedOptions {
     startTimeout: intOption('startTimeout', o.startTimeout, 60_000, 1),
     heartbeatMs: intOption('heartbeatMs', o.heartbeatMs, 1000, 10),
     lostAfterMs: intOption('lostAfterMs', o.lostAfterMs, 10_000, 50),
+    speculate: o.speculate ?? true,
     log: o.log === false ? null : (o.log ?? ((line: string) => process.stderr.write(`slurmpool: ${line}\n`))),
     logGiven: o.log !== undefined,
     env,

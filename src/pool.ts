@@ -68,7 +68,7 @@ export class Pool implements AsyncDisposable {
       heartbeatMs: mode === 'local' ? 0 : opts.heartbeatMs,
     };
     const log = opts.log ?? (() => undefined);
-    const scheduler = new Scheduler({ config, retries: opts.retries, lostAfterMs: mode === 'local' ? 0 : opts.lostAfterMs, log });
+    const scheduler = new Scheduler({ config, retries: opts.retries, lostAfterMs: mode === 'local' ? 0 : opts.lostAfterMs, speculate: opts.speculate, log });
     const pool = new Pool(scheduler, launcher, opts, mode);
     try {
       await pool.startAgents();
@@ -317,7 +317,9 @@ async function makeLauncher(mode: Mode, opts: ResolvedOptions): Promise<Launcher
       const { SrunLauncher } = await import('./launch/srun.js');
       return new SrunLauncher(opts);
     }
-    default:
-      throw new LaunchError(`mode ${mode} is not built yet`);
+    case 'ssh': {
+      const { SshLauncher } = await import('./launch/ssh.js');
+      return new SshLauncher(opts);
+    }
   }
 }

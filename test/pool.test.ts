@@ -191,3 +191,20 @@ describe('process lifetime', () => {
     expect(out.trim()).toBe('closed');
   });
 });
+
+describe('stragglers', () => {
+  it('a chunk running far longer than the others gets a copy on an idle worker; the first result wins, recorded once', async () => {
+    const { mkdtempSync } = await import('node:fs');
+    const { join } = await import('node:path');
+    const { tmpdir } = await import('node:os');
+    const marker = join(mkdtempSync(join(tmpdir(), 'sp-strag-')), 'm');
+    const logs: string[] = [];
+    await using pool = await Pool.open({ module: tasks, workers: 2, log: (l) => logs.push(l) });
+    const items = Array.from({ length: 12 }, (_, i) => ({ v: i, marker: i === 11 ? marker : '', ms: 30_000 }));
+    const t0 = Date.now();
+    const out = await pool.map('slowFirstTime', items, { chunksize: 1 });
+    expect(out).toEqual(items.map((x) => x.v));
+    expect(Date.now() - t0).toBeLessThan(20_000);
+    expect(logs.join('\n')).toMatch(/straggler: task 11 has run \d+ s on node .*a copy runs on node/);
+  });
+});

@@ -132,10 +132,10 @@ export class Agent {
   }
 }
 
-/** CPUs this process may use: Slurm's count when given, capped by what the OS lets it run on. */
+/** CPUs this process may use: SLURMPOOL_CPUS or Slurm's count when given, capped by what the OS lets it run on. */
 export function usableCpus(env: NodeJS.ProcessEnv = process.env): number {
   const os = availableParallelism();
-  const fromSlurm = [env.SLURM_CPUS_ON_NODE, env.SLURM_CPUS_PER_TASK]
+  const fromSlurm = [env.SLURMPOOL_CPUS, env.SLURM_CPUS_ON_NODE, env.SLURM_CPUS_PER_TASK]
     .map((v) => (v === undefined ? NaN : Number.parseInt(v, 10)))
     .filter((n) => Number.isInteger(n) && n > 0);
   return Math.max(1, Math.min(os, ...fromSlurm));

@@ -87,9 +87,13 @@ export class WorkerPool {
     this.armTimer(chunks);
   }
 
-  /** Drop chunks that have not reached a worker; running ones finish and their results are ignored upstream. */
+  /** Chunks cancelled while a worker had them: not waited for, their results dropped. */
+  private readonly cancelled = new Set<number>();
+
+  /** Drop chunks that have not reached a worker; running ones finish but are no longer waited for or reported. */
   cancel(ids: number[]): void {
     const drop = new Set(ids);
+    for (const s of this.slots) if (s) for (const id of ids) if (s.assigned.has(id)) this.cancelled.add(id);
     const keep = this.queue.slice(this.qHead).filter((c) => !drop.has(c.id));
     this.queue.length = 0;
     this.qHead = 0;
@@ -99,7 +103,7 @@ export class WorkerPool {
   get pending(): number {
     let n = this.queue.length - this.qHead;
     for (const s of this.slots) if (s) n += s.assigned.size;
-    return n;
+    return n - this.cancelled.size;
   }
 
   /** Resolves when no chunk is queued or running. */
@@ -185,13 +189,15 @@ export class WorkerPool {
   }
 
   private onResults(s: Slot, results: ChunkResult[]): void {
+    let keep = results;
     for (const r of results) {
       s.assigned.delete(r.id);
       const ms = r.ended - r.started;
       this.avgChunkMs = this.avgChunkMs < 0 ? ms : this.avgChunkMs * 0.8 + ms * 0.2;
+      if (this.cancelled.delete(r.id)) keep = keep.filter((x) => x.id !== r.id);
     }
     this.deathsInARow = 0;
-    this.sink.results(results);
+    if (keep.length) this.sink.results(keep);
     this.dispatch();
     this.checkIdle();
   }
@@ -203,6 +209,7 @@ export class WorkerPool {
     let died: ChunkResult | null = null;
     const running = s.slot[SLOT_CHUNK] ?? -1;
     for (const c of s.assigned.values()) {
+      if (this.cancelled.delete(c.id)) continue;
       if (!s.retiring && s.killedFor && s.killedFor.chunk === c.id) {
         died = { id: c.id, worker: s.index, values: EMPTY_VALUES, failures: [], started: Date.now(), ended: Date.now(), died: { offset: s.killedFor.offset, error: s.killedFor.error } };
       } else if (!s.retiring && !s.killedFor && c.id === running) {

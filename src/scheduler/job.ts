@@ -63,6 +63,16 @@ interface Source {
   close(): void;
 }
 
+/** A mean over a stream of numbers. */
+export class RunningMean {
+  count = 0;
+  mean = 0;
+  add(x: number): void {
+    this.count++;
+    this.mean += (x - this.mean) / this.count;
+  }
+}
+
 let nextJobId = 1;
 
 /** Upper bound on items read ahead of the consumer from an input of unknown length. */
@@ -78,6 +88,8 @@ export class Job {
   private inFlightItems = 0;
   private ended = false;
   cancelled = false;
+  /** Durations of this call's finished chunks, for straggler detection. */
+  readonly chunkMs = new RunningMean();
   private readonly source: Source;
 
   constructor(

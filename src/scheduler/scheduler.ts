@@ -41,6 +41,10 @@ interface Chunk {
   attempts: number;
   losses: number;
   agent: AgentState | null;
+  /** When it was last sent to an agent (epoch ms). */
+  sentAt: number;
+  /** A speculative copy running elsewhere (straggler); the first result wins. */
+  twin: Chunk | null;
 }
 
 interface Root {
@@ -61,6 +65,8 @@ export interface SchedulerOptions {
   retries: number;
   /** An agent silent this long is lost. 0 = never (in-process agents). */
   lostAfterMs: number;
+  /** Run a copy of a chunk that takes far longer than its job's others, once nothing else waits. */
+  speculate: boolean;
   log: (line: string) => void;
 }
 
@@ -72,6 +78,11 @@ export interface SchedulerEvents {
 
 /** Agent losses a chunk may suffer before it is reported as lost. */
 const MAX_LOSSES = 3;
+const STRAGGLER_CHECK_MS = 250;
+/** A chunk is a straggler past this multiple of its job's mean chunk time (plus a floor), with at least this many chunks learned. */
+const STRAGGLER_FACTOR = 4;
+const STRAGGLER_FLOOR_MS = 1000;
+const STRAGGLER_MIN_SAMPLES = 3;
 
 export class Scheduler {
   readonly agents: AgentState[] = [];
@@ -83,9 +94,16 @@ export class Scheduler {
   private pumpQueued = false;
   private rr = 0;
   private watchdog: NodeJS.Timeout | undefined;
+  private stragglerTimer: NodeJS.Timeout | undefined;
   events: SchedulerEvents = {};
+  /** Speculative copies started, and how many of them finished first. */
+  readonly speculation = { started: 0, won: 0 };
 
   constructor(readonly opts: SchedulerOptions) {
+    if (opts.speculate) {
+      this.stragglerTimer = setInterval(() => this.checkStragglers(), STRAGGLER_CHECK_MS);
+      this.stragglerTimer.unref();
+    }
     if (opts.lostAfterMs > 0) {
       const every = Math.max(100, Math.min(opts.config.heartbeatMs, opts.lostAfterMs / 3));
       this.watchdog = setInterval(() => this.watch(), every);
@@ -160,6 +178,7 @@ export class Scheduler {
   shutdown(): void {
     this.stopping = true;
     clearInterval(this.watchdog);
+    clearInterval(this.stragglerTimer);
   }
 
   /** Coalesce dispatch into one pass per microtask. */
@@ -191,6 +210,7 @@ export class Scheduler {
         }
         progress = true;
         c.agent = a;
+        c.sentAt = Date.now();
         a.inflight.set(c.id, c);
         let b = batches.get(a);
         if (!b) batches.set(a, (b = []));
@@ -224,7 +244,7 @@ export class Scheduler {
       const t = job.take(workers);
       if (t) {
         const root: Root = { seq: t.seq, start: t.start, size: t.items.length, values: new Array(t.items.length), failures: [], parts: [], remaining: 1, cutAt: t.items.length };
-        const c: Chunk = { id: this.nextChunkId++, job, root, offset: 0, items: t.items, attempts: 0, losses: 0, agent: null };
+        const c: Chunk = { id: this.nextChunkId++, job, root, offset: 0, items: t.items, attempts: 0, losses: 0, agent: null, sentAt: 0, twin: null };
         this.chunks.set(c.id, c);
         return c;
       }
@@ -273,6 +293,14 @@ export class Scheduler {
     this.chunks.delete(r.id);
     const root = c.root;
     const job = c.job;
+    const twin = c.twin;
+    if (twin && this.chunks.get(twin.id) === twin) {
+      c.twin = twin.twin = null;
+      // Its copy is still running: a failure here leaves the work to the copy; a success wins.
+      if (r.died) return;
+      this.dropChunk(twin);
+      this.speculation.won++;
+    }
     if (r.died) {
       this.onDied(a, c, r);
       return;
@@ -289,6 +317,7 @@ export class Scheduler {
     a.itemsDone += values.length;
     a.busyMs += r.ended - r.started;
     job.learn(values.length, r.ended - r.started);
+    job.chunkMs.add(r.ended - r.started);
     if (c.offset === 0 && values.length === root.size && root.remaining === 1) root.values = values;
     else for (let i = 0; i < values.length; i++) root.values[c.offset + i] = values[i];
     for (const f of r.failures) {
@@ -326,6 +355,8 @@ export class Scheduler {
       attempts,
       losses: c.losses,
       agent: null,
+      sentAt: 0,
+      twin: null,
     };
     c.root.remaining++;
     this.chunks.set(part.id, part);
@@ -362,6 +393,12 @@ export class Scheduler {
     a.inflight.clear();
     for (const c of chunks) {
       if (this.chunks.get(c.id) !== c) continue;
+      if (c.twin && this.chunks.get(c.twin.id) === c.twin) {
+        // A copy is running elsewhere: it carries on alone.
+        this.chunks.delete(c.id);
+        c.twin = c.twin.twin = null;
+        continue;
+      }
       c.agent = null;
       c.losses++;
       if (c.losses >= MAX_LOSSES) {
@@ -380,6 +417,40 @@ export class Scheduler {
     }
     this.events.agentLost?.(a, reason);
     this.pump();
+  }
+
+  /** Forget a chunk in flight and tell its agent to drop it. */
+  private dropChunk(c: Chunk): void {
+    this.chunks.delete(c.id);
+    if (c.agent) {
+      c.agent.inflight.delete(c.id);
+      c.agent.link.send({ t: 'cancel', ids: [c.id] });
+    }
+  }
+
+  /**
+   * Once no chunk waits to be dispatched, a chunk running far longer than its job's others gets a
+   * copy on a node with an idle worker (preferably another node); the first result wins.
+   */
+  private checkStragglers(): void {
+    if (this.retryQueue.length > 0 || this.jobs.length === 0 || this.jobs.some((j) => !j.exhausted)) return;
+    const idle = this.readyAgents.filter((a) => a.inflight.size < a.workers);
+    if (idle.length === 0) return;
+    const now = Date.now();
+    for (const c of this.chunks.values()) {
+      if (c.twin || !c.agent || c.job.spec.kind === 'shell' || c.job.chunkMs.count < STRAGGLER_MIN_SAMPLES) continue;
+      const limit = STRAGGLER_FACTOR * c.job.chunkMs.mean + STRAGGLER_FLOOR_MS;
+      if (now - c.sentAt < limit) continue;
+      const target = idle.find((a) => a !== c.agent && a.inflight.size < a.workers) ?? idle.find((a) => a.inflight.size < a.workers);
+      if (!target) return;
+      const copy: Chunk = { ...c, id: this.nextChunkId++, agent: target, sentAt: now, twin: c };
+      c.twin = copy;
+      this.chunks.set(copy.id, copy);
+      target.inflight.set(copy.id, copy);
+      target.link.send({ t: 'chunks', chunks: [this.spec(copy)] });
+      this.speculation.started++;
+      this.opts.log(`straggler: task ${c.root.start + c.offset} has run ${Math.round((now - c.sentAt) / 1000)} s on node ${c.agent.node} (its call's chunks take ${Math.round(c.job.chunkMs.mean)} ms); a copy runs on node ${target.node}, the first result wins`);
+    }
   }
 
   private watch(): void {
