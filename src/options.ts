@@ -37,6 +37,8 @@ export interface PoolOptions {
   emulate?: EmulateSpec | string;
   /** SSH hosts, "name" or "name:cpus". */
   hosts?: string[];
+  /** SSH settings for `hosts` (each also from SLURMPOOL_SSH_* variables). */
+  ssh?: SshOptions;
   /** Fewest nodes to go on with when some never start. Default: all of them. */
   minNodes?: number;
   /** Address the coordinator listens on (distributed modes). */
@@ -55,6 +57,23 @@ export interface PoolOptions {
   env?: NodeJS.ProcessEnv;
 }
 
+export interface SshOptions {
+  /** Default 22 (SLURMPOOL_SSH_PORT). */
+  port?: number;
+  /** Default: this user (SLURMPOOL_SSH_USER); `user@host` in a host entry wins. */
+  user?: string;
+  /** Private key file; default ~/.ssh/id_ed25519, id_ecdsa, id_rsa, and the agent at SSH_AUTH_SOCK (SLURMPOOL_SSH_KEY). */
+  identityFile?: string;
+  /** Default ~/.ssh/known_hosts (SLURMPOOL_SSH_KNOWN_HOSTS). */
+  knownHosts?: string;
+  /** Add unknown host keys to knownHosts on first use instead of refusing them (SLURMPOOL_SSH_ACCEPT_NEW=1). Changed keys are always refused. */
+  acceptNewHostKeys?: boolean;
+  /** node binary on the hosts; default: the same path as here (SLURMPOOL_REMOTE_NODE). */
+  remoteNode?: string;
+  /** slurmpool's cli/main.js on the hosts; default: the same path as here (SLURMPOOL_REMOTE_CLI). */
+  remoteCli?: string;
+}
+
 export interface ResolvedOptions {
   moduleUrl: string | null;
   modulePath: string | null;
@@ -70,6 +89,7 @@ export interface ResolvedOptions {
   mode: Mode | null;
   emulate: EmulateSpec | null;
   hosts: string[] | null;
+  ssh: SshOptions;
   minNodes: number;
   bind: string | null;
   startTimeout: number;
@@ -174,6 +194,8 @@ export function resolveOptions(o: PoolOptions): ResolvedOptions {
     }
     hosts = o.hosts.map((h) => h.trim());
   }
+  if (o.ssh !== undefined && (typeof o.ssh !== 'object' || o.ssh === null)) throw new OptionError(`options.ssh must be an object, got ${show(o.ssh)}`);
+  if (o.ssh?.port !== undefined) intOption('ssh.port', o.ssh.port, 22, 1);
   if (o.log !== undefined && o.log !== false && typeof o.log !== 'function') {
     throw new OptionError(`options.log must be a function or false, got ${show(o.log)}`);
   }
@@ -194,6 +216,7 @@ export function resolveOptions(o: PoolOptions): ResolvedOptions {
     mode: o.mode ?? null,
     emulate,
     hosts,
+    ssh: o.ssh ?? {},
     minNodes: intOption('minNodes', o.minNodes, 0, 1),
     bind: o.bind ?? env.SLURMPOOL_BIND ?? null,
     startTimeout: intOption('startTimeout', o.startTimeout, 60_000, 1),

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import type { Client as SshClient, ConnectConfig } from 'ssh2';
 import { LaunchError, OptionError } from '../errors.js';
 import { SECRET_ENV } from '../protocol/auth.js';
-import type { ResolvedOptions } from '../options.js';
+import type { ResolvedOptions, SshOptions } from '../options.js';
 import type { Scheduler } from '../scheduler/scheduler.js';
 import type { CoordinatorServer } from '../transport/tcp.js';
 import { CLI_MAIN, startCoordinator, Tail } from './agents.js';
@@ -63,19 +63,22 @@ export interface SshSettings {
   cliPath: string;
 }
 
-export function sshSettings(env: NodeJS.ProcessEnv): SshSettings {
+/** SSH settings from options, then SLURMPOOL_SSH_* variables, then OpenSSH's defaults. */
+export function sshSettings(o: SshOptions, env: NodeJS.ProcessEnv): SshSettings {
   const home = homedir();
-  const ids = env.SLURMPOOL_SSH_KEY ? [env.SLURMPOOL_SSH_KEY] : ['id_ed25519', 'id_ecdsa', 'id_rsa'].map((f) => join(home, '.ssh', f));
-  const port = Number(env.SLURMPOOL_SSH_PORT ?? 22);
+  const key = o.identityFile ?? env.SLURMPOOL_SSH_KEY;
+  const ids = key ? [key] : ['id_ed25519', 'id_ecdsa', 'id_rsa'].map((f) => join(home, '.ssh', f));
+  const port = o.port ?? Number(env.SLURMPOOL_SSH_PORT ?? 22);
   if (!Number.isInteger(port) || port < 1 || port > 65535) throw new OptionError(`SLURMPOOL_SSH_PORT must be a TCP port, got ${JSON.stringify(env.SLURMPOOL_SSH_PORT)}`);
+  const known = o.knownHosts ?? env.SLURMPOOL_SSH_KNOWN_HOSTS;
   return {
     port,
-    user: env.SLURMPOOL_SSH_USER ?? userInfo().username,
+    user: o.user ?? env.SLURMPOOL_SSH_USER ?? userInfo().username,
     identityFiles: ids,
-    knownHosts: env.SLURMPOOL_SSH_KNOWN_HOSTS ? [env.SLURMPOOL_SSH_KNOWN_HOSTS] : [join(home, '.ssh', 'known_hosts')],
-    acceptNewHostKeys: env.SLURMPOOL_SSH_ACCEPT_NEW === '1' || env.SLURMPOOL_SSH_ACCEPT_NEW === 'true',
-    nodePath: env.SLURMPOOL_REMOTE_NODE ?? process.execPath,
-    cliPath: env.SLURMPOOL_REMOTE_CLI ?? CLI_MAIN,
+    knownHosts: known ? [known] : [join(home, '.ssh', 'known_hosts')],
+    acceptNewHostKeys: o.acceptNewHostKeys ?? (env.SLURMPOOL_SSH_ACCEPT_NEW === '1' || env.SLURMPOOL_SSH_ACCEPT_NEW === 'true'),
+    nodePath: o.remoteNode ?? env.SLURMPOOL_REMOTE_NODE ?? process.execPath,
+    cliPath: o.remoteCli ?? env.SLURMPOOL_REMOTE_CLI ?? CLI_MAIN,
   };
 }
 
@@ -98,7 +101,7 @@ export class SshLauncher implements Launcher {
       seen.add(h.name);
     }
     this.nodes = this.hosts.map((h) => h.name);
-    this.settings = sshSettings(opts.env);
+    this.settings = sshSettings(opts.ssh, opts.env);
   }
 
   async start(scheduler: Scheduler, opts: ResolvedOptions, failed: (node: string, why: string) => void): Promise<void> {
