@@ -15,3 +15,4 @@ export {
   type TaskFailure,
 } from './errors.js';
 export { THREAD_VARIABLES } from './agent/threads.js';
+export type { SharedRef } from './shared.js';

@@ -8,6 +8,8 @@ import type { AgentConfig, TaskKind } from './protocol/messages.js';
 import { Job, type Input, type Sink } from './scheduler/job.js';
 import { Scheduler, type AgentState } from './scheduler/scheduler.js';
 import { pickMode } from './launch/pick.js';
+import { encodeTransferable } from './protocol/codec.js';
+import { SHARED_KEY, VIEW_CTORS, isSharedRef, type SharedRef } from './shared.js';
 
 /** A node of the running pool. */
 export interface NodeInfo {
@@ -251,6 +253,53 @@ export class Pool implements AsyncDisposable {
     const sink = new RecordSink(this.settled as (s: RecordSink) => void);
     this.submit('', 'shell', commands, options, sink, false, options?.skip);
     return sink;
+  }
+
+  /**
+   * Send read-only data to every node once; returns a small handle to pass inside task arguments
+   * (as the item, an element of an array item, or a value of an object item). In the task the handle
+   * is the data: binary data (Buffer, typed array, ArrayBuffer) as a view over one SharedArrayBuffer
+   * per node, shared by all its workers — read-only by convention, writes are seen by every worker of
+   * that node and by no other node; any other value decoded once per worker. Resolves when every
+   * node holds the data; a node that joins later gets it before its first chunk.
+   */
+  async share(value: unknown): Promise<SharedRef> {
+    this.checkOpen();
+    let kind: 'bytes' | 'value' = 'bytes';
+    let ctor = 'Uint8Array';
+    let bytes: Uint8Array;
+    if (value instanceof ArrayBuffer || value instanceof SharedArrayBuffer) {
+      bytes = new Uint8Array(value);
+    } else if (ArrayBuffer.isView(value) && !(value instanceof DataView)) {
+      ctor = Buffer.isBuffer(value) ? 'Buffer' : value.constructor.name;
+      if (!(ctor in VIEW_CTORS)) ctor = 'Uint8Array';
+      bytes = new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
+    } else {
+      kind = 'value';
+      bytes = encodeTransferable(value);
+    }
+    const id = this.scheduler.addShare(kind, ctor, bytes);
+    await this.scheduler.shareReady(id);
+    return { [SHARED_KEY]: id, bytes: bytes.byteLength };
+  }
+
+  /** Release a shared value on every node; resolves when the nodes report it released. */
+  async unshare(ref: SharedRef): Promise<void> {
+    if (!isSharedRef(ref)) throw new OptionError(`unshare takes a handle returned by pool.share, got ${JSON.stringify(ref)}`);
+    await this.scheduler.removeShare(ref[SHARED_KEY]);
+  }
+
+  /** Per node: shared values it holds and bytes of shared data sent to it. */
+  sharedState(): { node: string; ready: number[]; released: number[]; bytesSent: number; linkBytesOut: number | null }[] {
+    return this.scheduler.agents
+      .filter((a) => a.ready || a.lost)
+      .map((a) => ({
+        node: a.node,
+        ready: [...a.shareStates].filter(([, s]) => s === 'ready').map(([id]) => id),
+        released: [...a.shareStates].filter(([, s]) => s === 'released').map(([id]) => id),
+        bytesSent: a.shareBytesSent,
+        linkBytesOut: a.link.bytesOut ?? null,
+      }));
   }
 
   /** What each node has run so far. */

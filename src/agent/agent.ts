@@ -1,7 +1,8 @@
 // The per-node side: take a configuration, run chunks in a WorkerPool, report results and credits.
 import { availableParallelism } from 'node:os';
 import { toErrorRecord } from '../errors.js';
-import type { AgentConfig, ChunkResult, FromAgent, ToAgent } from '../protocol/messages.js';
+import type { AgentConfig, ChunkResult, FromAgent, SharePiece, ToAgent } from '../protocol/messages.js';
+import type { SharedEntry } from './thread-messages.js';
 import type { Link } from '../transport/link.js';
 import { pinnedEnv } from './threads.js';
 import { WorkerPool } from './worker-pool.js';
@@ -25,6 +26,8 @@ export class Agent {
   private flushScheduled = false;
   private stopped = false;
   private heartbeat: NodeJS.Timeout | undefined;
+  /** Shared values on this node, complete or still arriving. */
+  private readonly shares = new Map<number, { entry: SharedEntry; got: number; total: number }>();
 
   constructor(
     private readonly link: Link<FromAgent, ToAgent>,
@@ -45,6 +48,14 @@ export class Agent {
       case 'cancel':
         this.pool?.cancel(m.ids);
         break;
+      case 'share':
+        this.onSharePiece(m);
+        break;
+      case 'unshare':
+        this.shares.delete(m.id);
+        this.pool?.unshare(m.id);
+        this.link.send({ t: 'shareState', id: m.id, state: 'released', bytes: 0 });
+        break;
       case 'ping':
         this.link.send({ t: 'pong', at: m.at });
         break;
@@ -52,6 +63,29 @@ export class Agent {
         void this.shutdown(m.graceful);
         break;
     }
+  }
+
+  /** Assemble a shared value straight into one SharedArrayBuffer; hand it to the workers when complete. */
+  private onSharePiece(p: SharePiece): void {
+    let e = this.shares.get(p.id);
+    if (!e) {
+      e = { entry: { id: p.id, kind: p.kind, ctor: p.ctor, sab: new SharedArrayBuffer(p.total) }, got: 0, total: p.total };
+      this.shares.set(p.id, e);
+    }
+    if (p.offset < 0 || p.offset + p.bytes.length > e.total) {
+      this.link.send({ t: 'log', level: 'error', text: `shared value ${p.id}: piece at ${p.offset} (+${p.bytes.length}) is outside its ${e.total} bytes; dropped` });
+      return;
+    }
+    new Uint8Array(e.entry.sab, p.offset, p.bytes.length).set(p.bytes);
+    e.got += p.bytes.length;
+    if (e.got === e.total) {
+      this.pool?.share(e.entry);
+      this.link.send({ t: 'shareState', id: p.id, state: 'ready', bytes: e.total });
+    }
+  }
+
+  private completeShares(): SharedEntry[] {
+    return [...this.shares.values()].filter((e) => e.got === e.total).map((e) => e.entry);
   }
 
   private async configure(config: AgentConfig): Promise<void> {
@@ -69,6 +103,7 @@ export class Agent {
         maxTasksPerWorker: config.maxTasksPerWorker,
         maxHeapMB: config.maxHeapMB,
         env,
+        shared: this.completeShares(),
       },
       {
         results: (rs) => this.queueResults(rs),

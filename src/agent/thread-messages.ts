@@ -11,10 +11,20 @@ export interface WorkerInit {
   maxTasks: number;
   /** Environment for shell commands run by this worker (pinned thread variables). */
   env: Record<string, string>;
+  /** Shared values present when the worker starts. */
+  shared: SharedEntry[];
+}
+
+/** A shared value as workers see it: one SharedArrayBuffer per node, never copied per worker. */
+export interface SharedEntry {
+  id: number;
+  kind: 'bytes' | 'value';
+  ctor: string;
+  sab: SharedArrayBuffer;
 }
 
 /** Chunks and results cross the thread boundary msgpack-encoded (`data`), moved rather than copied. */
-export type ToWorker = { t: 'batch'; data: Uint8Array };
+export type ToWorker = { t: 'batch'; data: Uint8Array } | { t: 'share'; entry: SharedEntry } | { t: 'unshare'; id: number };
 
 export type FromWorker =
   | { t: 'ready' }

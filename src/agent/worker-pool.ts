@@ -2,7 +2,7 @@
 import { Worker } from 'node:worker_threads';
 import { toErrorRecord, type ErrorRecord } from '../errors.js';
 import type { ChunkResult, ChunkSpec } from '../protocol/messages.js';
-import type { FromWorker, ToWorker, WorkerInit } from './thread-messages.js';
+import type { FromWorker, SharedEntry, ToWorker, WorkerInit } from './thread-messages.js';
 import { decode, EMPTY_VALUES, encodeTransferable } from '../protocol/codec.js';
 import { SLOT_CHUNK, SLOT_LENGTH, SLOT_OFFSET, SLOT_STARTED } from './thread-messages.js';
 
@@ -22,6 +22,8 @@ export interface WorkerPoolOptions {
   maxTasksPerWorker: number;
   maxHeapMB: number;
   env: Record<string, string>;
+  /** Shared values already on this node. */
+  shared: SharedEntry[];
 }
 
 export interface WorkerPoolSink {
@@ -51,12 +53,28 @@ export class WorkerPool {
   private timer: NodeJS.Timeout | undefined;
   private exits: Promise<void>[] = [];
   private idleWaiters: (() => void)[] = [];
+  private readonly shared = new Map<number, SharedEntry>();
 
   constructor(
     private readonly opts: WorkerPoolOptions,
     private readonly sink: WorkerPoolSink,
   ) {
     this.slots = new Array<Slot | null>(opts.size).fill(null);
+    for (const e of opts.shared) this.shared.set(e.id, e);
+  }
+
+  /** Make a shared value visible to every worker (no copy: the SharedArrayBuffer itself is shared). */
+  share(entry: SharedEntry): void {
+    this.shared.set(entry.id, entry);
+    const msg: ToWorker = { t: 'share', entry };
+    for (const s of this.slots) if (s) s.worker.postMessage(msg);
+  }
+
+  /** Forget a shared value; workers drop their views, and the memory goes with the last one. */
+  unshare(id: number): void {
+    this.shared.delete(id);
+    const msg: ToWorker = { t: 'unshare', id };
+    for (const s of this.slots) if (s) s.worker.postMessage(msg);
   }
 
   get size(): number {
@@ -130,6 +148,7 @@ export class WorkerPool {
       workerIndex: index,
       maxTasks: this.opts.maxTasksPerWorker,
       env: this.opts.env,
+      shared: [...this.shared.values()],
     };
     const worker = new Worker(WORKER_FILE, {
       workerData: init,

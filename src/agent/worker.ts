@@ -2,7 +2,8 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { toErrorRecord } from '../errors.js';
 import type { ChunkResult, ChunkSpec, ItemFailure } from '../protocol/messages.js';
-import type { FromWorker, ToWorker, WorkerInit } from './thread-messages.js';
+import type { FromWorker, SharedEntry, ToWorker, WorkerInit } from './thread-messages.js';
+import { SHARED_KEY, viewOf } from '../shared.js';
 import { SLOT_CHUNK, SLOT_OFFSET, SLOT_STARTED } from './thread-messages.js';
 import { runShell } from './shell.js';
 import { decode, encodeTransferable } from '../protocol/codec.js';
@@ -18,6 +19,37 @@ const fns = new Map<string, Fn | Error>();
 let tasksDone = 0;
 const queue: ChunkSpec[][] = [];
 let running = false;
+
+/** Shared values on this node, and what each resolved to in this worker (decoded once). */
+const shared = new Map<number, { entry: SharedEntry; resolved?: unknown }>();
+for (const e of init.shared) shared.set(e.id, { entry: e });
+let everShared = shared.size > 0;
+
+function sharedValue(ref: Record<string, unknown>): unknown {
+  const id = ref[SHARED_KEY] as number;
+  const s = shared.get(id);
+  if (!s) throw new Error(`shared value #${id} is not on this node (was it unshared with pool.unshare?)`);
+  if (s.resolved === undefined) {
+    s.resolved = s.entry.kind === 'bytes' ? viewOf(s.entry.ctor, s.entry.sab) : decode(new Uint8Array(s.entry.sab));
+  }
+  return s.resolved;
+}
+
+function isRef(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && typeof (v as Record<string, unknown>)[SHARED_KEY] === 'number';
+}
+
+/** Replace shared handles in an item: the item itself, the elements of an array item, the values of an object item. */
+function resolveShared(item: unknown): unknown {
+  if (isRef(item)) return sharedValue(item);
+  if (Array.isArray(item)) {
+    for (let i = 0; i < item.length; i++) if (isRef(item[i])) item[i] = sharedValue(item[i] as Record<string, unknown>);
+  } else if (typeof item === 'object' && item !== null && !ArrayBuffer.isView(item)) {
+    const o = item as Record<string, unknown>;
+    for (const k in o) if (isRef(o[k])) o[k] = sharedValue(o[k] as Record<string, unknown>);
+  }
+  return item;
+}
 
 /** Flush results at least this often while a long batch runs, so finished work is not held back. */
 const FLUSH_MS = 20;
@@ -86,7 +118,7 @@ async function runChunk(c: ChunkSpec): Promise<ChunkResult> {
     slot[SLOT_OFFSET] = i;
     if (timed) slot[SLOT_STARTED] = Date.now();
     try {
-      const item = items[i];
+      const item = everShared ? resolveShared(items[i]) : items[i];
       let v = star ? fn(...(item as unknown[])) : fn(item);
       if (isThenable(v)) v = await v;
       values[i] = v;
@@ -153,8 +185,15 @@ async function main(): Promise<void> {
     return;
   }
   port.on('message', (msg: ToWorker) => {
-    queue.push(decode(msg.data) as ChunkSpec[]);
-    void drain();
+    if (msg.t === 'batch') {
+      queue.push(decode(msg.data) as ChunkSpec[]);
+      void drain();
+    } else if (msg.t === 'share') {
+      shared.set(msg.entry.id, { entry: msg.entry });
+      everShared = true;
+    } else {
+      shared.delete(msg.id);
+    }
   });
   post({ t: 'ready' });
 }

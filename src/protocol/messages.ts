@@ -61,9 +61,25 @@ export interface ChunkResult {
   died?: { offset: number; error: ErrorRecord };
 }
 
+/** How a shared value is stored on a node: raw bytes (a typed array or Buffer) or a msgpack-encoded value. */
+export type SharedKind = 'bytes' | 'value';
+
+/** One piece of a shared value; pieces arrive in order, each under the frame limit. */
+export interface SharePiece {
+  id: number;
+  kind: SharedKind;
+  /** For bytes: the typed-array constructor to view them with (Uint8Array, Float64Array, Buffer…). */
+  ctor: string;
+  total: number;
+  offset: number;
+  bytes: Uint8Array;
+}
+
 /** Coordinator → agent. */
 export type ToAgent =
   | { t: 'configure'; config: AgentConfig }
+  | ({ t: 'share' } & SharePiece)
+  | { t: 'unshare'; id: number }
   | { t: 'chunks'; chunks: ChunkSpec[] }
   | { t: 'cancel'; ids: number[] }
   | { t: 'ping'; at: number }
@@ -77,6 +93,7 @@ export type FromAgent =
   | { t: 'pong'; at: number }
   | { t: 'heartbeat' }
   | { t: 'fatal'; error: ErrorRecord }
+  | { t: 'shareState'; id: number; state: 'ready' | 'released'; bytes: number }
   | { t: 'log'; level: 'info' | 'warn' | 'error'; text: string };
 
 /** Handshake over TCP, before any of the above. */
@@ -87,8 +104,8 @@ export type Handshake =
   | { t: 'welcome' }
   | { t: 'reject'; reason: string };
 
-const TO_AGENT = new Set(['configure', 'chunks', 'cancel', 'ping', 'shutdown']);
-const FROM_AGENT = new Set(['ready', 'results', 'credits', 'pong', 'heartbeat', 'fatal', 'log']);
+const TO_AGENT = new Set(['configure', 'chunks', 'cancel', 'ping', 'shutdown', 'share', 'unshare']);
+const FROM_AGENT = new Set(['ready', 'results', 'credits', 'pong', 'heartbeat', 'fatal', 'log', 'shareState']);
 
 function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -108,5 +125,6 @@ export function checkToAgent(v: unknown): string | null {
   if (!isRecord(v) || typeof v.t !== 'string') return 'message is not a record with a type';
   if (!TO_AGENT.has(v.t)) return `unknown message type ${JSON.stringify(v.t).slice(0, 40)}`;
   if (v.t === 'chunks' && !Array.isArray(v.chunks)) return 'chunks without a chunks array';
+  if (v.t === 'share' && (!(v.bytes instanceof Uint8Array) || typeof v.total !== 'number' || typeof v.offset !== 'number' || typeof v.id !== 'number')) return 'malformed share piece';
   return null;
 }

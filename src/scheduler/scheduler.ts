@@ -1,6 +1,6 @@
 // One scheduler for every mode: chunks out to agents by credits, results back to jobs, retries on failure.
 import type { ErrorRecord } from '../errors.js';
-import type { AgentConfig, ChunkResult, ChunkSpec, FromAgent, ToAgent } from '../protocol/messages.js';
+import type { AgentConfig, ChunkResult, ChunkSpec, FromAgent, SharedKind, ToAgent } from '../protocol/messages.js';
 import type { Link } from '../transport/link.js';
 import { decode, encodeTransferable } from '../protocol/codec.js';
 import type { ChunkOutcome, Job, PlacedFailure } from './job.js';
@@ -21,6 +21,11 @@ export class AgentState {
   chunksDone = 0;
   itemsDone = 0;
   busyMs = 0;
+  /** Shared values being streamed to this agent; no chunk is sent to it meanwhile. */
+  streaming = 0;
+  /** What the agent reported of each shared value. */
+  readonly shareStates = new Map<number, 'ready' | 'released'>();
+  shareBytesSent = 0;
   constructor(
     readonly id: number,
     readonly link: AgentLink,
@@ -76,6 +81,17 @@ export interface SchedulerEvents {
   agentFatal?(a: AgentState, error: ErrorRecord): void;
 }
 
+/** A value shared with every node (pool.share). */
+export interface ShareRecord {
+  id: number;
+  kind: SharedKind;
+  ctor: string;
+  bytes: Uint8Array;
+}
+
+/** Shared values travel in pieces of this size, each one frame. */
+export const SHARE_PIECE = 16 * 1024 * 1024;
+
 /** Agent losses a chunk may suffer before it is reported as lost. */
 const MAX_LOSSES = 3;
 const STRAGGLER_CHECK_MS = 250;
@@ -90,6 +106,9 @@ export class Scheduler {
   private readonly retryQueue: Chunk[] = [];
   private readonly chunks = new Map<number, Chunk>();
   private nextChunkId = 1;
+  private nextShareId = 1;
+  private readonly shares = new Map<number, ShareRecord>();
+  private shareWaiters: (() => void)[] = [];
   private nextAgentId = 1;
   private pumpQueued = false;
   private rr = 0;
@@ -129,6 +148,54 @@ export class Scheduler {
     link.onClose((reason) => this.onLost(a, reason ? reason.message : 'connection closed'));
     link.send({ t: 'configure', config: this.opts.config });
     return a;
+  }
+
+  /** Send a value to every node once; agents that join later get it when they are ready. */
+  addShare(kind: SharedKind, ctor: string, bytes: Uint8Array): number {
+    const rec: ShareRecord = { id: this.nextShareId++, kind, ctor, bytes };
+    this.shares.set(rec.id, rec);
+    for (const a of this.readyAgents) void this.streamShare(a, rec);
+    return rec.id;
+  }
+
+  /** Resolves when every live, ready agent holds the shared value (or is lost). */
+  async shareReady(id: number): Promise<void> {
+    const pending = () => this.readyAgents.some((a) => a.shareStates.get(id) !== 'ready');
+    while (pending() && this.shares.has(id)) {
+      await new Promise<void>((r) => this.shareWaiters.push(r));
+    }
+  }
+
+  /** Release a shared value everywhere; resolves when every live agent has reported it released (or after timeoutMs). */
+  async removeShare(id: number, timeoutMs = 10_000): Promise<void> {
+    if (!this.shares.delete(id)) return;
+    const agents = this.agents.filter((a) => !a.lost);
+    for (const a of agents) a.link.send({ t: 'unshare', id });
+    const deadline = Date.now() + timeoutMs;
+    while (agents.some((a) => !a.lost && a.shareStates.get(id) !== 'released') && Date.now() < deadline) {
+      await new Promise<void>((r) => {
+        this.shareWaiters.push(r);
+        setTimeout(r, 200).unref();
+      });
+    }
+  }
+
+  private async streamShare(a: AgentState, rec: ShareRecord): Promise<void> {
+    a.streaming++;
+    try {
+      const total = rec.bytes.byteLength;
+      let offset = 0;
+      do {
+        const bytes = rec.bytes.subarray(offset, Math.min(total, offset + SHARE_PIECE));
+        a.link.send({ t: 'share', id: rec.id, kind: rec.kind, ctor: rec.ctor, total, offset, bytes });
+        a.shareBytesSent += bytes.byteLength;
+        offset += bytes.byteLength;
+        if (a.link.drained) await a.link.drained();
+      } while (offset < total && !a.lost && this.shares.has(rec.id));
+    } finally {
+      a.streaming--;
+      this.pump();
+    }
   }
 
   addJob(job: Job): void {
@@ -202,7 +269,7 @@ export class Scheduler {
       progress = false;
       for (let k = 0; k < agents.length; k++) {
         const a = agents[(this.rr + k) % agents.length]!;
-        if (a.inflight.size >= a.credits) continue;
+        if (a.inflight.size >= a.credits || a.streaming > 0) continue;
         const c = this.nextChunk(workers);
         if (!c) {
           progress = false;
@@ -262,6 +329,7 @@ export class Scheduler {
         a.pid = m.pid;
         a.credits = m.credits;
         a.ready = true;
+        for (const rec of this.shares.values()) void this.streamShare(a, rec);
         this.events.agentReady?.(a);
         this.pump();
         break;
@@ -280,6 +348,13 @@ export class Scheduler {
       case 'log':
         this.opts.log(`node ${a.node}: ${m.text}`);
         break;
+      case 'shareState': {
+        a.shareStates.set(m.id, m.state);
+        const w = this.shareWaiters;
+        this.shareWaiters = [];
+        for (const f of w) f();
+        break;
+      }
       case 'pong':
       case 'heartbeat':
         break;
@@ -387,6 +462,9 @@ export class Scheduler {
   private onLost(a: AgentState, reason: string): void {
     if (a.lost) return;
     a.lost = true;
+    const w = this.shareWaiters;
+    this.shareWaiters = [];
+    for (const f of w) f();
     const wasReady = a.ready;
     a.ready = false;
     const chunks = [...a.inflight.values()];

@@ -8,6 +8,10 @@ export interface Link<Out, In> {
   /** Called once when the link closes, with the reason when it was not a plain close. */
   onClose(handler: (reason?: Error) => void): void;
   close(reason?: Error): void;
+  /** Resolves when the link can take more bulk data (bounded buffering for large transfers). */
+  drained?(): Promise<void>;
+  /** Bytes sent so far, where the link counts them. */
+  readonly bytesOut?: number;
   /** Who is on the other side, for log lines. */
   readonly peer: string;
   readonly closed: boolean;

@@ -93,6 +93,20 @@ export class TcpLink<Out, In> implements Link<Out, In> {
     this.socket.write(f);
   }
 
+  /** Resolves once the socket's user-space buffer is below 32 MiB, so bulk senders do not pile up gigabytes. */
+  drained(): Promise<void> {
+    if (this.closed || this.socket.writableLength < 32 * 1024 * 1024) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        this.socket.off('drain', done);
+        this.socket.off('close', done);
+        resolve();
+      };
+      this.socket.on('drain', done);
+      this.socket.on('close', done);
+    });
+  }
+
   onMessage(handler: (m: In) => void): void {
     this.handler = handler;
     const p = this.pending;
