@@ -158,6 +158,11 @@ export class Pool implements AsyncDisposable {
     }
   }
 
+  /** Where the coordinator listens for agents (distributed modes); undefined in local mode. */
+  get address(): { host: string; port: number } | undefined {
+    return this.launcher.address;
+  }
+
   /** Nodes running agents now. */
   get nodes(): NodeInfo[] {
     return this.scheduler.readyAgents.map((a) => ({ node: a.node, workers: a.workers, cpus: a.cpus, pid: a.pid }));

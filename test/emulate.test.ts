@@ -61,3 +61,37 @@ describe('emulation', () => {
     await expect(Pool.open({ module: new URL('./fixtures/broken.mjs', import.meta.url), emulate: '2x1', log: false })).rejects.toThrow(/of 2 node\(s\) could not start \(need 2\):\n  emu\d: SyntaxError/);
   });
 });
+
+describe('the coordinator port under a connection flood', () => {
+  it('1,500 idle connections during a map: each refused or timed out with a log line, results unaffected, memory bounded', async () => {
+    const { connect } = await import('node:net');
+    const logs: string[] = [];
+    await using pool = await Pool.open({ module: tasks, emulate: '2x1', log: (l) => logs.push(l) });
+    const { port } = pool.address!;
+    const rss0 = process.memoryUsage().rss;
+    const socks: import('node:net').Socket[] = [];
+    const t0 = Date.now();
+    for (let i = 0; i < 1500 && Date.now() - t0 < 20_000; i++) {
+      const s = connect({ host: '127.0.0.1', port });
+      s.on('error', () => undefined);
+      socks.push(s);
+      // one at a time, so that the kernel's accept backlog never drops a SYN (its retries back off for minutes)
+      await new Promise((r) => {
+        s.once('connect', r);
+        s.once('close', r);
+      });
+    }
+    const closed = Promise.all(socks.map((s) => (s.closed ? undefined : new Promise((r) => s.on('close', r)))));
+    const xs = Array.from({ length: 2000 }, (_, i) => i);
+    expect(await pool.map('square', xs, { chunksize: 10 })).toEqual(xs.map((x) => x * x));
+    // Every idle connection is closed by the coordinator: refused at once past 64 pending, or at the 5 s handshake deadline.
+    await Promise.race([closed, new Promise((r) => setTimeout(r, 20_000))]);
+    const grew = process.memoryUsage().rss - rss0;
+    expect(socks.filter((s) => !s.destroyed && !s.closed)).toHaveLength(0);
+    const rejected = logs.filter((l) => l.startsWith('rejected connection from 127.0.0.1:'));
+    expect(rejected.length).toBe(socks.length);
+    expect(rejected.filter((l) => l.includes('too many unauthenticated connections')).length).toBeGreaterThan(1000);
+    expect(grew).toBeLessThan(150 * 1024 * 1024);
+    expect(await pool.map('square', [7])).toEqual([49]);
+  });
+});

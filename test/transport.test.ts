@@ -78,6 +78,15 @@ describe('coordinator port', () => {
       ['oversized', (c) => c.write(Buffer.from([0x7f, 0xff, 0xff, 0xff])), /frame of 2147483647 bytes is over the limit of 4096/],
       ['truncated', (c) => { c.write(Buffer.from([0, 0, 0, 100, 1, 2, 3])); c.end(); }, /connection closed during the handshake/],
       ['not hello', (c) => c.write(frame({ t: 'results', results: [] })), /first frame is not a hello/],
+      ['deeply nested', (c) => {
+        const body = Buffer.concat([Buffer.alloc(4000, 0x91), Buffer.from([0xc0])]); // [[[[…nil…]]]] 4000 deep
+        const h = Buffer.alloc(4);
+        h.writeUInt32BE(body.length);
+        c.write(Buffer.concat([h, body]));
+      }, /undecodable handshake frame|first frame is not a hello/],
+      ['huge array header', (c) => c.write(Buffer.from([0, 0, 0, 5, 0xdd, 0xff, 0xff, 0xff, 0xff])), /undecodable handshake frame/],
+      ['huge map header', (c) => c.write(Buffer.from([0, 0, 0, 5, 0xdf, 0xff, 0xff, 0xff, 0xff])), /undecodable handshake frame/],
+      ['huge string header', (c) => c.write(Buffer.from([0, 0, 0, 5, 0xdb, 0xff, 0xff, 0xff, 0xff])), /undecodable handshake frame/],
     ];
     for (const [name, act, re] of cases) {
       const before = logs.length;

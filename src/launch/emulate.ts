@@ -39,6 +39,7 @@ export class EmulateLauncher implements Launcher {
   readonly nodes: string[];
   private readonly spec: EmulateSpec;
   private server: CoordinatorServer | null = null;
+  address: { host: string; port: number } | undefined;
   private readonly procs = new Map<string, ChildProcess>();
   private readonly tails = new Map<string, Tail>();
   private readonly exits = new Map<string, string>();
@@ -51,6 +52,7 @@ export class EmulateLauncher implements Launcher {
   async start(scheduler: Scheduler, opts: ResolvedOptions, failed: (node: string, why: string) => void): Promise<void> {
     const { server, secret } = await startCoordinator(scheduler, opts, '127.0.0.1');
     this.server = server;
+    this.address = { host: server.host, port: server.port };
     const jobId = opts.env.SLURM_JOB_ID && opts.env.SLURMPOOL_EMULATED ? opts.env.SLURM_JOB_ID : `emu${process.pid}`;
     this.nodes.forEach((node, i) => {
       const env = { ...agentEnv(opts.env, `127.0.0.1:${server.port}`, secret), ...emulatedNodeEnv(this.spec, i, jobId) };

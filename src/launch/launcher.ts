@@ -10,6 +10,8 @@ export interface Launcher {
    * `failed` is called when a node's agent process ends (or cannot start), with the reason.
    */
   start(scheduler: Scheduler, opts: ResolvedOptions, failed: (node: string, why: string) => void): Promise<void>;
+  /** Where the coordinator listens, in modes that listen. */
+  readonly address?: { host: string; port: number } | undefined;
   /** Names of the nodes agents were started for. */
   readonly nodes: string[];
   /** Stop what was started (processes, listeners); called once, after the agents were told to shut down. */

@@ -33,6 +33,7 @@ export class SrunLauncher implements Launcher {
   readonly nodes: string[];
   private readonly alloc: Allocation;
   private server: CoordinatorServer | null = null;
+  address: { host: string; port: number } | undefined;
   private readonly steps = new Map<string, ResultPromise>();
   private readonly tails = new Map<string, Tail>();
   private readonly exits = new Map<string, string>();
@@ -51,6 +52,7 @@ export class SrunLauncher implements Launcher {
     const bind = opts.bind ?? '0.0.0.0';
     const { server, secret } = await startCoordinator(scheduler, opts, bind);
     this.server = server;
+    this.address = { host: server.host, port: server.port };
     // Agents dial the node that ran srun (SLURM_LAUNCH_NODE_IPADDR in their step) unless an address was given.
     const advertised = bind === '0.0.0.0' || bind === '::' ? 'launch' : bind;
     const env = agentEnv(opts.env, `${advertised.includes(':') ? `[${advertised}]` : advertised}:${server.port}`, secret);

@@ -88,6 +88,7 @@ export class SshLauncher implements Launcher {
   private readonly hosts: SshHost[];
   private readonly settings: SshSettings;
   private server: CoordinatorServer | null = null;
+  address: { host: string; port: number } | undefined;
   private readonly clients: SshClient[] = [];
   private readonly tails = new Map<string, Tail>();
   private readonly reasons = new Map<string, string>();
@@ -109,6 +110,7 @@ export class SshLauncher implements Launcher {
     const bind = opts.bind ?? '0.0.0.0';
     const { server, secret } = await startCoordinator(scheduler, opts, bind);
     this.server = server;
+    this.address = { host: server.host, port: server.port };
     const keys = this.settings.identityFiles.filter((f) => existsSync(f)).map((f) => readFileSync(f));
     const agentSock = opts.env.SSH_AUTH_SOCK;
     if (keys.length === 0 && !agentSock) {

@@ -224,6 +224,9 @@ export class CoordinatorServer {
   private pendingHandshakes = 0;
   private readonly sockets = new Set<Socket>();
   port = 0;
+  get host(): string {
+    return this.opts.host;
+  }
   /** Connections refused, by reason, for tests and summaries. */
   rejected = 0;
 
