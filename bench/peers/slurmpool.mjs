@@ -1,0 +1,54 @@
+// slurmpool: node bench/peers/slurmpool.mjs W1c1|W1auto|W2 <workers>|W3copy|W3transfer  -> one JSON line.
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { params, timed, runChild, primeRanges, checkIdentity, checkPrimes } from '../lib/child.mjs';
+
+const dist = new URL('../../dist/index.js', import.meta.url);
+const module = new URL('../tasks.mjs', import.meta.url);
+
+await runChild(async ([workload, w]) => {
+  if (!existsSync(fileURLToPath(dist))) throw new Error('dist/index.js not built (npm run build)');
+  const { Pool } = await import(dist.href);
+  if (typeof Pool?.open !== 'function') throw new Error('dist/index.js exports no Pool.open');
+  const workers = Number(w ?? params.workers);
+  const pool = await Pool.open({ module, workers });
+  try {
+    // Loads the task module in every worker before timing.
+    await pool.map('identity', Array.from({ length: workers * 4 }, (_, i) => i), { chunksize: 1 });
+    switch (workload) {
+      case 'W1c1':
+      case 'W1auto': {
+        const n = params.w1.n;
+        const items = Array.from({ length: n }, (_, i) => i);
+        const opts = workload === 'W1c1' ? { chunksize: 1 } : undefined;
+        const { seconds, value } = await timed(() => (opts ? pool.map('identity', items, opts) : pool.map('identity', items)));
+        checkIdentity(value, n);
+        return { seconds, n };
+      }
+      case 'W2': {
+        const { lo, hi, expected_primes } = params.w2.js;
+        const ranges = primeRanges(lo, hi, params.w2.tasks);
+        const { seconds, value } = await timed(() => pool.map('countPrimes', ranges, { chunksize: 1 }));
+        return { seconds, workers, primes: checkPrimes(value, expected_primes) };
+      }
+      case 'W3copy':
+      case 'W3transfer': {
+        const { tasks, bytes } = params.w3;
+        const transfer = workload === 'W3transfer';
+        // Transferred buffers are detached after the call, so that run gets fresh ones (this child is one repetition).
+        const shared = transfer ? null : Buffer.alloc(bytes, 1);
+        // Fresh ones are zero-filled (calloc): their pages are never touched, so 2,000 of them cost little memory.
+        const bufs = Array.from({ length: tasks }, () => shared ?? Buffer.alloc(bytes));
+        const { seconds, value } = await timed(() => pool.map('byteLength', bufs, { chunksize: 1, transfer }));
+        if (!Array.isArray(value) || value.length !== tasks || value.some((len) => len !== bytes)) {
+          throw new Error('a task saw the wrong length');
+        }
+        return { seconds, tasks, bytes, transfer };
+      }
+      default:
+        throw new Error(`unknown workload ${workload}`);
+    }
+  } finally {
+    await pool.close();
+  }
+});
