@@ -235,15 +235,12 @@ export interface MapOptions {
   chunksize?: number;
   /** Per-task timeout in ms for this call (overrides the pool's). */
   timeout?: number;
-  /** Move ArrayBuffers of the items to the workers instead of copying them (local mode); the caller's buffers become detached. */
-  transfer?: boolean;
 }
 
-export function resolveMapOptions(o: MapOptions | undefined, poolTimeout: number): { chunksize: number; timeout: number; transfer: boolean } {
-  if (o === undefined) return { chunksize: 0, timeout: poolTimeout, transfer: false };
+export function resolveMapOptions(o: MapOptions | undefined, poolTimeout: number): { chunksize: number; timeout: number } {
+  if (o === undefined) return { chunksize: 0, timeout: poolTimeout };
   if (typeof o !== 'object' || o === null) throw new OptionError(`map options must be an object, got ${show(o)}`);
   const chunksize = intOption('chunksize', o.chunksize, 0, 1);
   const timeout = intOption('timeout', o.timeout, poolTimeout, 0);
-  if (o.transfer !== undefined && typeof o.transfer !== 'boolean') throw new OptionError(`options.transfer must be a boolean, got ${show(o.transfer)}`);
-  return { chunksize, timeout, transfer: o.transfer ?? false };
+  return { chunksize, timeout };
 }

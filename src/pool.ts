@@ -186,7 +186,7 @@ export class Pool implements AsyncDisposable {
   private submit(fn: string, kind: TaskKind, items: Input, o: MapOptions | undefined, sink: SettleSink, stopOnError = true, skip?: ReadonlySet<number>): Job {
     const m = resolveMapOptions(o, this.opts.timeout);
     const job = new Job(
-      { fn, kind, chunksize: m.chunksize, stopOnError, timeoutMs: m.timeout, transfer: m.transfer, ...(skip ? { skip } : {}) },
+      { fn, kind, chunksize: m.chunksize, stopOnError, timeoutMs: m.timeout, ...(skip ? { skip } : {}) },
       items,
       sink,
       () => this.scheduler.pump(),

@@ -173,10 +173,9 @@ async function w3(ctx) {
   const t = TIMEOUT.W3;
   const mbps = (r) => (tasks * bytes) / 1e6 / r.json.seconds;
   const copy = spRun(ctx, 'slurmpool', ['W3copy'], mbps, t);
-  const transfer = spRun(ctx, 'slurmpool transfer', ['W3transfer'], mbps, t);
   const peers = peerRuns(ctx, 'W3', ['W3'], mbps, t);
   ctx.log('W3 1 MiB buffers');
-  const m = await ctx.measure({ unit: 'MB/s', reps: ctx.reps ?? DEFAULT_REPS.W3, blocks: [[copy], [transfer], [peers.piscina], [peers.mp]] });
+  const m = await ctx.measure({ unit: 'MB/s', reps: ctx.reps ?? DEFAULT_REPS.W3, blocks: [[copy], [peers.piscina], [peers.mp]] });
   return [
     {
       id: 'W3',
@@ -186,13 +185,7 @@ async function w3(ctx) {
       better: 'higher',
       target: { kind: 'peer', peer: 'piscina', min: 2 },
       rows: [
-        row(m.get('slurmpool'), { key: 'slurmpool', impl: 'slurmpool (copy)', role: 'subject' }),
-        row(m.get('slurmpool transfer'), {
-          key: 'slurmpool-transfer',
-          impl: 'slurmpool transfer: true',
-          role: 'subject',
-          note: 'fresh buffers each repetition',
-        }),
+        row(m.get('slurmpool'), { key: 'slurmpool', impl: 'slurmpool', role: 'subject', note: 'one copy, moved to the worker' }),
         row(m.get('piscina'), { key: 'piscina', impl: `piscina ${ctx.piscinaVersion ?? ''}`.trim(), role: 'peer', note: 'structured clone copies' }),
         row(m.get('mp'), { key: 'mp', impl: 'multiprocessing (fork)', role: 'peer', note: 'pickled' }),
       ],

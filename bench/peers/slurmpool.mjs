@@ -1,4 +1,4 @@
-// slurmpool: node bench/peers/slurmpool.mjs W1c1|W1auto|W2 <workers>|W3copy|W3transfer  -> one JSON line.
+// slurmpool: node bench/peers/slurmpool.mjs W1c1|W1auto|W2 <workers>|W3copy  -> one JSON line.
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { params, timed, runChild, primeRanges, checkIdentity, checkPrimes } from '../lib/child.mjs';
@@ -31,19 +31,15 @@ await runChild(async ([workload, w]) => {
         const { seconds, value } = await timed(() => pool.map('countPrimes', ranges, { chunksize: 1 }));
         return { seconds, workers, primes: checkPrimes(value, expected_primes) };
       }
-      case 'W3copy':
-      case 'W3transfer': {
+      case 'W3copy': {
         const { tasks, bytes } = params.w3;
-        const transfer = workload === 'W3transfer';
-        // Transferred buffers are detached after the call, so that run gets fresh ones (this child is one repetition).
-        const shared = transfer ? null : Buffer.alloc(bytes, 1);
-        // Fresh ones are zero-filled (calloc): their pages are never touched, so 2,000 of them cost little memory.
-        const bufs = Array.from({ length: tasks }, () => shared ?? Buffer.alloc(bytes));
-        const { seconds, value } = await timed(() => pool.map('byteLength', bufs, { chunksize: 1, transfer }));
+        const shared = Buffer.alloc(bytes, 1);
+        const bufs = Array.from({ length: tasks }, () => shared);
+        const { seconds, value } = await timed(() => pool.map('byteLength', bufs, { chunksize: 1 }));
         if (!Array.isArray(value) || value.length !== tasks || value.some((len) => len !== bytes)) {
           throw new Error('a task saw the wrong length');
         }
-        return { seconds, tasks, bytes, transfer };
+        return { seconds, tasks, bytes };
       }
       default:
         throw new Error(`unknown workload ${workload}`);

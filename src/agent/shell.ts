@@ -10,6 +10,7 @@
 import { closeSync, copyFileSync, existsSync, fstatSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, rmSync } from 'node:fs';
 import { availableParallelism, constants, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import type { Duplex } from 'node:stream';
 import type { Options, ResultPromise } from 'execa';
 import { logFileName } from '../results/logdir.js';
 
@@ -314,7 +315,7 @@ class Helper {
     h.child.stderr!.setEncoding('utf8');
     h.child.stderr!.on('data', (d: string) => (h.stderrTail = (h.stderrTail + d).slice(-2000)));
     h.child.stdin!.on('error', () => undefined);
-    h.child.stdio[3]?.on('error', () => undefined);
+    h.watch()?.on('error', () => undefined);
     h.child.once('exit', (_code: number | null, sig: NodeJS.Signals | null) => {
       h.exited = true;
       h.exitSignal = sig;
@@ -356,6 +357,11 @@ class Helper {
     });
   }
 
+  /** The pipe on fd 3 that the helper's watchdog reads: closing it kills the helper's group. */
+  private watch(): Duplex | undefined {
+    return (this.child.stdio as readonly unknown[])[3] as Duplex | undefined;
+  }
+
   get pid(): number | undefined {
     return this.child.pid;
   }
@@ -379,7 +385,7 @@ class Helper {
     this.exited = true;
     try {
       this.child.stdin?.end();
-      this.child.stdio[3]?.destroy();
+      this.watch()?.destroy();
     } catch {
       // already closed
     }

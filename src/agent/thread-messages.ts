@@ -24,7 +24,11 @@ export interface SharedEntry {
 }
 
 /** Chunks and results cross the thread boundary msgpack-encoded (`data`), moved rather than copied. */
-export type ToWorker = { t: 'batch'; data: Uint8Array } | { t: 'share'; entry: SharedEntry } | { t: 'unshare'; id: number };
+/**
+ * A batch: chunk specs msgpack-encoded in `data`, except the items of large chunks, which travel
+ * beside it in `large` (chunk position → its encoded items), each in its own moved ArrayBuffer.
+ */
+export type ToWorker = { t: 'batch'; data: Uint8Array; large: [number, Uint8Array][] } | { t: 'share'; entry: SharedEntry } | { t: 'unshare'; id: number };
 
 export type FromWorker =
   | { t: 'ready' }

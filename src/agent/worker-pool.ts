@@ -3,7 +3,7 @@ import { Worker } from 'node:worker_threads';
 import { toErrorRecord, type ErrorRecord } from '../errors.js';
 import type { ChunkResult, ChunkSpec } from '../protocol/messages.js';
 import type { FromWorker, SharedEntry, ToWorker, WorkerInit } from './thread-messages.js';
-import { decode, EMPTY_VALUES, encodeTransferable } from '../protocol/codec.js';
+import { decode, EMPTY_VALUES, encodeTransferable, LARGE_BYTES, ownCopy, ownsBuffer } from '../protocol/codec.js';
 import { SLOT_CHUNK, SLOT_LENGTH, SLOT_OFFSET, SLOT_STARTED } from './thread-messages.js';
 
 const WORKER_FILE = new URL('./worker.js', import.meta.url);
@@ -11,6 +11,7 @@ const WORKER_FILE = new URL('./worker.js', import.meta.url);
 /** A batch sent to a worker aims to keep it busy this long, so tiny chunks share one message. */
 const TARGET_BATCH_MS = 2;
 const MAX_BATCH = 512;
+const MAX_BATCH_BYTES = 4 * 1024 * 1024;
 /** Worker deaths in a row with no chunk finished in between, before the node gives up. */
 const MAX_DEATHS_IN_A_ROW = 20;
 
@@ -277,15 +278,22 @@ export class WorkerPool {
         if (avail === 0) break;
         const room = 2 * per - s.assigned.size;
         if (room <= 0) continue;
-        const take = Math.min(avail, room, per, share);
+        let take = Math.min(avail, room, per, share);
+        // Large items: a batch stops at MAX_BATCH_BYTES, so memory stays bounded and work spreads.
+        let bytes = 0;
+        for (let k = 0; k < take; k++) {
+          bytes += this.queue[this.qHead + k]!.items.byteLength;
+          if (bytes > MAX_BATCH_BYTES && k > 0) {
+            take = k;
+            break;
+          }
+        }
         const batch = this.queue.slice(this.qHead, this.qHead + take);
         this.qHead += take;
         avail -= take;
         moved = true;
         for (const c of batch) s.assigned.set(c.id, c);
-        const data = encodeTransferable(batch);
-        const msg: ToWorker = { t: 'batch', data };
-        s.worker.postMessage(msg, [data.buffer as ArrayBuffer]);
+        s.worker.postMessage(...batchMessage(batch));
       }
     }
     if (this.qHead > 1024 && this.qHead * 2 > this.queue.length) {
@@ -328,4 +336,21 @@ export class WorkerPool {
       for (const f of w) f();
     }
   }
+}
+
+/** The message for a batch, and what to move with it: small chunks inside one msgpack buffer, large items beside it. */
+function batchMessage(batch: ChunkSpec[]): [ToWorker, ArrayBuffer[]] {
+  const large: [number, Uint8Array][] = [];
+  let specs = batch;
+  for (let i = 0; i < batch.length; i++) {
+    const items = batch[i]!.items;
+    if (items.byteLength < LARGE_BYTES) continue;
+    if (specs === batch) specs = batch.slice();
+    specs[i] = { ...batch[i]!, items: EMPTY_VALUES };
+    large.push([i, ownsBuffer(items) ? items : ownCopy(items)]);
+  }
+  const data = encodeTransferable(specs);
+  const transfer = [data.buffer as ArrayBuffer];
+  for (const [, b] of large) transfer.push(b.buffer as ArrayBuffer);
+  return [{ t: 'batch', data, large }, transfer];
 }

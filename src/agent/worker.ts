@@ -186,7 +186,9 @@ async function main(): Promise<void> {
   }
   port.on('message', (msg: ToWorker) => {
     if (msg.t === 'batch') {
-      queue.push(decode(msg.data) as ChunkSpec[]);
+      const specs = decode(msg.data) as ChunkSpec[];
+      for (const [i, items] of msg.large) specs[i]!.items = items;
+      queue.push(specs);
       void drain();
     } else if (msg.t === 'share') {
       shared.set(msg.entry.id, { entry: msg.entry });

@@ -1,5 +1,152 @@
-// yargs commands; placeholder until the CLI issue lands.
+// The slurmpool command: yargs commands run, map, env, emulate, demo (and the hidden agent); each computes, a renderer prints.
+import { readFileSync } from 'node:fs';
+import yargs, { type Argv } from 'yargs';
+import { CliError, EXIT } from './errors.js';
+import { COMMON_OPTIONS, envName } from './options.js';
+import { makeRenderer, type Renderer } from './render.js';
+
+function version(): string {
+  try {
+    return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+  } catch {
+    return 'unknown';
+  }
+}
+
+/** --json / --quiet from the command line or SLURMPOOL_JSON / SLURMPOOL_QUIET, read leniently (resolveCommon checks them). */
+function rendererFor(args: Record<string, unknown>): Renderer {
+  const flag = (name: string) => {
+    if (typeof args[name] === 'boolean') return args[name] as boolean;
+    const v = process.env[envName(name)];
+    return v !== undefined && ['1', 'true', 'yes', 'on'].includes(v.toLowerCase());
+  };
+  return makeRenderer({ json: flag('json'), quiet: flag('quiet') });
+}
+
+const EPILOGUE = [
+  'Every option also comes from a SLURMPOOL_* variable: --cpus-per-task 4 is SLURMPOOL_CPUS_PER_TASK=4; the command line wins.',
+  'Exit status: 0 every task succeeded; 1 some failed (listed); 2 bad usage or input; 3 stopped early (signal or time limit), continue with --resume; 4 workers could not start or every node was lost.',
+  'slurmpool agent is the per-node process that srun, ssh or emulation start; it is not run by hand.',
+  'Docs: docs/cli.md, recipes for sbatch scripts: docs/sbatch-recipes.md',
+].join('\n\n');
+
+function withCommon<T>(y: Argv<T>): Argv<T> {
+  return y.options(COMMON_OPTIONS) as unknown as Argv<T>;
+}
+
+/** Parse argv, run the command, return the exit status. */
 export async function main(argv: string[]): Promise<number> {
-  process.stderr.write(`slurmpool: commands are not built yet (${argv.join(' ')})\n`);
-  return 2;
+  let status: number = EXIT.ok;
+  let renderer: Renderer | null = null;
+  const handle = (fn: (args: Record<string, unknown>, r: Renderer) => Promise<number>) => async (args: Record<string, unknown>) => {
+    renderer = rendererFor(args);
+    status = await fn(args, renderer);
+  };
+  const parser = yargs(argv)
+    .scriptName('slurmpool')
+    .usage('$0 <command> [options]\n\nmultiprocessing.Pool across every node of a Slurm allocation: shell commands, module maps, resume after walltime.')
+    .command(
+      'run <taskfile>',
+      'Run a file of shell commands, one a line, on every node of the allocation',
+      (y) =>
+        withCommon(y)
+          .positional('taskfile', { type: 'string', describe: 'One shell command a line (blank lines and # comments skipped); - reads standard input' })
+          .example('$0 run tasks.txt', 'run every line of tasks.txt, as many at once as there are cores')
+          .example('$0 run tasks.txt -c 4 -o results.jsonl', 'each command gets 4 cores of its own (OMP_NUM_THREADS=4, pinned); records in results.jsonl')
+          .example('$0 run tasks.txt -o results.jsonl --resume', 'after a walltime kill: run only the commands not yet recorded')
+          .example('seq 100 | sed "s/^/echo /" | $0 run -', 'commands from standard input'),
+      handle(async (a, r) => (await import('./run.js')).runTaskFile(a, r, argv)),
+    )
+    .command(
+      'map <module> <export>',
+      "Apply a module's export to JSON inputs; records as JSON Lines",
+      (y) =>
+        withCommon(y)
+          .positional('module', { type: 'string', describe: 'ES module file (on a filesystem every node sees)' })
+          .positional('export', { type: 'string', describe: 'Name of the exported function' })
+          .option('input', { alias: 'i', type: 'string', group: 'Input:', describe: 'JSON Lines file of items, one JSON value a line (- for standard input)' })
+          .option('range', { type: 'string', group: 'Input:', describe: 'Items START, START+STEP, … below END: START:END[:STEP]' })
+          .option('star', { type: 'boolean', group: 'Input:', describe: 'Each item is an array of arguments (starmap)' })
+          .example('$0 map tasks.mjs simulate --input params.jsonl -o results.jsonl', 'one record per line of params.jsonl')
+          .example('$0 map tasks.mjs square --range 0:1000', 'items 0..999; records on standard output')
+          .example('$0 map tasks.mjs add --star --input pairs.jsonl', 'each line is [a, b]: add(a, b)'),
+      handle(async (a, r) => (await import('./map.js')).mapModule(a, r, argv)),
+    )
+    .command(
+      'env',
+      'Show what slurmpool sees: the mode it would use and why, the allocation, CPUs and time left',
+      (y) =>
+        y
+          .option('json', { type: 'boolean', describe: 'One JSON object, for scripts' })
+          .option('emulate', COMMON_OPTIONS.emulate!)
+          .option('hosts', COMMON_OPTIONS.hosts!)
+          .option('hostfile', COMMON_OPTIONS.hostfile!)
+          .option('local', COMMON_OPTIONS.local!)
+          .option('cpus-per-task', COMMON_OPTIONS['cpus-per-task']!)
+          .option('workers', COMMON_OPTIONS.workers!)
+          .option('time-left', COMMON_OPTIONS['time-left']!)
+          .example('$0 env', 'inside an sbatch script: nodes, CPUs per node, time left, and where each came from')
+          .example('$0 env --json | jq .allocation.nodes', 'for scripts'),
+      handle(async (a, r) => (await import('./env.js')).envCommand(a, r)),
+    )
+    .command(
+      'emulate [script] [args..]',
+      'Run an sbatch script on this machine as Slurm would, with an emulated allocation',
+      (y) =>
+        y
+          .positional('script', { type: 'string', describe: 'The batch script (#! line and #SBATCH options as for sbatch); may follow --' })
+          .positional('args', { type: 'string', array: true, describe: 'Arguments of the script (after --)' })
+          .option('nodes', { alias: 'N', type: 'string', describe: 'Nodes [default: #SBATCH --nodes, else 1]' })
+          .option('cpus-per-node', { type: 'string', describe: 'CPUs of each node [default: #SBATCH -c × --ntasks-per-node, else 1]' })
+          .option('time', { alias: 't', type: 'string', describe: 'Time limit as sbatch reads it (10 = 10 minutes, 1:30:00) [default: #SBATCH --time, else none]' })
+          .option('kill-wait', { type: 'string', describe: 'From SIGTERM at the limit to SIGKILL, as Slurm\'s KillWait [default: 30s]' })
+          .option('signal', { type: 'string', describe: 'As sbatch --signal=B:SIG@SECONDS: warn the script before the limit [default: #SBATCH --signal]' })
+          .option('quiet', COMMON_OPTIONS.quiet!)
+          .option('json', COMMON_OPTIONS.json!)
+          .example('$0 emulate -- ./job.sbatch', 'run job.sbatch with its #SBATCH -N/-c/--time as the allocation')
+          .example('$0 emulate --nodes 4 --cpus-per-node 2 --time 10:00 -- ./job.sbatch input.txt', 'command-line options win over #SBATCH lines'),
+      handle(async (a, r) => (await import('./emulate.js')).emulateCommand(a, r)),
+    )
+    .command(
+      'demo',
+      'Count primes below 5,000,000 on an emulated 2-node pool and show the speedup over one worker',
+      (y) =>
+        y
+          .option('emulate', { type: 'string', describe: 'Emulated allocation NxC [default: 2x1]' })
+          .option('local', { type: 'boolean', describe: 'Worker threads on this machine instead of emulated nodes' })
+          .option('limit', { type: 'string', describe: 'Count primes below this [default: 5000000]' })
+          .option('json', COMMON_OPTIONS.json!)
+          .example('$0 demo', '348,513 primes, the time, and the speedup')
+          .example('$0 demo --local', 'with worker threads on this machine'),
+      handle(async (a, r) => (await import('./demo.js')).demoCommand(a, r)),
+    )
+    .command({
+      command: 'agent',
+      describe: false,
+      handler: async () => {
+        const { runAgent } = await import('../agent/main.js');
+        await runAgent();
+        status = EXIT.ok;
+      },
+    })
+    .demandCommand(1, 'give a command: run, map, env, emulate or demo')
+    .strict()
+    .parserConfiguration({ 'populate--': true })
+    .epilogue(EPILOGUE)
+    .version(version())
+    .help()
+    .alias('h', 'help')
+    .wrap(Math.min(110, process.stdout.columns || 100))
+    .exitProcess(false)
+    .fail((msg, err) => {
+      if (err) throw err;
+      throw new CliError(msg, EXIT.usage, `see: slurmpool ${argv.find((a) => !a.startsWith('-')) ?? ''} --help`.replace('  ', ' '));
+    });
+  try {
+    await parser.parseAsync();
+  } catch (e) {
+    const r: Renderer = renderer ?? makeRenderer({ json: argv.includes('--json'), quiet: false });
+    return r.error(e instanceof CliError ? e : e instanceof Error ? new CliError(e.message, EXIT.launch) : e);
+  }
+  return status;
 }

@@ -2,8 +2,21 @@
 import { createRequire } from 'node:module';
 import type { Packr as PackrT } from 'msgpackr';
 
-// The CommonJS build is one file: it loads faster than the ES module graph, which matters for start-up time.
-const { Packr } = createRequire(import.meta.url)('msgpackr') as typeof import('msgpackr');
+// The CommonJS build is one file: it loads faster than the ES module graph, which matters for start-up
+// time (every worker thread loads it). Its optional native string extractor costs ~13 ms to load and
+// helps only string-heavy frames, so it is left out unless the user asks for it.
+const { Packr } = loadMsgpackr();
+
+function loadMsgpackr(): typeof import('msgpackr') {
+  const key = 'MSGPACKR_NATIVE_ACCELERATION_DISABLED';
+  const before = process.env[key];
+  if (before === undefined) process.env[key] = 'true';
+  try {
+    return createRequire(import.meta.url)('msgpackr') as typeof import('msgpackr');
+  } finally {
+    if (before === undefined) delete process.env[key];
+  }
+}
 
 /**
  * Plain msgpack maps (no shared record structures, so any peer can decode any frame), with
@@ -11,8 +24,33 @@ const { Packr } = createRequire(import.meta.url)('msgpackr') as typeof import('m
  */
 export const packr: PackrT = new Packr({ useRecords: false, moreTypes: true, int64AsType: 'bigint' });
 
+/**
+ * Encode a value. The result is a view into msgpackr's current output buffer; msgpackr never writes
+ * over bytes it has returned (it moves on, then starts a new buffer), so the view stays valid.
+ */
 export function encode(value: unknown): Buffer {
   return packr.pack(value);
+}
+
+/** Items at least this large travel between threads in their own moved ArrayBuffer, never copied into a batch. */
+export const LARGE_BYTES = 64 * 1024;
+
+/** Encode; a large result gets a buffer of its own, so that it can be moved to another thread. */
+export function encodeForThreads(value: unknown): Uint8Array {
+  const b = packr.pack(value);
+  return b.byteLength >= LARGE_BYTES ? ownCopy(b) : b;
+}
+
+/** True when a view covers the whole of an ordinary ArrayBuffer (so moving it loses nothing else). */
+export function ownsBuffer(b: Uint8Array): boolean {
+  return b.byteOffset === 0 && b.buffer instanceof ArrayBuffer && b.byteLength === b.buffer.byteLength;
+}
+
+/** A copy in a buffer of its own. */
+export function ownCopy(b: Uint8Array): Uint8Array {
+  const own = new Uint8Array(b.byteLength);
+  own.set(b);
+  return own;
 }
 
 export function decode(bytes: Uint8Array): unknown {
@@ -21,11 +59,8 @@ export function decode(bytes: Uint8Array): unknown {
 
 /** Encode into a buffer that owns its memory, so that it can be moved to another thread. */
 export function encodeTransferable(value: unknown): Uint8Array {
-  const b = packr.pack(value);
-  // pack() returns a view into msgpackr's reusable buffer: copy out what we keep.
-  const own = new Uint8Array(b.byteLength);
-  own.set(b);
-  return own;
+  // pack() returns a view into msgpackr's shared output buffer, which must not be moved: copy out.
+  return ownCopy(packr.pack(value));
 }
 
 /** An encoded empty array, for results that carry no values. */

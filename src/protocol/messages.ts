@@ -23,8 +23,6 @@ export interface ChunkSpec {
   stopOnError: boolean;
   /** Per-task timeout in ms; 0 = none. */
   timeoutMs: number;
-  /** Move whole ArrayBuffers of the items to the worker instead of copying them (in-process only). */
-  transfer: boolean;
 }
 
 /** What the workers of an agent load and how. */

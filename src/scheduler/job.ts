@@ -47,7 +47,6 @@ export interface JobSpec {
   chunksize: number;
   stopOnError: boolean;
   timeoutMs: number;
-  transfer: boolean;
   /** Skip these input indices (resume). */
   skip?: ReadonlySet<number>;
 }

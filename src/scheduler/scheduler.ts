@@ -2,7 +2,7 @@
 import type { ErrorRecord } from '../errors.js';
 import type { AgentConfig, ChunkResult, ChunkSpec, FromAgent, SharedKind, ToAgent } from '../protocol/messages.js';
 import type { Link } from '../transport/link.js';
-import { decode, encodeTransferable } from '../protocol/codec.js';
+import { decode, encodeForThreads } from '../protocol/codec.js';
 import type { ChunkOutcome, Job, PlacedFailure } from './job.js';
 
 export type AgentLink = Link<ToAgent, FromAgent>;
@@ -21,11 +21,30 @@ export class AgentState {
   chunksDone = 0;
   itemsDone = 0;
   busyMs = 0;
+  /** Encoded bytes of the items of the chunks in flight on this agent. */
+  inflightBytes = 0;
   /** Shared values being streamed to this agent; no chunk is sent to it meanwhile. */
   streaming = 0;
   /** What the agent reported of each shared value. */
   readonly shareStates = new Map<number, 'ready' | 'released'>();
   shareBytesSent = 0;
+  /** Forget a chunk in flight here; returns it if it was. */
+  release(id: number): Chunk | undefined {
+    const c = this.inflight.get(id);
+    if (c) {
+      this.inflight.delete(id);
+      this.inflightBytes -= c.bytes;
+    }
+    return c;
+  }
+
+  releaseAll(): Chunk[] {
+    const all = [...this.inflight.values()];
+    this.inflight.clear();
+    this.inflightBytes = 0;
+    return all;
+  }
+
   constructor(
     readonly id: number,
     readonly link: AgentLink,
@@ -48,6 +67,8 @@ interface Chunk {
   agent: AgentState | null;
   /** When it was last sent to an agent (epoch ms). */
   sentAt: number;
+  /** Encoded size of its items, counted against its agent's in-flight bytes. */
+  bytes: number;
   /** A speculative copy running elsewhere (straggler); the first result wins. */
   twin: Chunk | null;
 }
@@ -95,6 +116,8 @@ export const SHARE_PIECE = 16 * 1024 * 1024;
 /** Agent losses a chunk may suffer before it is reported as lost. */
 const MAX_LOSSES = 3;
 const STRAGGLER_CHECK_MS = 250;
+/** An agent is sent no more chunks while the items of those it has exceed this (large items). */
+const MAX_INFLIGHT_BYTES = 64 * 1024 * 1024;
 /** A chunk is a straggler past this multiple of its job's mean chunk time (plus a floor), with at least this many chunks learned. */
 const STRAGGLER_FACTOR = 4;
 const STRAGGLER_FLOOR_MS = 1000;
@@ -214,7 +237,7 @@ export class Scheduler {
       if (c.job !== job) continue;
       this.chunks.delete(c.id);
       if (c.agent) {
-        c.agent.inflight.delete(c.id);
+        c.agent.release(c.id);
         let ids = byAgent.get(c.agent);
         if (!ids) byAgent.set(c.agent, (ids = []));
         ids.push(c.id);
@@ -232,7 +255,7 @@ export class Scheduler {
     }
     this.retryQueue.length = 0;
     this.chunks.clear();
-    for (const a of this.agents) a.inflight.clear();
+    for (const a of this.agents) a.releaseAll();
   }
 
   get busy(): boolean {
@@ -269,7 +292,7 @@ export class Scheduler {
       progress = false;
       for (let k = 0; k < agents.length; k++) {
         const a = agents[(this.rr + k) % agents.length]!;
-        if (a.inflight.size >= a.credits || a.streaming > 0) continue;
+        if (a.inflight.size >= a.credits || a.streaming > 0 || a.inflightBytes > MAX_INFLIGHT_BYTES) continue;
         const c = this.nextChunk(workers);
         if (!c) {
           progress = false;
@@ -281,7 +304,10 @@ export class Scheduler {
         a.inflight.set(c.id, c);
         let b = batches.get(a);
         if (!b) batches.set(a, (b = []));
-        b.push(this.spec(c));
+        const spec = this.spec(c);
+        c.bytes = spec.items.byteLength;
+        a.inflightBytes += c.bytes;
+        b.push(spec);
       }
     }
     this.rr = (this.rr + 1) % agents.length;
@@ -295,11 +321,10 @@ export class Scheduler {
       fn: s.fn,
       kind: s.kind,
       start: c.root.start + c.offset,
-      items: encodeTransferable(c.items),
+      items: encodeForThreads(c.items),
       count: c.items.length,
       stopOnError: s.stopOnError,
       timeoutMs: s.timeoutMs,
-      transfer: s.transfer,
     };
   }
 
@@ -311,7 +336,7 @@ export class Scheduler {
       const t = job.take(workers);
       if (t) {
         const root: Root = { seq: t.seq, start: t.start, size: t.items.length, values: new Array(t.items.length), failures: [], parts: [], remaining: 1, cutAt: t.items.length };
-        const c: Chunk = { id: this.nextChunkId++, job, root, offset: 0, items: t.items, attempts: 0, losses: 0, agent: null, sentAt: 0, twin: null };
+        const c: Chunk = { id: this.nextChunkId++, job, root, offset: 0, items: t.items, attempts: 0, losses: 0, agent: null, sentAt: 0, bytes: 0, twin: null };
         this.chunks.set(c.id, c);
         return c;
       }
@@ -362,8 +387,7 @@ export class Scheduler {
   }
 
   private onResult(a: AgentState, r: ChunkResult): void {
-    const c = a.inflight.get(r.id);
-    a.inflight.delete(r.id);
+    const c = a.release(r.id);
     if (!c || this.chunks.get(r.id) !== c) return; // cancelled, or already finished elsewhere
     this.chunks.delete(r.id);
     const root = c.root;
@@ -431,6 +455,7 @@ export class Scheduler {
       losses: c.losses,
       agent: null,
       sentAt: 0,
+      bytes: 0,
       twin: null,
     };
     c.root.remaining++;
@@ -467,8 +492,7 @@ export class Scheduler {
     for (const f of w) f();
     const wasReady = a.ready;
     a.ready = false;
-    const chunks = [...a.inflight.values()];
-    a.inflight.clear();
+    const chunks = a.releaseAll();
     for (const c of chunks) {
       if (this.chunks.get(c.id) !== c) continue;
       if (c.twin && this.chunks.get(c.twin.id) === c.twin) {
@@ -501,7 +525,7 @@ export class Scheduler {
   private dropChunk(c: Chunk): void {
     this.chunks.delete(c.id);
     if (c.agent) {
-      c.agent.inflight.delete(c.id);
+      c.agent.release(c.id);
       c.agent.link.send({ t: 'cancel', ids: [c.id] });
     }
   }
@@ -524,8 +548,11 @@ export class Scheduler {
       const copy: Chunk = { ...c, id: this.nextChunkId++, agent: target, sentAt: now, twin: c };
       c.twin = copy;
       this.chunks.set(copy.id, copy);
+      const spec = this.spec(copy);
+      copy.bytes = spec.items.byteLength;
       target.inflight.set(copy.id, copy);
-      target.link.send({ t: 'chunks', chunks: [this.spec(copy)] });
+      target.inflightBytes += copy.bytes;
+      target.link.send({ t: 'chunks', chunks: [spec] });
       this.speculation.started++;
       this.opts.log(`straggler: task ${c.root.start + c.offset} has run ${Math.round((now - c.sentAt) / 1000)} s on node ${c.agent.node} (its call's chunks take ${Math.round(c.job.chunkMs.mean)} ms); a copy runs on node ${target.node}, the first result wins`);
     }

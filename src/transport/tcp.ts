@@ -3,7 +3,7 @@ import { createServer, connect, type Server, type Socket } from 'node:net';
 import { ProtocolError } from '../errors.js';
 import { newNonce, proof, proofMatches } from '../protocol/auth.js';
 import { decode, encode } from '../protocol/codec.js';
-import { FrameDecoder, MAX_FRAME, MAX_HANDSHAKE_FRAME } from '../protocol/frames.js';
+import { FrameDecoder, frameHeader, MAX_FRAME, MAX_HANDSHAKE_FRAME } from '../protocol/frames.js';
 import { PROTOCOL_VERSION, checkFromAgent, checkToAgent, type FromAgent, type Handshake, type ToAgent } from '../protocol/messages.js';
 import type { Link } from './link.js';
 
@@ -88,9 +88,13 @@ export class TcpLink<Out, In> implements Link<Out, In> {
 
   send(msg: Out): void {
     if (this.closed) return;
-    const f = frame(msg);
-    this.bytesOut += f.length;
-    this.socket.write(f);
+    // Header and body as two writes in one corked batch: the body (msgpackr's stable output) is not copied.
+    const body = encode(msg);
+    this.bytesOut += 4 + body.length;
+    this.socket.cork();
+    this.socket.write(frameHeader(body.length));
+    this.socket.write(body);
+    process.nextTick(() => this.socket.uncork());
   }
 
   /** Resolves once the socket's user-space buffer is below 32 MiB, so bulk senders do not pile up gigabytes. */

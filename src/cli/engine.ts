@@ -1,0 +1,321 @@
+// What run and map share: results file and resume, signals and grace, the time limit, progress and the summary.
+import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { Pool } from '../pool.js';
+import { OptionError, SlurmpoolError } from '../errors.js';
+import type { TaskRecord } from '../ordering.js';
+import type { CommandResult } from '../agent/shell.js';
+import { JournalMismatch, prepareResume, readJournal, type SavedRecord } from '../results/journal.js';
+import { toJsonLine } from '../results/record.js';
+import { ResultsFile, StdoutRecords, unwritable, type RecordOut } from '../results/writer.js';
+import { formatDuration } from './durations.js';
+import { CliError, EXIT } from './errors.js';
+import { Feed, type StopReason } from './feed.js';
+import { poolOptions, type Common } from './options.js';
+import type { NodeSummary, ProgressInfo, Renderer, Summary } from './render.js';
+import { findEndTime, TimeGate } from './timeleft.js';
+
+/** One CLI run's tasks and how their records look. */
+export interface Plan {
+  command: 'run' | 'map';
+  kind: 'shell' | 'call';
+  /** The export to call (map). */
+  fn: string;
+  /** The task module's path (map). */
+  module?: string;
+  star?: boolean;
+  total: number;
+  /** What the pool gets for task `index`. */
+  item(index: number): unknown;
+  /** The record written for task `index`. */
+  record(index: number, r: TaskRecord): Record<string, unknown>;
+  /** Does a saved record still describe this input? (resume) Returns why not. */
+  check?(saved: SavedRecord): string | null;
+  /** Without a results file: show a finished task's output (run, human mode). */
+  show?(index: number, r: TaskRecord): void;
+  /** Records go to standard output when there is no results file. */
+  recordsToStdout: boolean;
+}
+
+/** Signals that stop a run gracefully: Slurm's walltime/scancel (TERM) and the --signal warnings (USR1/USR2). */
+const STOP_SIGNALS: NodeJS.Signals[] = ['SIGTERM', 'SIGINT', 'SIGUSR1', 'SIGUSR2', 'SIGHUP'];
+
+/** Quote an argument for a shell command line shown to the user. */
+export function shellQuote(a: string): string {
+  return /^[A-Za-z0-9_./:=,+@%-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`;
+}
+
+/** This invocation with --resume, to print as the way to continue. */
+function resumeCommand(argv: readonly string[]): string {
+  const args = argv.filter((a) => a !== '--overwrite' && a !== '--no-resume');
+  if (!args.includes('--resume')) args.push('--resume');
+  return ['slurmpool', ...args.map(shellQuote)].join(' ');
+}
+
+interface Counters {
+  succeeded: number;
+  failed: number;
+  retried: number;
+  interrupted: number;
+  received: number;
+  failedIndices: number[];
+}
+
+/** Run a plan to the end (or to a stop) and return the exit status. */
+export async function execute(plan: Plan, c: Common, r: Renderer, argv: readonly string[]): Promise<number> {
+  const t0 = Date.now();
+  // 1. The results file: checked, repaired and read back (resume) before any work starts.
+  let done = new Set<number>();
+  let out: RecordOut | null = null;
+  if (c.output) {
+    const why = unwritable(c.output);
+    if (why) throw new CliError(`cannot write results to ${c.output}: ${why}`);
+    if (c.resume) {
+      try {
+        const state = prepareResume(c.output, plan.check);
+        for (const n of state.notes) r.warn(n);
+        done = state.done;
+        if (done.size > 0 || state.failedBefore.length > 0) {
+          r.note(`resuming ${c.output}: ${done.size} task(s) done before are skipped${state.failedBefore.length ? `, ${state.failedBefore.length} that failed run again` : ''}`);
+        }
+      } catch (e) {
+        if (e instanceof JournalMismatch) throw new CliError(`cannot resume: ${e.message}`, EXIT.usage, 'write to a new --output file, or use --overwrite to start again');
+        throw e;
+      }
+    } else if (!c.overwrite && existsSync(c.output) && statSync(c.output).size > 0) {
+      const n = readJournal(c.output)?.records.size ?? 0;
+      throw new CliError(`${c.output} already holds ${n} record${n === 1 ? '' : 's'}`, EXIT.usage, 'add --resume to continue that run (its finished tasks are skipped), or --overwrite to start again');
+    }
+    out = new ResultsFile(c.output, !c.resume);
+  } else if (plan.recordsToStdout) {
+    out = new StdoutRecords();
+  }
+  if (c.logDir) {
+    try {
+      mkdirSync(c.logDir, { recursive: true });
+    } catch (e) {
+      throw new CliError(`cannot create --log-dir ${c.logDir}: ${(e as Error).message}`);
+    }
+    const why = unwritable(`${c.logDir}/x`);
+    if (why) throw new CliError(`--log-dir ${c.logDir} cannot be written: ${why}`);
+  }
+
+  const feed = new Feed(plan.total, done, (i) => plan.item(i));
+  const counters: Counters = { succeeded: 0, failed: 0, retried: 0, interrupted: 0, received: 0, failedIndices: [] };
+  const summaryToStdout = !(out instanceof StdoutRecords) && !(plan.show && !c.json);
+  if (feed.pending === 0) {
+    await out?.close();
+    r.note(`every task is already recorded in ${c.output}; nothing to run`);
+    r.summary(makeSummary(plan, c, feed, counters, [], 'none', 0, Date.now() - t0, 0, null, argv, EXIT.ok), summaryToStdout);
+    return EXIT.ok;
+  }
+
+  // 2. Signals: stop handing out tasks, give the running ones the grace period, then stop them.
+  let pool: Pool | null = null;
+  let stopping: StopReason | null = null;
+  let forced = false;
+  let graceTimer: NodeJS.Timeout | undefined;
+  const force = () => {
+    if (forced) return;
+    forced = true;
+    clearTimeout(graceTimer);
+    if (pool) void pool.terminate();
+  };
+  const stop = (reason: StopReason) => {
+    if (stopping) return;
+    stopping = reason;
+    feed.stop(reason);
+    r.note(`${reason.message}; waiting up to ${formatDuration(c.graceMs)} for running tasks`);
+    graceTimer = setTimeout(() => {
+      r.note(`grace period over: stopping the tasks still running`);
+      force();
+    }, c.graceMs);
+    graceTimer.unref();
+  };
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (stopping && (sig === 'SIGINT' || sig === 'SIGTERM')) {
+      r.note(`${sig} again: stopping now`);
+      force();
+      return;
+    }
+    stop({ kind: sig, message: `${sig} received: not starting more tasks` });
+  };
+  for (const s of STOP_SIGNALS) process.on(s, onSignal);
+  const unhook = () => {
+    for (const s of STOP_SIGNALS) process.off(s, onSignal);
+  };
+
+  let exitCode: number = EXIT.ok;
+  let startupMs = 0;
+  let runStart = Date.now();
+  let fatal: unknown = null;
+  let nodes: NodeSummary[] = [];
+  let ticker: NodeJS.Timeout | undefined;
+  let endTimer: NodeJS.Timeout | undefined;
+  try {
+    // 3. Workers.
+    const extraEnv: Record<string, string> = {};
+    if (c.logDir) extraEnv.SLURMPOOL_LOG_DIR = c.logDir;
+    if (c.inlineMax !== undefined) extraEnv.SLURMPOOL_INLINE_MAX = String(c.inlineMax);
+    if (c.cpusPerTask !== undefined) extraEnv.SLURMPOOL_PIN_CPUS = String(c.cpusPerTask);
+    const opts = poolOptions(c, extraEnv, r.kind === 'quiet' ? false : (line) => r.note(line));
+    if (plan.module) opts.module = plan.module;
+    try {
+      pool = await Pool.open(opts);
+    } catch (e) {
+      if (e instanceof OptionError) throw new CliError(e.message);
+      throw new CliError(e instanceof Error ? e.message : String(e), EXIT.launch);
+    }
+    if (forced) void pool.terminate();
+    runStart = Date.now();
+    startupMs = runStart - t0;
+
+    // 4. The time limit: learn task durations, start none that cannot finish, stop before the end.
+    const end = await findEndTime(process.env, c.timeLeftMs);
+    let gate: TimeGate | null = null;
+    if (end) {
+      gate = new TimeGate(end);
+      const g = gate;
+      const p = pool;
+      feed.gate = () => g.check(feed.handedOut - counters.received, p.workers);
+      const stopAt = end.at - c.graceMs - 5000;
+      endTimer = setTimeout(
+        () => stop({ kind: 'time', message: `the allocation ends in ${formatDuration(end.at - Date.now())} (${end.source}): not starting more tasks` }),
+        Math.max(0, stopAt - Date.now()),
+      );
+      endTimer.unref();
+    }
+
+    // 5. Progress.
+    const tty = r.kind === 'human' && process.stderr.isTTY === true;
+    const samples: [number, number][] = [[Date.now(), 0]];
+    const info = (): ProgressInfo => {
+      const now = Date.now();
+      const d = counters.succeeded + counters.failed;
+      samples.push([now, d]);
+      while (samples.length > 2 && now - samples[0]![0] > 20_000) samples.shift();
+      const [t, d0] = samples[0]!;
+      const rate = now > t ? ((d - d0) * 1000) / (now - t) : 0;
+      const total = feed.pending;
+      const stats = pool?.stats() ?? [];
+      return {
+        done: d,
+        failed: counters.failed,
+        total,
+        elapsedMs: now - runStart,
+        rate,
+        etaMs: rate > 0 ? ((total - d) / rate) * 1000 : null,
+        nodesAlive: stats.filter((s) => s.alive).length,
+        nodes: stats.length,
+        workers: pool?.workers ?? 0,
+        stopping: stopping ? (stopping as StopReason).kind : null,
+      };
+    };
+    if (r.kind !== 'quiet') {
+      ticker = setInterval(() => r.progress(info(), tty), tty ? 250 : c.progressEveryMs);
+      ticker.unref();
+    }
+
+    // 6. The tasks.
+    const ro = { ...(c.chunksize !== undefined ? { chunksize: c.chunksize } : {}), ...(c.timeoutMs > 0 ? { timeout: c.timeoutMs } : {}) };
+    const iter = plan.kind === 'shell' ? pool.runCommands(feed, ro) : pool.imapRecords(plan.fn, feed, { ...ro, star: plan.star === true });
+    try {
+      for await (const rec of iter) {
+        counters.received++;
+        const index = feed.originalIndex(rec.index);
+        const v = rec.value as CommandResult | undefined;
+        gate?.learn(rec, plan.kind === 'shell' && v && typeof v.durationMs === 'number' ? v.durationMs : undefined);
+        if (stopping && !rec.ok) {
+          // Failed while the run was being stopped (often killed by the same signal): it runs again on --resume.
+          counters.interrupted++;
+          continue;
+        }
+        const { line, ok } = toJsonLine(plan.record(index, rec));
+        out?.write(line);
+        if (ok) counters.succeeded++;
+        else {
+          counters.failed++;
+          counters.failedIndices.push(index);
+        }
+        if (rec.attempts > 1) counters.retried++;
+        if (plan.show) {
+          r.clearLive();
+          plan.show(index, rec);
+        }
+      }
+    } catch (e) {
+      if (!stopping && !forced) fatal = e;
+    }
+    clearInterval(ticker);
+    r.clearLive();
+    nodes = nodeSummaries(pool, Date.now() - runStart);
+    if (!forced) await pool.close();
+    else await pool.terminate();
+  } finally {
+    clearInterval(ticker);
+    clearTimeout(graceTimer);
+    clearTimeout(endTimer);
+    unhook();
+    await out?.close();
+  }
+
+  const wallMs = Date.now() - runStart;
+  const stopped: StopReason | null = stopping ?? feed.stopped;
+  if (fatal) {
+    const msg = fatal instanceof Error ? fatal.message : String(fatal);
+    r.error(new CliError(msg, fatal instanceof SlurmpoolError && fatal.code === 'ELAUNCH' ? EXIT.launch : EXIT.launch));
+    exitCode = EXIT.launch;
+  } else if (stopped) exitCode = EXIT.stopped;
+  else if (counters.failed > 0) exitCode = EXIT.failed;
+  const workers = pool ? pool.workers || nodes.reduce((s, n) => s + n.workers, 0) : 0;
+  r.summary(makeSummary(plan, c, feed, counters, nodes, pool?.mode ?? 'none', workers, wallMs, startupMs, fatal ? { kind: 'error', message: String((fatal as Error).message ?? fatal) } : stopped, argv, exitCode), summaryToStdout);
+  return exitCode;
+}
+
+function nodeSummaries(pool: Pool, wallMs: number): NodeSummary[] {
+  return pool.stats().map((s) => ({
+    node: s.node,
+    workers: s.workers,
+    tasks: s.tasks,
+    busy: wallMs > 0 && s.workers > 0 ? s.busyMs / (wallMs * s.workers) : 0,
+    alive: s.alive,
+  }));
+}
+
+function makeSummary(
+  plan: Plan,
+  c: Common,
+  feed: Feed,
+  k: Counters,
+  nodes: NodeSummary[],
+  mode: string,
+  workers: number,
+  wallMs: number,
+  startupMs: number,
+  stopped: StopReason | null,
+  argv: readonly string[],
+  exitCode: number,
+): Summary {
+  const recorded = k.succeeded + k.failed;
+  const busyMs = nodes.reduce((s, n) => s + n.busy * n.workers * wallMs, 0);
+  const capacity = nodes.reduce((s, n) => s + n.workers, 0) * wallMs;
+  return {
+    command: plan.command,
+    total: plan.total,
+    succeeded: k.succeeded,
+    failed: k.failed,
+    retried: k.retried,
+    resumed: plan.total - feed.pending,
+    notRun: Math.max(0, feed.pending - recorded),
+    failedIndices: [...k.failedIndices].sort((a, b) => a - b),
+    mode,
+    workers,
+    nodes,
+    wallMs,
+    startupMs,
+    busy: capacity > 0 ? busyMs / capacity : 0,
+    output: c.output,
+    stopped,
+    resumeCommand: c.output ? resumeCommand(argv) : null,
+    exitCode,
+  };
+}

@@ -1,0 +1,188 @@
+// The options run and map share: yargs definitions, SLURMPOOL_* defaults, and one resolver into a typed value.
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import type { Options as YargsOption } from 'yargs';
+import type { PoolOptions } from '../options.js';
+import { parseEmulate } from '../options.js';
+import { OptionError } from '../errors.js';
+import { parseDuration } from './durations.js';
+import { CliError } from './errors.js';
+
+/** Options of run and map, as yargs reads them (numbers and durations as strings, checked by resolveCommon). */
+export const COMMON_OPTIONS: Record<string, YargsOption> = {
+  workers: { alias: 'w', type: 'string', group: 'Workers:', describe: 'Worker slots per node [default: CPUs of the node / --cpus-per-task]' },
+  'cpus-per-task': { alias: 'c', type: 'string', group: 'Workers:', describe: 'Cores each task gets to itself: ⌊cpus/N⌋ tasks at once per node, OMP_NUM_THREADS=N, pinned with taskset [default: 1, unpinned]' },
+  chunksize: { type: 'string', group: 'Workers:', describe: 'Tasks sent to a worker at a time [default: adaptive, about 50 ms of work]' },
+  retries: { type: 'string', group: 'Workers:', describe: 'Times a task is retried after its worker or node died under it [default: 1]' },
+  timeout: { type: 'string', group: 'Workers:', describe: 'Time limit per task: 90, 90s, 15m, 2h, 1:30:00 [default: none]' },
+  output: { alias: 'o', type: 'string', group: 'Results:', describe: 'Results file: one JSON line per task, and the journal --resume reads' },
+  resume: { type: 'boolean', group: 'Results:', describe: 'Keep the records of tasks that succeeded in --output and run only the others' },
+  overwrite: { type: 'boolean', group: 'Results:', describe: 'Start --output afresh even if it holds records' },
+  'log-dir': { type: 'string', group: 'Results:', describe: 'Folder for output larger than --inline-max, one file per task in subfolders of 1,000' },
+  'inline-max': { type: 'string', group: 'Results:', describe: 'Bytes of stdout/stderr kept in the record [default: 4096 with --log-dir, else 65536]' },
+  emulate: { type: 'string', group: 'Where:', describe: 'Emulate an allocation of N nodes with C CPUs each on this machine: NxC' },
+  local: { type: 'boolean', group: 'Where:', describe: 'Use this machine only, even inside a multi-node allocation' },
+  hosts: { type: 'string', group: 'Where:', describe: 'Run on these hosts over SSH: name[:cpus],…' },
+  hostfile: { type: 'string', group: 'Where:', describe: 'File of hosts for SSH, one name[:cpus] a line' },
+  'min-nodes': { type: 'string', group: 'Where:', describe: 'Go on with this many nodes when others fail to start [default: all]' },
+  grace: { type: 'string', group: 'Stopping:', describe: 'On SIGTERM/SIGUSR1/SIGUSR2, time running tasks get to finish [default: 30s]' },
+  'time-left': { type: 'string', group: 'Stopping:', describe: 'Time until the allocation ends [default: from SLURM_JOB_END_TIME or squeue]' },
+  quiet: { alias: 'q', type: 'boolean', group: 'Display:', describe: 'Print only errors and failures' },
+  json: { type: 'boolean', group: 'Display:', describe: 'Progress, notes and the summary as JSON' },
+  'progress-every': { type: 'string', group: 'Display:', describe: 'Seconds between progress lines when stderr is not a terminal [default: 30]' },
+};
+
+/** The environment variable that gives an option its default: --cpus-per-task ← SLURMPOOL_CPUS_PER_TASK. */
+export function envName(option: string): string {
+  return `SLURMPOOL_${option.toUpperCase().replace(/-/g, '_')}`;
+}
+
+/** Options resolved: every default applied, every value checked. */
+export interface Common {
+  workers: number | undefined;
+  cpusPerTask: number | undefined;
+  chunksize: number | undefined;
+  retries: number | undefined;
+  timeoutMs: number;
+  output: string | null;
+  resume: boolean;
+  overwrite: boolean;
+  logDir: string | null;
+  inlineMax: number | undefined;
+  emulate: string | undefined;
+  local: boolean;
+  hosts: string[] | undefined;
+  minNodes: number | undefined;
+  graceMs: number;
+  timeLeftMs: number | undefined;
+  quiet: boolean;
+  json: boolean;
+  progressEveryMs: number;
+}
+
+type Argv = Record<string, unknown>;
+
+/** An option's value: the command line first, then SLURMPOOL_*, as a string (or boolean) with where it came from. */
+function raw(argv: Argv, name: string, env: NodeJS.ProcessEnv): { v: string | boolean; from: string } | undefined {
+  const a = argv[name];
+  if (a !== undefined && a !== null) {
+    if (Array.isArray(a)) return { v: String(a[a.length - 1]), from: `--${name}` };
+    return { v: typeof a === 'boolean' ? a : String(a), from: `--${name}` };
+  }
+  const e = env[envName(name)];
+  if (e !== undefined && e !== '') return { v: e, from: envName(name) };
+  return undefined;
+}
+
+function int(argv: Argv, name: string, env: NodeJS.ProcessEnv, min: number): number | undefined {
+  const r = raw(argv, name, env);
+  if (r === undefined) return undefined;
+  const s = String(r.v).trim();
+  const n = /^\d+$/.test(s) ? Number(s) : NaN;
+  if (!Number.isSafeInteger(n) || n < min) {
+    throw new CliError(`${r.from} must be ${min === 0 ? 'a whole number ≥ 0' : 'a positive whole number'}, got ${JSON.stringify(r.v)}`);
+  }
+  return n;
+}
+
+function bool(argv: Argv, name: string, env: NodeJS.ProcessEnv): boolean {
+  const r = raw(argv, name, env);
+  if (r === undefined) return false;
+  if (typeof r.v === 'boolean') return r.v;
+  const s = r.v.trim().toLowerCase();
+  if (['1', 'true', 'yes', 'on'].includes(s)) return true;
+  if (['0', 'false', 'no', 'off'].includes(s)) return false;
+  throw new CliError(`${r.from} must be true or false (1/0, yes/no), got ${JSON.stringify(r.v)}`);
+}
+
+function str(argv: Argv, name: string, env: NodeJS.ProcessEnv): string | undefined {
+  const r = raw(argv, name, env);
+  if (r === undefined || typeof r.v === 'boolean') return undefined;
+  return r.v;
+}
+
+function duration(argv: Argv, name: string, env: NodeJS.ProcessEnv): number | undefined {
+  const r = raw(argv, name, env);
+  if (r === undefined) return undefined;
+  return parseDuration(String(r.v), r.from);
+}
+
+/** Read --hostfile: one host a line, # comments and blank lines skipped. */
+export function readHostfile(path: string): string[] {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new CliError(`--hostfile ${path} cannot be read: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'it does not exist' : (e as Error).message}`);
+  }
+  const hosts = text
+    .split('\n')
+    .map((l) => l.replace(/#.*/, '').trim())
+    .filter(Boolean);
+  if (hosts.length === 0) throw new CliError(`--hostfile ${path} names no hosts`);
+  return hosts;
+}
+
+/** Check and default the shared options; CliError (exit 2) quoting the first bad value. */
+export function resolveCommon(argv: Argv, env: NodeJS.ProcessEnv = process.env): Common {
+  const emulate = str(argv, 'emulate', env);
+  if (emulate !== undefined) {
+    try {
+      parseEmulate(emulate, raw(argv, 'emulate', env)!.from);
+    } catch (e) {
+      throw new CliError(e instanceof OptionError ? e.message : String(e));
+    }
+  }
+  const hostsArg = str(argv, 'hosts', env);
+  const hostfile = str(argv, 'hostfile', env);
+  let hosts: string[] | undefined;
+  if (hostsArg !== undefined) hosts = hostsArg.split(',').map((h) => h.trim()).filter(Boolean);
+  if (hostfile !== undefined) hosts = [...(hosts ?? []), ...readHostfile(hostfile)];
+  if (hosts !== undefined && hosts.length === 0) throw new CliError(`--hosts names no hosts`);
+  const local = bool(argv, 'local', env);
+  const places = [emulate !== undefined && '--emulate', hosts !== undefined && '--hosts/--hostfile', local && '--local'].filter(Boolean);
+  if (places.length > 1) throw new CliError(`${places.join(' and ')} cannot be used together`);
+  const output = str(argv, 'output', env);
+  const logDir = str(argv, 'log-dir', env);
+  const resume = bool(argv, 'resume', env);
+  const overwrite = bool(argv, 'overwrite', env);
+  if (resume && overwrite) throw new CliError('--resume and --overwrite cannot be used together');
+  if (resume && output === undefined) throw new CliError('--resume needs --output FILE: the results file is the journal it resumes from');
+  const every = duration(argv, 'progress-every', env);
+  return {
+    workers: int(argv, 'workers', env, 1),
+    cpusPerTask: int(argv, 'cpus-per-task', env, 1),
+    chunksize: int(argv, 'chunksize', env, 1),
+    retries: int(argv, 'retries', env, 0),
+    timeoutMs: duration(argv, 'timeout', env) ?? 0,
+    output: output === undefined ? null : resolve(output),
+    resume,
+    overwrite,
+    logDir: logDir === undefined ? null : resolve(logDir),
+    inlineMax: int(argv, 'inline-max', env, 0),
+    emulate,
+    local,
+    hosts,
+    minNodes: int(argv, 'min-nodes', env, 1),
+    graceMs: duration(argv, 'grace', env) ?? 30_000,
+    timeLeftMs: duration(argv, 'time-left', env),
+    quiet: bool(argv, 'quiet', env),
+    json: bool(argv, 'json', env),
+    progressEveryMs: every === undefined ? 30_000 : Math.max(100, every),
+  };
+}
+
+/** The Pool options for these settings; `extraEnv` reaches every task's environment. */
+export function poolOptions(c: Common, extraEnv: Record<string, string>, log: ((line: string) => void) | false): PoolOptions {
+  const env: NodeJS.ProcessEnv = { ...process.env, ...extraEnv };
+  const o: PoolOptions = { env, log };
+  if (c.workers !== undefined) o.workers = c.workers;
+  if (c.cpusPerTask !== undefined) o.threadsPerTask = c.cpusPerTask;
+  if (c.retries !== undefined) o.retries = c.retries;
+  if (c.timeoutMs > 0) o.timeout = c.timeoutMs;
+  if (c.emulate !== undefined) o.emulate = c.emulate;
+  if (c.hosts !== undefined) o.hosts = c.hosts;
+  if (c.local) o.mode = 'local';
+  if (c.minNodes !== undefined) o.minNodes = c.minNodes;
+  return o;
+}

@@ -1,0 +1,45 @@
+// slurmpool run TASKFILE: one shell command a line, each on some node, with its own cores.
+import { taskCommand, type CommandResult } from '../agent/shell.js';
+import { commandRecord } from '../results/record.js';
+import { execute, type Plan } from './engine.js';
+import { readTaskFile } from './input.js';
+import { resolveCommon } from './options.js';
+import type { Renderer } from './render.js';
+
+/** Run the commands of a task file; the exit status of the whole run. */
+export async function runTaskFile(args: Record<string, unknown>, r: Renderer, argv: readonly string[]): Promise<number> {
+  const c = resolveCommon(args);
+  const tf = await readTaskFile(String(args.taskfile));
+  const total = tf.commands.length;
+  const human = !c.output && !c.json;
+  const plan: Plan = {
+    command: 'run',
+    kind: 'shell',
+    fn: '',
+    total,
+    item: (i) => taskCommand(i, tf.commands[i]!),
+    record: (i, rec) => commandRecord(i, tf.lines[i], rec),
+    check: (saved) => {
+      const i = saved.index;
+      if (i >= total) return `it records task ${i}, but ${tf.name} has only ${total} commands now`;
+      const cmd = saved.record.command;
+      if (typeof cmd === 'string' && cmd !== tf.commands[i]) {
+        return `task ${i} ran \`${cmd}\`, but ${tf.name} line ${tf.lines[i]} is now \`${tf.commands[i]}\`: the task file changed since that run`;
+      }
+      return null;
+    },
+    recordsToStdout: c.json && !c.output,
+  };
+  if (human) {
+    // No results file: each command's output as it finishes, whole (GNU parallel's --group).
+    plan.show = (i, rec) => {
+      const v = rec.value as CommandResult | undefined;
+      if (v?.stdout) process.stdout.write(v.stdout);
+      if (v?.stderr) process.stderr.write(v.stderr);
+      if (v?.stdoutFile) r.note(`task ${i}: stdout is in ${v.stdoutFile}`);
+      if (v?.stderrFile) r.note(`task ${i}: stderr is in ${v.stderrFile}`);
+      if (!rec.ok) r.note(`task ${i} (line ${tf.lines[i]}) failed: ${rec.error?.message ?? 'unknown failure'}`);
+    };
+  }
+  return execute(plan, c, r, argv);
+}

@@ -1,0 +1,158 @@
+// The results file read back as a journal: which tasks finished, for --resume. Each task ends with exactly one record.
+import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, statSync, truncateSync, writeSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+
+/** One saved record. */
+export interface SavedRecord {
+  index: number;
+  ok: boolean;
+  /** 1-based line of the results file. */
+  line: number;
+  /** The line as written. */
+  text: string;
+  record: Record<string, unknown>;
+}
+
+/** What a results file holds. */
+export interface Journal {
+  path: string;
+  /** The record kept for each task: the successful one when there are several. */
+  records: Map<number, SavedRecord>;
+  /** Lines that are not records, by 1-based line number. */
+  bad: { line: number; why: string }[];
+  /** The last line, cut short by a killed write: its task runs again. */
+  torn: { line: number; bytes: number } | null;
+  /** Records of a task already recorded. */
+  duplicates: number;
+  /** Byte length of the file up to the end of its last complete line. */
+  completeBytes: number;
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> & { index: number; ok: boolean } {
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) return false;
+  const o = v as Record<string, unknown>;
+  return typeof o.index === 'number' && Number.isInteger(o.index) && o.index >= 0 && typeof o.ok === 'boolean';
+}
+
+/** Read a results file; null if there is none. */
+export function readJournal(path: string): Journal | null {
+  if (!existsSync(path)) return null;
+  const buf = readFileSync(path);
+  const records = new Map<number, SavedRecord>();
+  const bad: Journal['bad'] = [];
+  let torn: Journal['torn'] = null;
+  let duplicates = 0;
+  let start = 0;
+  let lineNo = 0;
+  let completeBytes = 0;
+  while (start < buf.length) {
+    const nl = buf.indexOf(0x0a, start);
+    lineNo++;
+    if (nl < 0) {
+      torn = { line: lineNo, bytes: buf.length - start };
+      break;
+    }
+    const text = buf.toString('utf8', start, nl);
+    start = nl + 1;
+    completeBytes = start;
+    if (text.trim() === '') continue;
+    let v: unknown;
+    try {
+      v = JSON.parse(text);
+    } catch (e) {
+      bad.push({ line: lineNo, why: `not JSON (${(e as Error).message})` });
+      continue;
+    }
+    if (!isRecord(v)) {
+      bad.push({ line: lineNo, why: 'not a task record (no integer "index" and boolean "ok")' });
+      continue;
+    }
+    const prev = records.get(v.index);
+    if (prev) {
+      duplicates++;
+      if (prev.ok || !v.ok) continue;
+    }
+    records.set(v.index, { index: v.index, ok: v.ok, line: lineNo, text, record: v });
+  }
+  return { path, records, bad, torn, duplicates, completeBytes };
+}
+
+/** What --resume found and did to a results file. */
+export interface ResumeState {
+  /** Tasks that finished successfully: not run again. */
+  done: Set<number>;
+  /** Tasks whose failure records were removed: they run again. */
+  failedBefore: number[];
+  /** What was dropped or repaired, in words, for the user. */
+  notes: string[];
+}
+
+/**
+ * Make a results file ready to be appended to by a resumed run: drop failure records (those tasks run
+ * again), duplicates, lines that are not records and a torn last line, so that the file ends with
+ * exactly one record per task. `check` vets each kept record against the current input and returns
+ * why it does not match (the run then stops before changing anything).
+ */
+export function prepareResume(path: string, check?: (r: SavedRecord) => string | null): ResumeState {
+  const j = readJournal(path);
+  const state: ResumeState = { done: new Set(), failedBefore: [], notes: [] };
+  if (!j) return state;
+  const name = basename(path);
+  for (const r of j.records.values()) {
+    // Failed tasks run again from the current input, so only kept (successful) records must still match it.
+    if (!r.ok) continue;
+    const why = check?.(r);
+    if (why) throw new JournalMismatch(`${name} line ${r.line}: ${why}`);
+  }
+  for (const b of j.bad) state.notes.push(`${name} line ${b.line} is ${b.why}; it is dropped`);
+  if (j.torn) state.notes.push(`${name} line ${j.torn.line} is incomplete (torn write, ${j.torn.bytes} bytes); that task will run again`);
+  if (j.duplicates) state.notes.push(`${name} recorded ${j.duplicates} task(s) more than once; one record each is kept`);
+  const keep: SavedRecord[] = [];
+  for (const r of j.records.values()) {
+    if (r.ok) {
+      state.done.add(r.index);
+      keep.push(r);
+    } else state.failedBefore.push(r.index);
+  }
+  state.failedBefore.sort((a, b) => a - b);
+  const needsRewrite = j.bad.length > 0 || j.duplicates > 0 || state.failedBefore.length > 0;
+  if (needsRewrite) {
+    keep.sort((a, b) => a.line - b.line);
+    rewrite(path, keep.map((r) => r.text));
+  } else if (j.torn) {
+    truncateSync(path, j.completeBytes);
+  }
+  return state;
+}
+
+/** A saved record does not match the current input. */
+export class JournalMismatch extends Error {
+  override name = 'JournalMismatch';
+}
+
+/** Replace a file's content atomically: write a sibling, sync it, rename it over, sync the folder. */
+function rewrite(path: string, lines: string[]): void {
+  const mode = statSync(path).mode & 0o777;
+  const tmp = join(dirname(path), `.${basename(path)}.resume-${process.pid}`);
+  const fd = openSync(tmp, 'w', mode);
+  try {
+    const body = lines.length ? `${lines.join('\n')}\n` : '';
+    const buf = Buffer.from(body);
+    let off = 0;
+    while (off < buf.length) off += writeSync(fd, buf, off, buf.length - off);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(tmp, path);
+  try {
+    const dfd = openSync(dirname(path), 'r');
+    try {
+      fsyncSync(dfd);
+    } finally {
+      closeSync(dfd);
+    }
+  } catch {
+    // some file systems cannot sync a folder
+  }
+}
