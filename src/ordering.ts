@@ -16,12 +16,25 @@ export function firstError(o: ChunkOutcome, fn: string): TaskError | null {
   });
 }
 
+/** Concatenate chunk value arrays into one array, in one pass. */
+function joinParts(parts: unknown[][]): unknown[] {
+  if (parts.length === 1) return parts[0]!;
+  if (parts.length <= 1000) return ([] as unknown[]).concat(...parts);
+  let n = 0;
+  for (const p of parts) n += p.length;
+  const out: unknown[] = new Array(n);
+  let k = 0;
+  for (const p of parts) for (let i = 0; i < p.length; i++) out[k++] = p[i];
+  return out;
+}
+
 /** Collects results in input order into one array (map, starmap). */
 export class ArraySink<T> implements Sink {
   readonly promise: Promise<T[]>;
   private resolve!: (v: T[]) => void;
   private reject!: (e: unknown) => void;
-  private readonly out: T[] = [];
+  /** Each chunk's values in input order; joined once at the end. */
+  private readonly parts: unknown[][] = [];
   private readonly pending = new Map<number, ChunkOutcome>();
   private next = 0;
   private total = -1;
@@ -45,9 +58,8 @@ export class ArraySink<T> implements Sink {
       this.next++;
       if (!cur.skipped) this.job.consumed(cur.size);
       const err = firstError(cur, this.job.spec.fn);
-      const vals = cur.values;
-      for (let i = 0; i < vals.length; i++) this.out[cur.start + i] = vals[i] as T;
       if (err) return this.finish(err);
+      if (!cur.skipped) this.parts.push(cur.values);
     }
     this.check();
   }
@@ -74,7 +86,7 @@ export class ArraySink<T> implements Sink {
     this.settled = true;
     this.onSettled(this);
     if (err) this.reject(err);
-    else this.resolve(this.out);
+    else this.resolve(joinParts(this.parts) as T[]);
   }
 }
 

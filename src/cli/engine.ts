@@ -12,7 +12,7 @@ import { CliError, EXIT } from './errors.js';
 import { Feed, type StopReason } from './feed.js';
 import { poolOptions, type Common } from './options.js';
 import type { NodeSummary, ProgressInfo, Renderer, Summary } from './render.js';
-import { findEndTime, TimeGate } from './timeleft.js';
+import { END_MARGIN_MS, findEndTime, TimeGate } from './timeleft.js';
 
 /** One CLI run's tasks and how their records look. */
 export interface Plan {
@@ -173,11 +173,13 @@ export async function execute(plan: Plan, c: Common, r: Renderer, argv: readonly
     const end = await findEndTime(process.env, c.timeLeftMs);
     let gate: TimeGate | null = null;
     if (end) {
-      gate = new TimeGate(end);
+      // Short allocations (tests, debug partitions) get proportionally smaller margins.
+      const horizon = Math.max(0, end.at - Date.now());
+      gate = new TimeGate(end, Math.min(END_MARGIN_MS, Math.max(1000, horizon * 0.05)));
       const g = gate;
       const p = pool;
       feed.gate = () => g.check(feed.handedOut - counters.received, p.workers);
-      const stopAt = end.at - c.graceMs - 5000;
+      const stopAt = end.at - c.graceMs - Math.min(5000, Math.max(500, horizon * 0.05));
       endTimer = setTimeout(
         () => stop({ kind: 'time', message: `the allocation ends in ${formatDuration(end.at - Date.now())} (${end.source}): not starting more tasks` }),
         Math.max(0, stopAt - Date.now()),

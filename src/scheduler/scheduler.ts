@@ -335,7 +335,7 @@ export class Scheduler {
       const job = this.jobs[k]!;
       const t = job.take(workers);
       if (t) {
-        const root: Root = { seq: t.seq, start: t.start, size: t.items.length, values: new Array(t.items.length), failures: [], parts: [], remaining: 1, cutAt: t.items.length };
+        const root: Root = { seq: t.seq, start: t.start, size: t.items.length, values: [], failures: [], parts: [], remaining: 1, cutAt: t.items.length };
         const c: Chunk = { id: this.nextChunkId++, job, root, offset: 0, items: t.items, attempts: 0, losses: 0, agent: null, sentAt: 0, bytes: 0, twin: null };
         this.chunks.set(c.id, c);
         return c;
@@ -418,7 +418,11 @@ export class Scheduler {
     job.learn(values.length, r.ended - r.started);
     job.chunkMs.add(r.ended - r.started);
     if (c.offset === 0 && values.length === root.size && root.remaining === 1) root.values = values;
-    else for (let i = 0; i < values.length; i++) root.values[c.offset + i] = values[i];
+    else {
+      // A part of a split chunk: place its values at their offset (holes stay until every part is in).
+      if (root.values.length < root.size) root.values.length = root.size;
+      for (let i = 0; i < values.length; i++) root.values[c.offset + i] = values[i];
+    }
     for (const f of r.failures) {
       root.failures.push({ offset: c.offset + f.offset, error: f.error, node: a.node, worker: r.worker, attempts: c.attempts + 1 });
       if (job.spec.stopOnError) root.cutAt = Math.min(root.cutAt, c.offset + f.offset);
