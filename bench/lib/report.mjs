@@ -73,6 +73,10 @@ export function evaluate(group) {
     s.against = against;
     s.pass = pass;
     const verdict = pass === undefined ? '' : pass ? 'PASS ' : 'MISS ';
+    if (t?.kind === 'absolute') {
+      s.result = `${verdict}${fmtValue(ratio, group.unit)}`;
+      continue;
+    }
     s.result = `${verdict}${fmtRatio(ratio)}${against ? ` ${t?.kind === 'baseline' ? 'of' : 'vs'} ${against}` : ''}`;
   }
   return group;
