@@ -4,6 +4,8 @@ import { performance } from 'node:perf_hooks';
 
 /** The workload sizes, from bench/params.json. */
 export const params = JSON.parse(readFileSync(new URL('../params.json', import.meta.url), 'utf8'));
+// The 16-core scaling run (bench/scaling.mjs) splits W2 into more subranges.
+if (process.env.BENCH_W2_TASKS) params.w2.tasks = Number(process.env.BENCH_W2_TASKS);
 
 /** Seconds taken by `fn` (awaited), and what it returned. */
 export async function timed(fn) {

@@ -71,7 +71,7 @@ def main(argv):
             return {"seconds": seconds, "n": n}
         if workload == "W2":
             p = PARAMS["w2"]["python"]
-            ranges = prime_ranges(p["lo"], p["hi"], PARAMS["w2"]["tasks"])
+            ranges = prime_ranges(p["lo"], p["hi"], int(os.environ.get("BENCH_W2_TASKS", PARAMS["w2"]["tasks"])))
             seconds, out = timed(lambda: pool.map(count_primes, ranges, chunksize=1))
             if sum(out) != p["expected_primes"]:
                 raise RuntimeError(f"counted {sum(out)} primes, expected {p['expected_primes']}")

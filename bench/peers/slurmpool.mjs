@@ -11,7 +11,8 @@ await runChild(async ([workload, w]) => {
   const { Pool } = await import(dist.href);
   if (typeof Pool?.open !== 'function') throw new Error('dist/index.js exports no Pool.open');
   const workers = Number(w ?? params.workers);
-  const pool = await Pool.open({ module, workers });
+  // BENCH_EMULATE=NxC runs the same workload over N emulated agents (TCP) instead of local threads.
+  const pool = await Pool.open(process.env.BENCH_EMULATE ? { module, emulate: process.env.BENCH_EMULATE, log: false } : { module, workers });
   try {
     // Loads the task module in every worker before timing.
     await pool.map('identity', Array.from({ length: workers * 4 }, (_, i) => i), { chunksize: 1 });

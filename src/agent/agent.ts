@@ -132,8 +132,9 @@ export class Agent {
   private queueResults(rs: ChunkResult[]): void {
     for (const r of rs) this.outbox.push(r);
     if (!this.flushScheduled) {
+      // Results of one worker message go out in one frame, at once: latency matters for small chunks.
       this.flushScheduled = true;
-      setImmediate(() => this.flush());
+      queueMicrotask(() => this.flush());
     }
   }
 
