@@ -48,7 +48,9 @@ export class WorkerPool {
   private readonly slots: (Slot | null)[];
   private readonly queue: ChunkSpec[] = [];
   private qHead = 0;
-  private avgChunkMs = -1;
+  /** Mean chunk duration per call (job id), learned from results: batches are sized per call. */
+  private readonly chunkMs = new Map<number, number>();
+  private lastJob = -1;
   private deathsInARow = 0;
   private closing = false;
   private timer: NodeJS.Timeout | undefined;
@@ -96,11 +98,23 @@ export class WorkerPool {
 
   /** How many chunks this node wants outstanding, given what it has learned of their duration. */
   wantedCredits(): number {
-    const per = this.avgChunkMs < 0 ? 2 : Math.min(MAX_BATCH, Math.max(1, Math.ceil(TARGET_BATCH_MS / Math.max(this.avgChunkMs, 0.001))));
+    const known = this.chunkMs.get(this.lastJob);
+    const per = known === undefined ? 2 : this.perBatch(this.lastJob);
     return this.opts.size * (2 * per + 1);
   }
 
+  /** Chunks per batch for a call: enough for about TARGET_BATCH_MS of work, 1 while its duration is unknown. */
+  private perBatch(job: number): number {
+    const ms = this.chunkMs.get(job);
+    if (ms === undefined) return 1;
+    return Math.min(MAX_BATCH, Math.max(1, Math.ceil(TARGET_BATCH_MS / Math.max(ms, 0.001))));
+  }
+
   submit(chunks: ChunkSpec[]): void {
+    if (chunks.length > 0 && this.chunkMs.size > 64) {
+      // Forget calls long finished.
+      for (const k of [...this.chunkMs.keys()].slice(0, this.chunkMs.size - 32)) this.chunkMs.delete(k);
+    }
     for (const c of chunks) this.queue.push(c);
     this.dispatch();
     this.armTimer(chunks);
@@ -211,9 +225,12 @@ export class WorkerPool {
   private onResults(s: Slot, results: ChunkResult[]): void {
     let keep = results;
     for (const r of results) {
+      const job = s.assigned.get(r.id)?.job ?? this.lastJob;
       s.assigned.delete(r.id);
       const ms = r.ended - r.started;
-      this.avgChunkMs = this.avgChunkMs < 0 ? ms : this.avgChunkMs * 0.8 + ms * 0.2;
+      const prev = this.chunkMs.get(job);
+      this.chunkMs.set(job, prev === undefined ? ms : prev * 0.8 + ms * 0.2);
+      this.lastJob = job;
       if (this.cancelled.delete(r.id)) keep = keep.filter((x) => x.id !== r.id);
     }
     this.deathsInARow = 0;
@@ -265,7 +282,8 @@ export class WorkerPool {
     if (this.closing) return;
     let avail = this.queue.length - this.qHead;
     if (avail === 0) return;
-    const per = this.avgChunkMs < 0 ? 1 : Math.min(MAX_BATCH, Math.max(1, Math.ceil(TARGET_BATCH_MS / Math.max(this.avgChunkMs, 0.001))));
+    // A call whose chunk time is not known yet goes out one chunk per batch until it is.
+    const per = this.perBatch(this.queue[this.qHead]!.job);
     const readySlots = this.slots.filter((s): s is Slot => s !== null && s.ready && !s.retiring);
     if (readySlots.length === 0) return;
     // Fair share first, so that a few large chunks spread over every worker.

@@ -6,7 +6,7 @@ import type { FromWorker, SharedEntry, ToWorker, WorkerInit } from './thread-mes
 import { SHARED_KEY, viewOf } from '../shared.js';
 import { SLOT_CHUNK, SLOT_OFFSET, SLOT_STARTED } from './thread-messages.js';
 import { runShell } from './shell.js';
-import { decode, encodeTransferable } from '../protocol/codec.js';
+import { decode, decodeList, encodeList, encodeTransferable, ownCopy, ownsBuffer } from '../protocol/codec.js';
 
 const init = workerData as WorkerInit;
 const port = parentPort!;
@@ -58,6 +58,12 @@ function post(msg: FromWorker, transfer?: ArrayBuffer[]): void {
   port.postMessage(msg, transfer);
 }
 
+/** Results in a buffer of their own (they are moved to the agent with the batch's results). */
+function encodeOwnedList(values: unknown[]): Uint8Array {
+  const b = encodeList(values);
+  return ownsBuffer(b) ? b : ownCopy(b);
+}
+
 function postResults(results: ChunkResult[]): void {
   const data = encodeTransferable(results);
   post({ t: 'results', data }, [data.buffer as ArrayBuffer]);
@@ -88,7 +94,7 @@ function isThenable(v: unknown): v is PromiseLike<unknown> {
 
 async function runChunk(c: ChunkSpec): Promise<ChunkResult> {
   const started = Date.now();
-  const items = decode(c.items) as unknown[];
+  const items = decodeList(c.items);
   const n = items.length;
   const values: unknown[] = new Array(n);
   const failures: ItemFailure[] = [];
@@ -104,13 +110,13 @@ async function runChunk(c: ChunkSpec): Promise<ChunkResult> {
         failures.push({ offset: i, error: { name: 'CommandError', message: `command ${why}: ${r.command}`, kind: r.timedOut ? 'timeout' : 'error' } });
       }
     }
-    return { id: c.id, worker: init.workerIndex, values: encodeTransferable(values), failures, started, ended: Date.now() };
+    return { id: c.id, worker: init.workerIndex, values: encodeOwnedList(values), failures, started, ended: Date.now() };
   }
   const fn = resolveFn(c.fn);
   if (fn instanceof Error) {
     failures.push({ offset: 0, error: toErrorRecord(fn) });
     values.length = 0;
-    return { id: c.id, worker: init.workerIndex, values: encodeTransferable(values), failures, started, ended: Date.now() };
+    return { id: c.id, worker: init.workerIndex, values: encodeOwnedList(values), failures, started, ended: Date.now() };
   }
   const star = c.kind === 'star';
   const timed = c.timeoutMs > 0;
@@ -131,7 +137,7 @@ async function runChunk(c: ChunkSpec): Promise<ChunkResult> {
       values[i] = undefined;
     }
   }
-  return { id: c.id, worker: init.workerIndex, values: encodeTransferable(values), failures, started, ended: Date.now() };
+  return { id: c.id, worker: init.workerIndex, values: encodeOwnedList(values), failures, started, ended: Date.now() };
 }
 
 async function drain(): Promise<void> {

@@ -63,5 +63,32 @@ export function encodeTransferable(value: unknown): Uint8Array {
   return ownCopy(packr.pack(value));
 }
 
+/** Lists at least this long whose elements are all numbers travel as one Float64Array. */
+const NUMERIC_MIN = 16;
+
+function allNumbers(list: unknown[]): boolean {
+  if (list.length < NUMERIC_MIN) return false;
+  for (let i = 0; i < list.length; i++) if (typeof list[i] !== 'number') return false;
+  return true;
+}
+
+/**
+ * Encode a list of items or results. A list of numbers (common in numeric work) is packed as one
+ * Float64Array: every JS number is a double, so nothing is lost, and it costs a copy instead of a
+ * per-element encoding; decodeList turns it back into an array.
+ */
+export function encodeList(list: unknown[], forThreads = true): Uint8Array {
+  const v = allNumbers(list) ? Float64Array.from(list as number[]) : list;
+  return forThreads ? encodeForThreads(v) : encode(v);
+}
+
+/** The array that encodeList encoded. */
+export function decodeList(bytes: Uint8Array): unknown[] {
+  const v = packr.unpack(bytes) as unknown;
+  if (v instanceof Float64Array) return Array.from(v);
+  if (!Array.isArray(v)) throw new TypeError(`expected an encoded list, got ${typeof v}`);
+  return v;
+}
+
 /** An encoded empty array, for results that carry no values. */
 export const EMPTY_VALUES: Uint8Array = encodeTransferable([]);

@@ -11,6 +11,8 @@ export type TaskKind = 'call' | 'star' | 'shell';
 export interface ChunkSpec {
   /** Unique per coordinator. */
   id: number;
+  /** The call (map, imap…) it belongs to: chunk durations are learned per call. */
+  job: number;
   /** Export name (call/star) or '' for shell commands. */
   fn: string;
   kind: TaskKind;

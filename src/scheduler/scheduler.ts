@@ -2,7 +2,7 @@
 import type { ErrorRecord } from '../errors.js';
 import type { AgentConfig, ChunkResult, ChunkSpec, FromAgent, SharedKind, ToAgent } from '../protocol/messages.js';
 import type { Link } from '../transport/link.js';
-import { decode, encodeForThreads } from '../protocol/codec.js';
+import { decodeList, encodeList } from '../protocol/codec.js';
 import type { ChunkOutcome, Job, PlacedFailure } from './job.js';
 
 export type AgentLink = Link<ToAgent, FromAgent>;
@@ -318,10 +318,11 @@ export class Scheduler {
     const s = c.job.spec;
     return {
       id: c.id,
+      job: c.job.id,
       fn: s.fn,
       kind: s.kind,
       start: c.root.start + c.offset,
-      items: encodeForThreads(c.items),
+      items: encodeList(c.items),
       count: c.items.length,
       stopOnError: s.stopOnError,
       timeoutMs: s.timeoutMs,
@@ -406,8 +407,7 @@ export class Scheduler {
     }
     let values: unknown[];
     try {
-      values = decode(r.values) as unknown[];
-      if (!Array.isArray(values)) throw new TypeError('values are not an array');
+      values = decodeList(r.values);
     } catch (e) {
       a.link.close(new Error(`undecodable results for chunk ${r.id}: ${(e as Error).message}`));
       return;
