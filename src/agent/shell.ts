@@ -7,7 +7,7 @@
 // a node-local temporary folder; the status comes back as one line. A timeout signals the helper's
 // whole process group (the command and its children; the helper traps TERM and reports); a command
 // that outlives the grace is killed with SIGKILL, with its helper, which is then replaced.
-import { closeSync, copyFileSync, existsSync, fstatSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, rmSync } from 'node:fs';
+import { closeSync, copyFileSync, existsSync, fstatSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, statSync } from 'node:fs';
 import { availableParallelism, constants, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { Duplex } from 'node:stream';
@@ -164,6 +164,8 @@ function readHead(fd: number, bytes: number): string {
 
 /** A captured stream: small output into the record, large output to the log folder or cut. */
 function takeOutput(file: string, id: number, stream: 'out' | 'err', o: OutputOptions): { text: string; file?: string } {
+  // Most commands print little or nothing: one stat decides, without opening the file.
+  if ((statSync(file, { throwIfNoEntry: false })?.size ?? 0) === 0) return { text: '' };
   let fd: number;
   try {
     fd = openSync(file, 'r');
@@ -395,12 +397,8 @@ class Helper {
 
 let helper: Helper | null = null;
 let helperFailed = false;
-
-/** Close this thread's helper (the pool is stopping). */
-export function closeShellHelper(): void {
-  helper?.close();
-  helper = null;
-}
+let haveSh: boolean | undefined;
+let cachedCpus: { worker: number; cpus: string | null } | undefined;
 
 function outputOptions(env: Record<string, string>): OutputOptions {
   const logDir = env[SHELL_ENV.logDir] || null;
@@ -418,13 +416,16 @@ export async function runShell(
   timeoutMs: number,
 ): Promise<CommandResult> {
   const { id, command } = splitTaskCommand(item, taskId);
-  const cpus = pinnedCpus(env, worker);
-  if (env[SHELL_ENV.helper] !== '0' && !helperFailed && existsSync('/bin/sh')) {
+  // One worker thread serves one slot: its CPU set and /bin/sh are looked up once.
+  if (cachedCpus === undefined || cachedCpus.worker !== worker) cachedCpus = { worker, cpus: pinnedCpus(env, worker) };
+  const cpus = cachedCpus.cpus;
+  haveSh ??= existsSync('/bin/sh');
+  if (env[SHELL_ENV.helper] !== '0' && !helperFailed && haveSh) {
     try {
       if (!helper || !helper.alive) {
         helper?.close();
         const helperEnv: Record<string, string> = { ...env, SLURMPOOL_WORKER: String(worker) };
-        if (cpus) helperEnv.SLURMPOOL_CPUS = cpus;
+        if (cpus) helperEnv.SLURMPOOL_TASK_CPUS = cpus;
         helper = await Helper.start(helperEnv, cpus, (line) => process.stderr.write(`slurmpool: worker ${worker}: ${line}\n`));
       }
     } catch (e) {
@@ -480,7 +481,7 @@ async function runWithExeca(id: number, command: string, worker: number, env: Re
   execaMod ??= await import('execa');
   const startedAt = Date.now();
   const childEnv: Record<string, string> = { ...env, SLURMPOOL_TASK_ID: String(id), SLURMPOOL_WORKER: String(worker) };
-  if (cpus) childEnv.SLURMPOOL_CPUS = cpus;
+  if (cpus) childEnv.SLURMPOOL_TASK_CPUS = cpus;
   const opts: Options = {
     shell: '/bin/sh',
     reject: false,

@@ -34,6 +34,17 @@ function withCommon<T>(y: Argv<T>): Argv<T> {
   return y.options(COMMON_OPTIONS) as unknown as Argv<T>;
 }
 
+/** yargs does not take a lone "-" (standard input) as an option's value: `--input -` becomes `--input=-`. */
+function joinDashValues(argv: string[]): string[] {
+  const out: string[] = [];
+  for (const a of argv) {
+    const prev = out[out.length - 1];
+    if (a === '-' && prev !== undefined && /^(--input|-i)$/.test(prev)) out[out.length - 1] = `${prev}=-`;
+    else out.push(a);
+  }
+  return out;
+}
+
 /** Parse argv, run the command, return the exit status. */
 export async function main(argv: string[]): Promise<number> {
   let status: number = EXIT.ok;
@@ -42,7 +53,7 @@ export async function main(argv: string[]): Promise<number> {
     renderer = rendererFor(args);
     status = await fn(args, renderer);
   };
-  const parser = yargs(argv)
+  const parser = yargs(joinDashValues(argv))
     .scriptName('slurmpool')
     .usage('$0 <command> [options]\n\nmultiprocessing.Pool across every node of a Slurm allocation: shell commands, module maps, resume after walltime.')
     .command(

@@ -127,6 +127,7 @@ export async function emulateCommand(args: Record<string, unknown>, r: Renderer)
       }, limitMs),
     );
     if (signal) {
+      if (signal.beforeSec * 1000 >= limitMs) r.warn(`--signal ${signal.signal}@${signal.beforeSec} is due before the job starts (time limit ${formatDuration(limitMs)}): it is sent at once`);
       if (signal.batchOnly) {
         timers.push(
           setTimeout(() => {

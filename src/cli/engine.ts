@@ -239,10 +239,7 @@ export async function execute(plan: Plan, c: Common, r: Renderer, argv: readonly
           counters.failedIndices.push(index);
         }
         if (rec.attempts > 1) counters.retried++;
-        if (plan.show) {
-          r.clearLive();
-          plan.show(index, rec);
-        }
+        plan.show?.(index, rec);
       }
     } catch (e) {
       if (!stopping && !forced) fatal = e;
@@ -268,7 +265,7 @@ export async function execute(plan: Plan, c: Common, r: Renderer, argv: readonly
     exitCode = EXIT.launch;
   } else if (stopped) exitCode = EXIT.stopped;
   else if (counters.failed > 0) exitCode = EXIT.failed;
-  const workers = pool ? pool.workers || nodes.reduce((s, n) => s + n.workers, 0) : 0;
+  const workers = nodes.length > 0 ? nodes.reduce((s, n) => s + n.workers, 0) : 0;
   r.summary(makeSummary(plan, c, feed, counters, nodes, pool?.mode ?? 'none', workers, wallMs, startupMs, fatal ? { kind: 'error', message: String((fatal as Error).message ?? fatal) } : stopped, argv, exitCode), summaryToStdout);
   return exitCode;
 }

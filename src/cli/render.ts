@@ -176,7 +176,7 @@ export class HumanRenderer implements Renderer {
   progress(p: ProgressInfo, live: boolean): void {
     const text = `slurmpool: ${progressText(p)}`;
     if (live) {
-      const width = this.err.columns ?? 120;
+      const width = this.err.columns || 120;
       this.err.write(`\r\x1b[2K${text.slice(0, Math.max(20, width - 1))}`);
       this.live = true;
     } else this.line(text);
@@ -196,7 +196,8 @@ export class HumanRenderer implements Renderer {
     if (s.retried) parts.push(`${num(s.retried)} retried`);
     if (s.resumed) parts.push(`${num(s.resumed)} done before (resumed)`);
     if (s.notRun) parts.push(`${num(s.notRun)} not run`);
-    lines.push(`slurmpool: ${num(s.total)} tasks: ${parts.join(', ')}; ${formatDuration(s.wallMs)} (${rate} tasks/s) on ${s.workers} workers, ${s.mode} mode`);
+    const where = s.workers > 0 ? `; ${formatDuration(s.wallMs)} (${rate} tasks/s) on ${s.workers} workers, ${s.mode} mode` : '';
+    lines.push(`slurmpool: ${num(s.total)} tasks: ${parts.join(', ')}${where}`);
     if (s.nodes.length > 0) {
       const w = Math.max(4, ...s.nodes.map((n) => n.node.length));
       lines.push(`  ${'node'.padEnd(w)}  workers    tasks  busy`);
@@ -204,7 +205,7 @@ export class HumanRenderer implements Renderer {
         lines.push(`  ${n.node.padEnd(w)}  ${String(n.workers).padStart(7)}  ${String(num(n.tasks)).padStart(7)}  ${pct(n.busy).padStart(4)}${n.alive ? '' : '  (lost)'}`);
       }
     }
-    lines.push(`  startup ${formatDuration(s.startupMs)}; workers busy ${pct(s.busy)} of the time (overhead and idle ${pct(1 - s.busy)})${s.output ? `; results in ${s.output}` : ''}`);
+    if (s.workers > 0) lines.push(`  startup ${formatDuration(s.startupMs)}; workers busy ${pct(s.busy)} of the time (overhead and idle ${pct(1 - s.busy)})${s.output ? `; results in ${s.output}` : ''}`);
     if (s.failed > 0) lines.push(`  failed tasks: ${compressIndices(s.failedIndices)}`);
     if (s.stopped) lines.push(`  stopped early (${s.stopped.kind}): ${s.stopped.message}`);
     if (s.resumeCommand && (s.failed > 0 || s.stopped)) lines.push(`  ${s.stopped ? 'to continue' : 'to run the failed tasks again'}: ${s.resumeCommand}`);

@@ -9,7 +9,9 @@ import type { Renderer } from './render.js';
 /** Run the commands of a task file; the exit status of the whole run. */
 export async function runTaskFile(args: Record<string, unknown>, r: Renderer, argv: readonly string[]): Promise<number> {
   const c = resolveCommon(args);
-  const tf = await readTaskFile(String(args.taskfile));
+  // yargs reads a lone "-" (standard input) as an empty string.
+  const name = args.taskfile === '' || args.taskfile === undefined ? '-' : String(args.taskfile);
+  const tf = await readTaskFile(name);
   const total = tf.commands.length;
   const human = !c.output && !c.json;
   const plan: Plan = {
@@ -32,9 +34,12 @@ export async function runTaskFile(args: Record<string, unknown>, r: Renderer, ar
   };
   if (human) {
     // No results file: each command's output as it finishes, whole (GNU parallel's --group).
+    let closed = false;
+    process.stdout.on('error', () => (closed = true)); // `| head`: stop printing, keep running
     plan.show = (i, rec) => {
       const v = rec.value as CommandResult | undefined;
-      if (v?.stdout) process.stdout.write(v.stdout);
+      if ((v?.stdout && process.stdout.isTTY) || v?.stderr) r.clearLive();
+      if (v?.stdout && !closed) process.stdout.write(v.stdout);
       if (v?.stderr) process.stderr.write(v.stderr);
       if (v?.stdoutFile) r.note(`task ${i}: stdout is in ${v.stdoutFile}`);
       if (v?.stderrFile) r.note(`task ${i}: stderr is in ${v.stderrFile}`);

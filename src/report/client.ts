@@ -156,15 +156,21 @@ function drawTimeline() {
 function drawUtil() {
   var f = fit(ucv), ctx = f.ctx, w = f.w, h = f.h, U = D.util, ms = U.ms;
   ctx.clearRect(0, 0, w, h);
-  ctx.strokeStyle = '#eceef2'; ctx.fillStyle = '#98a2b3'; ctx.font = '10px system-ui, sans-serif'; ctx.textBaseline = 'middle';
+  ctx.strokeStyle = '#eceef2';
   var top = 6, ph = h - top - 2;
-  for (var p = 0; p <= 4; p++) { var y = top + ph * (1 - p / 4) + 0.5; ctx.beginPath(); ctx.moveTo(0, y); ctx.lineTo(w, y); ctx.stroke(); if (p) ctx.fillText(p * 25 + '%', 3, y + 6); }
+  for (var p = 0; p <= 4; p++) { var y = top + ph * (1 - p / 4) + 0.5; ctx.beginPath(); ctx.moveTo(0, y); ctx.lineTo(w, y); ctx.stroke(); }
   var k0 = Math.max(0, Math.floor(view[0] / ms)), k1 = Math.min(U.n - 1, Math.ceil(view[1] / ms));
   ctx.beginPath(); ctx.moveTo(X(k0 * ms, w), top + ph);
   for (var k = k0; k <= k1; k++) { var yy = top + ph * (1 - U.all[k] / 1000); ctx.lineTo(X(k * ms, w), yy); ctx.lineTo(X((k + 1) * ms, w), yy); }
   ctx.lineTo(X((k1 + 1) * ms, w), top + ph); ctx.closePath();
   ctx.fillStyle = 'rgba(59,125,216,0.22)'; ctx.fill();
   ctx.strokeStyle = '#3b7dd8'; ctx.lineWidth = 1.5; ctx.stroke();
+  ctx.font = '10px system-ui, sans-serif'; ctx.textBaseline = 'middle';
+  for (var q = 1; q <= 4; q++) {
+    var ly = top + ph * (1 - q / 4), lt = q * 25 + '%', lw = ctx.measureText(lt).width;
+    ctx.fillStyle = 'rgba(255,255,255,0.85)'; ctx.fillRect(2, ly - 6, lw + 6, 12);
+    ctx.fillStyle = '#667085'; ctx.fillText(lt, 5, ly);
+  }
   var sf = fit(scv), sc = sf.ctx;
   sc.clearRect(0, 0, sf.w, sf.h);
   var rows = document.querySelectorAll('.strip-label');
@@ -195,12 +201,15 @@ function laneAt(y) {
 function barsAt(l, t, tol) {
   var ids = laneBars[l], lo = 0, hi = ids.length - 1, last = -1;
   while (lo <= hi) { var mid = (lo + hi) >> 1; if (B.s[ids[mid]] <= t + tol) { last = mid; lo = mid + 1; } else hi = mid - 1; }
-  var out = [];
+  var out = [], exact = [];
   for (var i = last, steps = 0; i >= 0 && steps < 5000; i--, steps++) {
     var b = ids[i];
     if (B.s[b] < t - tol - laneMax[l]) break;
     if (B.s[b] + B.d[b] >= t - tol) out.push(b);
+    if (B.s[b] <= t && B.s[b] + B.d[b] >= t) exact.push(b);
   }
+  // Bars under the pointer; only when there are none, the thin ones within a few pixels.
+  if (exact.length) out = exact;
   out.sort(function (a, c) { return B.o[c] - B.o[a] || Math.abs(B.s[a] + B.d[a] / 2 - t) - Math.abs(B.s[c] + B.d[c] / 2 - t); });
   return out;
 }
@@ -296,7 +305,8 @@ document.addEventListener('click', function (ev) {
   if (b < 0) return;
   var mid = B.s[b] + B.d[b] / 2, half = Math.max(B.d[b] * 4, SPAN / 40);
   view = [Math.max(0, mid - half), Math.min(SPAN, mid + half)]; highlight = b; draw();
-  tlEl.scrollIntoView({ block: 'nearest' });
+  var lane = tlEl.querySelector('.lane-label[data-lane="' + B.l[b] + '"]');
+  (lane || tlEl).scrollIntoView({ block: 'center' });
 });
 
 var pending = false;

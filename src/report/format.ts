@@ -33,6 +33,7 @@ export function pct(share: number, digits = 1): string {
 /** A rate with sensible precision: 0.052, 3.4, 1,234. */
 export function rate(n: number): string {
   if (!Number.isFinite(n)) return '–';
+  if (n === 0) return '0';
   if (n >= 100) return num(n);
   if (n >= 10) return n.toFixed(1);
   if (n >= 1) return n.toFixed(2);

@@ -57,6 +57,24 @@ function clientData(m: ReportModel): unknown {
   };
 }
 
+function retriedSub(m: ReportModel): string {
+  if (m.retriesTotal === 0) return 'none';
+  const parts: string[] = [];
+  const okAfter = m.retriesTotal - m.retriesFailed;
+  if (okAfter) parts.push(`${num(okAfter)} then ok`);
+  if (m.retriesFailed) parts.push(`${num(m.retriesFailed)} failed anyway`);
+  if (m.counts.redispatched) parts.push(`${num(m.counts.redispatched)} re-dispatched`);
+  return parts.join(' · ');
+}
+
+/** Core-hours with the digits that matter: 1,234 · 12.3 · 0.42 · 0.0031. */
+function coreHours(v: number): string {
+  if (v >= 1000) return num(v);
+  if (v >= 10) return v.toFixed(1);
+  if (v >= 0.1 || v === 0) return v.toFixed(2);
+  return v.toPrecision(2);
+}
+
 function clip(s: string, max: number): string {
   return s.length > max ? `${s.slice(0, max - 1)}…` : s;
 }
@@ -122,7 +140,7 @@ function nodesTable(m: ReportModel): string {
   const rows = m.nodes
     .map(
       (n) =>
-        `<tr data-node="${esc(n.node)}"><td>${esc(n.node)}</td><td class="n">${n.workers}</td><td class="n">${num(n.cpus)}</td><td class="n">${num(n.tasks)}</td><td class="n${n.failed ? ' bad' : ''}">${num(n.failed)}</td><td class="n">${num(n.retried + n.redispatched)}</td><td class="n">${duration(n.meanTaskMs)}</td><td class="n"><span class="bar-cell"><span style="width:${Math.min(100, n.utilization * 100).toFixed(1)}%"></span></span>${pct(n.utilization)}</td><td class="n">${n.idleCoreHours.toFixed(2)}</td></tr>`,
+        `<tr data-node="${esc(n.node)}"><td>${esc(n.node)}</td><td class="n">${n.workers}</td><td class="n">${num(n.cpus)}</td><td class="n">${num(n.tasks)}</td><td class="n${n.failed ? ' bad' : ''}">${num(n.failed)}</td><td class="n">${num(n.retried + n.redispatched)}</td><td class="n">${duration(n.meanTaskMs)}</td><td class="n"><span class="bar-cell"><span style="width:${Math.min(100, n.utilization * 100).toFixed(1)}%"></span></span>${pct(n.utilization)}</td><td class="n">${coreHours(n.idleCoreHours)}</td></tr>`,
     )
     .join('');
   return `<table id="nodes"><thead><tr><th>node</th><th class="n">workers</th><th class="n">CPUs</th><th class="n">tasks</th><th class="n">failed</th><th class="n">retried</th><th class="n">mean task</th><th class="n">busy</th><th class="n">idle core-h</th></tr></thead><tbody>${rows}</tbody></table>`;
@@ -159,7 +177,7 @@ export function renderReport(m: ReportModel, options?: RenderOptions): string {
     tl.mode === 'bins'
       ? `${num(c.bars)} bars are more than the screen has pixels: each worker's row shows how busy it was in each of ${num(tl.bins)} time bins (${duration(tl.binMs)} each; darker is busier); failed, retried and re-dispatched tasks are drawn one by one on top${tl.specialDropped ? ` (the first ${num(tl.special.lane.length)}; ${num(tl.specialDropped)} more are only in the bins)` : ''}.`
       : `One bar per task (the items of a chunk that ran together share one bar).`;
-  const untimed = c.untimed ? ` ${num(c.untimed)} record(s) have no start and end (tasks lost with their node) and appear only in the tables.` : '';
+  const untimed = c.untimed ? ` ${num(c.untimed)} record(s) carry no start and end time (a task whose worker died, or lost with its node) and appear only in the tables.` : '';
   const facts = [
     h.jobId ? fact('job', esc(h.jobId)) : '',
     fact('mode', esc(h.mode ?? '–')),
@@ -177,10 +195,10 @@ export function renderReport(m: ReportModel, options?: RenderOptions): string {
   const cards = [
     card('tasks', num(c.tasks), `${num(c.ok)} ok`),
     card('failed', num(c.failed), c.failed ? `${pct(c.tasks ? c.failed / c.tasks : 0, 2)} of tasks` : 'none', c.failed ? 'bad' : 'good'),
-    card('retried / re-dispatched', num(c.retried + c.redispatched), `${num(m.retriesTotal)} records with attempts > 1`),
+    card('retried', num(m.retriesTotal), retriedSub(m), m.retriesTotal ? 'warn' : ''),
     card('wall time', duration(h.wallMs), `${rate(h.tasksPerSec)} tasks/s`),
     card('utilization', pct(h.utilization), `busy ${duration(h.busyMs)} of ${num(h.workers)} workers × wall`),
-    card('idle allocation', `${h.idleCoreHours.toFixed(h.idleCoreHours < 10 ? 2 : 1)} <small>core-h</small>`, `of ${h.allocCoreHours.toFixed(h.allocCoreHours < 10 ? 2 : 1)} core-h (${pct(h.allocCoreHours > 0 ? h.idleCoreHours / h.allocCoreHours : 0)})`),
+    card('idle allocation', `${coreHours(h.idleCoreHours)} <small>core-h</small>`, `of ${coreHours(h.allocCoreHours)} core-h (${pct(h.allocCoreHours > 0 ? h.idleCoreHours / h.allocCoreHours : 0)})`),
   ].join('');
   const warnings = m.warnings.length ? `<section id="warnings"><h2>Skipped lines</h2><ul>${m.warnings.map((w) => `<li>${esc(w)}</li>`).join('')}</ul></section>` : '';
   const generated = (options?.generatedAt ?? new Date()).getTime();
@@ -250,7 +268,7 @@ main{padding:18px 28px 8px;max-width:2400px}
 .card{background:var(--card);border:1px solid var(--line);border-radius:8px;padding:10px 14px}
 .card-v{font-size:24px;font-weight:650;font-variant-numeric:tabular-nums}.card-v small{font-size:13px;font-weight:500;color:var(--muted)}
 .card-l{font-size:12px;text-transform:uppercase;letter-spacing:.04em;color:var(--muted)}.card-s{font-size:12px;color:var(--muted)}
-.card.bad .card-v{color:#c62f2f}.card.good .card-v{color:#2f8a5d}
+.card.bad .card-v{color:#c62f2f}.card.warn .card-v{color:#b7780a}.card.good .card-v{color:#2f8a5d}
 section{background:var(--card);border:1px solid var(--line);border-radius:8px;padding:12px 16px 14px;margin-bottom:18px}
 .cards{background:none;border:0;padding:0}
 h2{font-size:16px;margin:0 0 6px}h3{font-size:14px;margin:14px 0 6px}

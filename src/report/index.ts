@@ -3,12 +3,12 @@ import { rename, unlink, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { renderReport, type RenderOptions } from './html.js';
 import { ReportBuilder, type ModelOptions, type ReportModel } from './model.js';
-import { readResults } from './read.js';
+import { scanResults } from './read.js';
 import type { RunMeta } from './records.js';
 
 export { renderReport, COLORS, type RenderOptions } from './html.js';
 export { ReportBuilder, buildReport, buildReportSync, type ModelOptions, type ReportModel, type Lane, type NodeSummary, type Bars, type Timeline, type Utilization, type TaskRow, type Header, type Counts } from './model.js';
-export { readResults, type ResultLine, type ReadOptions } from './read.js';
+export { readResults, scanResults, type ResultLine, type ReadOptions } from './read.js';
 export { OUTCOMES, normalizeRecord, metaOf, type Outcome, type RunMeta, type MetaNode, type NormRecord } from './records.js';
 export { StatusTracker, statusFromResults, renderStatus, type RunStatus, type NodeProgress, type StatusOptions } from './status.js';
 
@@ -31,7 +31,7 @@ export async function reportFromFile(resultsPath: string, meta?: RunMeta, option
     builder.warn(w);
     options?.onWarning?.(w);
   };
-  for await (const l of readResults(resultsPath, { onWarning: warn })) builder.addParsed(l);
+  await scanResults(resultsPath, (l) => builder.addParsed(l), { onWarning: warn });
   return builder.finish(meta);
 }
 

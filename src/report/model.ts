@@ -161,6 +161,8 @@ export interface ReportModel {
   failedTotal: number;
   retries: TaskRow[];
   retriesTotal: number;
+  /** Of those, records that failed in the end. */
+  retriesFailed: number;
   warnings: string[];
 }
 
@@ -210,15 +212,10 @@ export class ReportBuilder {
   private readonly failedRows = new Map<number, TaskRow>();
   private readonly retryRows: TaskRow[] = [];
   private retriesTotal = 0;
+  private retriesFailed = 0;
   /** Per node: records, failed, retried and re-dispatched records (every attempt the file holds). */
   private readonly perNode = new Map<string, { records: number; failed: number; retried: number; redispatched: number }>();
   private readonly o: Required<ModelOptions>;
-
-  constructor(options?: ModelOptions) {
-    const o: Required<ModelOptions> = { ...DEFAULTS };
-    for (const [k, v] of Object.entries(options ?? {})) if (typeof v === 'number' && v >= 0) o[k as keyof ModelOptions] = v;
-    this.o = o;
-  }
   private records = 0;
   private untimed = 0;
   private stacks = 0;
@@ -226,6 +223,12 @@ export class ReportBuilder {
   private warningsDropped = 0;
   private firstStart = Infinity;
   private lastEnd = -Infinity;
+
+  constructor(options?: ModelOptions) {
+    const o: Required<ModelOptions> = { ...DEFAULTS };
+    for (const [k, v] of Object.entries(options ?? {})) if (typeof v === 'number' && v >= 0) o[k as keyof ModelOptions] = v;
+    this.o = o;
+  }
 
   /** Add a parsed results-file value: metadata, a record, or something to warn about (`where` names it). */
   addLine(v: unknown, where?: string): void {
@@ -301,6 +304,7 @@ export class ReportBuilder {
     } else this.failedRows.delete(r.index);
     if (r.attempts > 1 || r.outcome === REDISPATCHED) {
       this.retriesTotal++;
+      if (!r.ok) this.retriesFailed++;
       if (this.retryRows.length < this.o.maxRows) this.retryRows.push(row());
     }
     if (!timed) {
@@ -349,13 +353,9 @@ export class ReportBuilder {
     const m: RunMeta = mergeMeta(mergeMeta({}, this.meta), meta ?? {});
     const nBars = this.bLane.length;
 
-    // Nodes and lanes: the metadata's order first, then the others by name (emu2 before emu10).
-    const nodeOrder: string[] = [];
+    // Nodes and lanes: every node of the metadata or the records, by name (emu2 before emu10).
     const metaNode = new Map<string, { workers?: number; cpus?: number }>();
-    for (const n of m.nodes ?? []) {
-      if (!metaNode.has(n.node)) nodeOrder.push(n.node);
-      metaNode.set(n.node, n);
-    }
+    for (const n of m.nodes ?? []) metaNode.set(n.node, n);
     const seenWorkers = new Map<string, Set<number>>();
     for (const k of this.laneKeys) {
       let s = seenWorkers.get(k.node);
@@ -365,7 +365,7 @@ export class ReportBuilder {
     const collator = new Intl.Collator('en', { numeric: true });
     // Nodes that only lost tasks (no timed record) still get a row.
     for (const name of this.perNode.keys()) if (!seenWorkers.has(name)) seenWorkers.set(name, new Set());
-    nodeOrder.push(...[...seenWorkers.keys()].filter((n) => !metaNode.has(n)).sort(collator.compare));
+    const nodeOrder = [...new Set([...metaNode.keys(), ...seenWorkers.keys()])].sort(collator.compare);
 
     const lanes: Lane[] = [];
     const nodes: NodeSummary[] = [];
@@ -540,6 +540,7 @@ export class ReportBuilder {
       failedTotal: counts.failed,
       retries: retries.map(rel),
       retriesTotal: this.retriesTotal,
+      retriesFailed: this.retriesFailed,
       warnings,
     };
   }
