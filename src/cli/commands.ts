@@ -119,6 +119,31 @@ export async function main(argv: string[]): Promise<number> {
       handle(async (a, r) => (await import('./emulate.js')).emulateCommand(a, r)),
     )
     .command(
+      'report <results>',
+      'Write a self-contained HTML report of a run from its results file',
+      (y) =>
+        y
+          .positional('results', { type: 'string', describe: 'A results file (JSON Lines) written by run or map --output' })
+          .option('out', { alias: 'o', type: 'string', describe: 'The HTML file [default: RESULTS with .html]' })
+          .option('quiet', COMMON_OPTIONS.quiet!)
+          .option('json', COMMON_OPTIONS.json!)
+          .example('$0 report results.jsonl', 'writes results.html: per-worker timeline, utilization, slowest and failed tasks')
+          .example('$0 report results.jsonl -o /shared/www/run42.html', 'one file, no network needed to open it'),
+      handle(async (a, r) => (await import('./report.js')).reportCommand(a, r)),
+    )
+    .command(
+      'status <results>',
+      'Progress per node of a run in progress (or finished), read from its results file',
+      (y) =>
+        y
+          .positional('results', { type: 'string', describe: 'The --output file of a running slurmpool run or map' })
+          .option('watch', { type: 'string', describe: 'Print again every SECONDS until interrupted' })
+          .option('json', COMMON_OPTIONS.json!)
+          .example('$0 status results.jsonl', 'in another shell on the same job (it reads the file; no connection to the job)')
+          .example('$0 status results.jsonl --watch 10', 'every 10 s'),
+      handle(async (a, r) => (await import('./report.js')).statusCommand(a, r)),
+    )
+    .command(
       'demo',
       'Count primes below 5,000,000 on an emulated 2-node pool and show the speedup over one worker',
       (y) =>
@@ -140,7 +165,7 @@ export async function main(argv: string[]): Promise<number> {
         status = EXIT.ok;
       },
     })
-    .demandCommand(1, 'give a command: run, map, env, emulate or demo')
+    .demandCommand(1, 'give a command: run, map, env, emulate, report, status or demo')
     .strict()
     .parserConfiguration({ 'populate--': true })
     .epilogue(EPILOGUE)

@@ -7,6 +7,7 @@ import type { CommandResult } from '../agent/shell.js';
 import { JournalMismatch, prepareResume, readJournal, type SavedRecord } from '../results/journal.js';
 import { toJsonLine } from '../results/record.js';
 import { ResultsFile, StdoutRecords, unwritable, type RecordOut } from '../results/writer.js';
+import { ReportBuilder, writeModel, writeReport, type RunMeta } from '../report/index.js';
 import { formatDuration } from './durations.js';
 import { CliError, EXIT } from './errors.js';
 import { Feed, type StopReason } from './feed.js';
@@ -66,6 +67,11 @@ export async function execute(plan: Plan, c: Common, r: Renderer, argv: readonly
   // 1. The results file: checked, repaired and read back (resume) before any work starts.
   let done = new Set<number>();
   let out: RecordOut | null = null;
+  if (c.report) {
+    const why = unwritable(c.report);
+    if (why) throw new CliError(`cannot write the report to ${c.report}: ${why}`);
+  }
+  const report = c.report && !c.output ? new ReportBuilder() : null;
   if (c.output) {
     const why = unwritable(c.output);
     if (why) throw new CliError(`cannot write results to ${c.output}: ${why}`);
@@ -231,8 +237,10 @@ export async function execute(plan: Plan, c: Common, r: Renderer, argv: readonly
           counters.interrupted++;
           continue;
         }
-        const { line, ok } = toJsonLine(plan.record(index, rec));
+        const recObj = plan.record(index, rec);
+        const { line, ok } = toJsonLine(recObj);
         out?.write(line);
+        report?.add(recObj);
         if (ok) counters.succeeded++;
         else {
           counters.failed++;
@@ -259,6 +267,24 @@ export async function execute(plan: Plan, c: Common, r: Renderer, argv: readonly
 
   const wallMs = Date.now() - runStart;
   const stopped: StopReason | null = stopping ?? feed.stopped;
+  if (c.report && pool) {
+    // From the results file when there is one, so that records of earlier (resumed) runs are in it too.
+    const meta: RunMeta = {
+      version: 1,
+      command: ['slurmpool', ...argv].join(' '),
+      mode: pool.mode,
+      ...(process.env.SLURM_JOB_ID ? { jobId: process.env.SLURM_JOB_ID } : {}),
+      nodes: nodes.map((n) => ({ node: n.node, workers: n.workers, cpus: n.workers })),
+      started: runStart,
+      ended: Date.now(),
+    };
+    try {
+      const w = c.output ? await writeReport(c.output, c.report, meta, { onWarning: (t) => r.note(t) }) : await writeModel(report!.finish(meta), c.report);
+      r.note(`report: ${w.path} (${Math.round(w.bytes / 1024)} KB)`);
+    } catch (e) {
+      r.note(`could not write the report ${c.report}: ${(e as Error).message}`);
+    }
+  }
   if (fatal) {
     const msg = fatal instanceof Error ? fatal.message : String(fatal);
     r.error(new CliError(msg, fatal instanceof SlurmpoolError && fatal.code === 'ELAUNCH' ? EXIT.launch : EXIT.launch));

@@ -18,6 +18,7 @@ export const COMMON_OPTIONS: Record<string, YargsOption> = {
   output: { alias: 'o', type: 'string', group: 'Results:', describe: 'Results file: one JSON line per task, and the journal --resume reads' },
   resume: { type: 'boolean', group: 'Results:', describe: 'Keep the records of tasks that succeeded in --output and run only the others' },
   overwrite: { type: 'boolean', group: 'Results:', describe: 'Start --output afresh even if it holds records' },
+  report: { type: 'string', group: 'Results:', describe: 'Also write a self-contained HTML report of the run (timeline per worker, utilization, failures) to FILE' },
   'log-dir': { type: 'string', group: 'Results:', describe: 'Folder for output larger than --inline-max, one file per task in subfolders of 1,000' },
   'inline-max': { type: 'string', group: 'Results:', describe: 'Bytes of stdout/stderr kept in the record [default: 4096 with --log-dir, else 65536]' },
   emulate: { type: 'string', group: 'Where:', describe: 'Emulate an allocation of N nodes with C CPUs each on this machine: NxC' },
@@ -45,6 +46,7 @@ export interface Common {
   retries: number | undefined;
   timeoutMs: number;
   output: string | null;
+  report: string | null;
   resume: boolean;
   overwrite: boolean;
   logDir: string | null;
@@ -143,6 +145,7 @@ export function resolveCommon(argv: Argv, env: NodeJS.ProcessEnv = process.env):
   const places = [emulate !== undefined && '--emulate', hosts !== undefined && '--hosts/--hostfile', local && '--local'].filter(Boolean);
   if (places.length > 1) throw new CliError(`${places.join(' and ')} cannot be used together`);
   const output = str(argv, 'output', env);
+  const report = str(argv, 'report', env);
   const logDir = str(argv, 'log-dir', env);
   const resume = bool(argv, 'resume', env);
   const overwrite = bool(argv, 'overwrite', env);
@@ -156,6 +159,7 @@ export function resolveCommon(argv: Argv, env: NodeJS.ProcessEnv = process.env):
     retries: int(argv, 'retries', env, 0),
     timeoutMs: duration(argv, 'timeout', env) ?? 0,
     output: output === undefined ? null : resolve(output),
+    report: report === undefined ? null : resolve(report),
     resume,
     overwrite,
     logDir: logDir === undefined ? null : resolve(logDir),
