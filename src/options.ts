@@ -27,6 +27,8 @@ export interface PoolOptions {
   threadsPerTask?: number;
   /** Times a chunk is retried after its worker died running it. Default 1. */
   retries?: number;
+  /** Variables added to every task's environment on every node (SSH agents get them too). */
+  taskEnv?: Record<string, string>;
   /** Default per-task timeout in ms for every call; 0 = none. */
   timeout?: number;
   /** Worker heap limit in MB (resourceLimits.maxOldGenerationSizeMb); a task past it kills only its worker. */
@@ -84,6 +86,7 @@ export interface ResolvedOptions {
   maxTasksPerWorker: number;
   threadsPerTask: number;
   retries: number;
+  taskEnv: Record<string, string>;
   timeout: number;
   maxHeapMB: number;
   mode: Mode | null;
@@ -194,6 +197,9 @@ export function resolveOptions(o: PoolOptions): ResolvedOptions {
     }
     hosts = o.hosts.map((h) => h.trim());
   }
+  if (o.taskEnv !== undefined && (typeof o.taskEnv !== 'object' || o.taskEnv === null || Object.values(o.taskEnv).some((v) => typeof v !== 'string'))) {
+    throw new OptionError(`options.taskEnv must be an object of string values, got ${show(o.taskEnv)}`);
+  }
   if (o.ssh !== undefined && (typeof o.ssh !== 'object' || o.ssh === null)) throw new OptionError(`options.ssh must be an object, got ${show(o.ssh)}`);
   if (o.ssh?.port !== undefined) intOption('ssh.port', o.ssh.port, 22, 1);
   if (o.log !== undefined && o.log !== false && typeof o.log !== 'function') {
@@ -211,6 +217,7 @@ export function resolveOptions(o: PoolOptions): ResolvedOptions {
     maxTasksPerWorker: intOption('maxTasksPerWorker', o.maxTasksPerWorker, 0, 1),
     threadsPerTask,
     retries: intOption('retries', o.retries ?? envInt(env, 'SLURMPOOL_RETRIES'), 1, 0),
+    taskEnv: o.taskEnv ?? {},
     timeout: intOption('timeout', o.timeout, 0, 0),
     maxHeapMB: intOption('maxHeapMB', o.maxHeapMB, 0, 1),
     mode: o.mode ?? null,

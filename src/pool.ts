@@ -68,6 +68,7 @@ export class Pool implements AsyncDisposable {
       workers: mode === 'local' || opts.workersGiven ? opts.workers : 0,
       maxHeapMB: opts.maxHeapMB,
       heartbeatMs: mode === 'local' ? 0 : opts.heartbeatMs,
+      taskEnv: opts.taskEnv,
     };
     const log = opts.log ?? (() => undefined);
     const scheduler = new Scheduler({ config, retries: opts.retries, lostAfterMs: mode === 'local' ? 0 : opts.lostAfterMs, speculate: opts.speculate, log });

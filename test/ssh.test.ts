@@ -50,6 +50,11 @@ describe.skipIf(s.skip)(`SSH launch ${s.why}`, () => {
     for (const c of agents) expect(c).not.toMatch(/[0-9a-f]{64}/);
   });
 
+  it('taskEnv reaches tasks on SSH hosts', async () => {
+    await using pool = await Pool.open({ module: tasks, hosts: ['127.0.0.2'], ssh: ssh(), bind: '127.0.0.1', log: false, taskEnv: { SLURMPOOL_TEST_VAR: 'over-ssh' } });
+    expect(await pool.map('envOf', ['SLURMPOOL_TEST_VAR'])).toEqual(['over-ssh']);
+  });
+
   it('an unknown host key is refused with how to trust it; acceptNewHostKeys adds it', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'sp-kh-'));
     const kh = join(dir, 'known_hosts');

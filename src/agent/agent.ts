@@ -92,7 +92,7 @@ export class Agent {
     if (this.pool) return;
     const threads = Math.max(1, config.threadsPerTask);
     const size = config.workers > 0 ? config.workers : Math.max(1, Math.floor(this.info.cpus / threads));
-    const env = pinnedEnv(this.info.env, threads, size);
+    const env = pinnedEnv({ ...this.info.env, ...config.taskEnv }, threads, size);
     env.SLURMPOOL_NODE = this.info.node;
     const pool = new WorkerPool(
       {

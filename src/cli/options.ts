@@ -178,8 +178,8 @@ export function resolveCommon(argv: Argv, env: NodeJS.ProcessEnv = process.env):
 
 /** The Pool options for these settings; `extraEnv` reaches every task's environment. */
 export function poolOptions(c: Common, extraEnv: Record<string, string>, log: ((line: string) => void) | false): PoolOptions {
-  const env: NodeJS.ProcessEnv = { ...process.env, ...extraEnv };
-  const o: PoolOptions = { env, log };
+  // extraEnv goes to the tasks through the agents' configuration, so that it reaches SSH hosts too.
+  const o: PoolOptions = { env: process.env, taskEnv: extraEnv, log };
   if (c.workers !== undefined) o.workers = c.workers;
   if (c.cpusPerTask !== undefined) o.threadsPerTask = c.cpusPerTask;
   if (c.retries !== undefined) o.retries = c.retries;

@@ -40,6 +40,8 @@ export interface AgentConfig {
   /** Worker heap limit in MB; 0 = Node's default. */
   maxHeapMB: number;
   heartbeatMs: number;
+  /** Variables added to every task's environment on every node (whatever the launcher propagates). */
+  taskEnv: Record<string, string>;
 }
 
 export interface ItemFailure {
