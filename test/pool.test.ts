@@ -208,3 +208,18 @@ describe('stragglers', () => {
     expect(logs.join('\n')).toMatch(/straggler: task 11 has run \d+ s on node .*a copy runs on node/);
   });
 });
+
+describe('values', () => {
+  it('large Buffers, numeric lists, typed arrays and mixed values come back as they went', async () => {
+    await using pool = await Pool.open({ module: tasks, workers: 2 });
+    const big = Buffer.alloc(200_000, 7);
+    const out = await pool.map<Buffer>('identity', [big, Buffer.from('x'), big], { chunksize: 3 });
+    expect(out.map((b) => [Buffer.isBuffer(b), b.length, b[100]])).toEqual([[true, 200_000, 7], [true, 1, undefined], [true, 200_000, 7]]);
+    const nums = [0, -0, 1.5, -2, 2 ** 53, NaN, Infinity, 1e-300, ...Array.from({ length: 40 }, (_, i) => i)];
+    const back = await pool.map<number>('identity', nums, { chunksize: nums.length });
+    expect(back).toEqual(nums);
+    expect(Object.is(back[1], -0)).toBe(true);
+    const mixed = [1, 'a', null, [1, 2], { k: new Date(0) }, new Float32Array([1.5]), undefined, 10n ** 20n];
+    expect(await pool.map('identity', mixed, { chunksize: 8 })).toEqual(mixed);
+  });
+});

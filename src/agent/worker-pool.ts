@@ -284,7 +284,8 @@ export class WorkerPool {
     if (avail === 0) return;
     // A call whose chunk time is not known yet goes out one chunk per batch until it is.
     const per = this.perBatch(this.queue[this.qHead]!.job);
-    const readySlots = this.slots.filter((s): s is Slot => s !== null && s.ready && !s.retiring);
+    // Idle workers first: a chunk never waits behind another while a worker has nothing to do.
+    const readySlots = this.slots.filter((s): s is Slot => s !== null && s.ready && !s.retiring).sort((a, b) => a.assigned.size - b.assigned.size);
     if (readySlots.length === 0) return;
     // Fair share first, so that a few large chunks spread over every worker.
     const share = Math.max(1, Math.ceil(avail / readySlots.length));

@@ -48,13 +48,59 @@ export function ownsBuffer(b: Uint8Array): boolean {
 
 /** A copy in a buffer of its own. */
 export function ownCopy(b: Uint8Array): Uint8Array {
-  const own = new Uint8Array(b.byteLength);
+  // allocUnsafe above the pool size returns a buffer of its own, not zero-filled first.
+  const own = b.byteLength >= 4096 ? Buffer.allocUnsafe(b.byteLength) : new Uint8Array(b.byteLength);
   own.set(b);
   return own;
 }
 
+/**
+ * A list of Buffers encoded by hand as a msgpack array of bin values, straight into one buffer of
+ * its own: one copy of the bytes (msgpackr would copy into its output buffer, then we would copy out).
+ */
+function encodeBuffers(list: Buffer[]): Uint8Array {
+  const n = list.length;
+  let size = n < 16 ? 1 : n < 0x10000 ? 3 : 5;
+  for (const b of list) size += (b.byteLength < 0x100 ? 2 : b.byteLength < 0x10000 ? 3 : 5) + b.byteLength;
+  const out = Buffer.allocUnsafe(size);
+  let p = 0;
+  if (n < 16) out[p++] = 0x90 | n;
+  else if (n < 0x10000) {
+    out[p++] = 0xdc;
+    out.writeUInt16BE(n, p);
+    p += 2;
+  } else {
+    out[p++] = 0xdd;
+    out.writeUInt32BE(n, p);
+    p += 4;
+  }
+  for (const b of list) {
+    const len = b.byteLength;
+    if (len < 0x100) {
+      out[p++] = 0xc4;
+      out[p++] = len;
+    } else if (len < 0x10000) {
+      out[p++] = 0xc5;
+      out.writeUInt16BE(len, p);
+      p += 2;
+    } else {
+      out[p++] = 0xc6;
+      out.writeUInt32BE(len, p);
+      p += 4;
+    }
+    out.set(b, p);
+    p += len;
+  }
+  return out;
+}
+
+/** msgpackr returns binary values as views of its input: make the input a Buffer, so they are Buffers too. */
+function asBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
 export function decode(bytes: Uint8Array): unknown {
-  return packr.unpack(bytes);
+  return packr.unpack(asBuffer(bytes));
 }
 
 /** Encode into a buffer that owns its memory, so that it can be moved to another thread. */
@@ -78,13 +124,16 @@ function allNumbers(list: unknown[]): boolean {
  * per-element encoding; decodeList turns it back into an array.
  */
 export function encodeList(list: unknown[], forThreads = true): Uint8Array {
+  if (list.length > 0 && list.every((x) => Buffer.isBuffer(x)) && (list as Buffer[]).some((b) => b.byteLength >= LARGE_BYTES)) {
+    return encodeBuffers(list as Buffer[]);
+  }
   const v = allNumbers(list) ? Float64Array.from(list as number[]) : list;
   return forThreads ? encodeForThreads(v) : encode(v);
 }
 
 /** The array that encodeList encoded. */
 export function decodeList(bytes: Uint8Array): unknown[] {
-  const v = packr.unpack(bytes) as unknown;
+  const v = packr.unpack(asBuffer(bytes)) as unknown;
   if (v instanceof Float64Array) return Array.from(v);
   if (!Array.isArray(v)) throw new TypeError(`expected an encoded list, got ${typeof v}`);
   return v;
