@@ -79,7 +79,7 @@ describe.skipIf(!UP && !CI)('example sbatch scripts on the Slurm test cluster', 
     expect(byNode.size).toBe(3);
     // 2 CPUs per node, 2 per command: one command at a time on each node.
     for (const list of byNode.values()) expect(new Set(list.map((r) => r.worker))).toEqual(new Set([0]));
-  });
+  }, 180_000);
 
   it('map-module.sbatch: a module map with --input over every node', async () => {
     const input = t.write('items.jsonl', Array.from({ length: 100 }, (_, i) => String(i)).join('\n') + '\n');
@@ -90,7 +90,7 @@ describe.skipIf(!UP && !CI)('example sbatch scripts on the Slurm test cluster', 
     expect(exactlyOnce(recs, 100)).toBe(true);
     for (const r of recs) expect(r.value).toBe(r.index * r.index);
     expect(new Set(recs.map((r) => r.node)).size).toBeGreaterThan(1);
-  });
+  }, 180_000);
 
   it('resume.sbatch: stopped halfway by the USR1 warning, resubmitted, one record per task', async () => {
     const tasks = t.write('slow.txt', Array.from({ length: 60 }, (_, i) => `sleep 0.3; echo ${i}`).join('\n') + '\n');
@@ -107,5 +107,5 @@ describe.skipIf(!UP && !CI)('example sbatch scripts on the Slurm test cluster', 
     expect(second.state, second.output).toBe('COMPLETED');
     expect(second.output).toMatch(new RegExp(`${partial} task\\(s\\) done before are skipped`));
     expect(exactlyOnce(records(out), 60)).toBe(true);
-  });
+  }, 240_000);
 });
