@@ -34,3 +34,10 @@ export function byteLength(buf) {
 export function noop() {
   return null;
 }
+
+/** Reads every 4,096th byte of a (shared) buffer: the cost is in getting the data, not in the task. */
+export function sampleSum(buf) {
+  let s = 0;
+  for (let i = 0; i < buf.length; i += 4096) s += buf[i];
+  return s;
+}

@@ -95,3 +95,13 @@ describe('the coordinator port under a connection flood', () => {
     expect(await pool.map('square', [7])).toEqual([49]);
   });
 });
+
+describe('large values over TCP', () => {
+  it('items and results of several MB cross as frame attachments, byte for byte', async () => {
+    await using pool = await Pool.open({ module: tasks, emulate: '2x1', log: false });
+    const bufs = [Buffer.alloc(3_000_000, 1), Buffer.alloc(70_000, 2), Buffer.from('small')];
+    const back = await pool.map<Buffer>('identity', bufs, { chunksize: 1 });
+    expect(back.map((b) => [Buffer.isBuffer(b), b.length, b[0]])).toEqual([[true, 3_000_000, 1], [true, 70_000, 2], [true, 5, 115]]);
+    expect(Buffer.compare(back[0]!, bufs[0]!)).toBe(0);
+  });
+});

@@ -3,6 +3,7 @@ import { connect, createServer, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CoordinatorServer, connectToCoordinator, MAX_PENDING_HANDSHAKES } from '../dist/transport/tcp.js';
 import { encode, decode } from '../dist/protocol/codec.js';
+import { decodeWithAttachments, encodeWithAttachments } from '../dist/protocol/attachments.js';
 import { FrameDecoder } from '../dist/protocol/frames.js';
 import { newSecret, proof } from '../dist/protocol/auth.js';
 import { PROTOCOL_VERSION, checkFromAgent, checkToAgent } from '../dist/protocol/messages.js';
@@ -74,7 +75,7 @@ describe('coordinator port', () => {
     const { logs, agents, port } = await server();
     const cases: [string, (c: Socket) => void, RegExp][] = [
       ['garbage', (c) => c.write(Buffer.from([0, 0, 0, 5, 0xc1, 0xc1, 0xc1, 0xc1, 0xc1])), /undecodable handshake frame|first frame is not a hello/],
-      ['wrong version', (c) => c.write(frame({ t: 'hello', v: 99, role: 'agent', node: 'x', nonce: Buffer.alloc(32) })), /expected protocol 1, got 99/],
+      ['wrong version', (c) => c.write(frame({ t: 'hello', v: 99, role: 'agent', node: 'x', nonce: Buffer.alloc(32) })), new RegExp(`expected protocol ${PROTOCOL_VERSION}, got 99`)],
       ['oversized', (c) => c.write(Buffer.from([0x7f, 0xff, 0xff, 0xff])), /frame of 2147483647 bytes is over the limit of 4096/],
       ['truncated', (c) => { c.write(Buffer.from([0, 0, 0, 100, 1, 2, 3])); c.end(); }, /connection closed during the handshake/],
       ['not hello', (c) => c.write(frame({ t: 'results', results: [] })), /first frame is not a hello/],
@@ -185,7 +186,16 @@ describe('fuzz', () => {
   it('tens of thousands of mutated frames: the decoder and message checks never crash or hang', () => {
     let seed = 12345;
     const rnd = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32);
+    const linkFrame = (m: unknown) => {
+      const parts = encodeWithAttachments(m);
+      const body = Buffer.concat(parts);
+      const h = Buffer.alloc(4);
+      h.writeUInt32BE(body.length);
+      return Buffer.concat([h, body]);
+    };
     const samples = [
+      linkFrame({ t: 'share', id: 1, kind: 'bytes', ctor: 'Buffer', total: 70_000, offset: 0, bytes: Buffer.alloc(70_000, 1) }),
+      linkFrame({ t: 'chunks', chunks: [{ id: 2, job: 1, fn: 'f', kind: 'call', start: 0, items: Buffer.alloc(66_000, 2), count: 1, stopOnError: true, timeoutMs: 0 }] }),
       frame({ t: 'results', results: [{ id: 1, worker: 0, values: encode([1, 2]), failures: [], started: 1, ended: 2 }] }),
       frame({ t: 'ready', node: 'n1', workers: 2, cpus: 2, pid: 1, credits: 4 }),
       frame({ t: 'chunks', chunks: [{ id: 1, fn: 'f', kind: 'call', start: 0, items: encode([1]), count: 1, stopOnError: true, timeoutMs: 0, transfer: false }] }),
@@ -202,15 +212,17 @@ describe('fuzz', () => {
       try {
         dec.push(base, (body) => {
           frames++;
-          let v: unknown;
-          try {
-            v = decode(body);
-          } catch {
-            rejected++;
-            return;
+          for (const dec of [decode, decodeWithAttachments]) {
+            let v: unknown;
+            try {
+              v = dec(body);
+            } catch {
+              rejected++;
+              continue;
+            }
+            checkFromAgent(v);
+            checkToAgent(v);
           }
-          checkFromAgent(v);
-          checkToAgent(v);
         });
       } catch {
         rejected++;

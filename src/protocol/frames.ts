@@ -2,7 +2,7 @@
 import { ProtocolError } from '../errors.js';
 
 /** Largest frame accepted after authentication (a chunk of large items travels as one frame). */
-export const MAX_FRAME = 256 * 1024 * 1024;
+export const MAX_FRAME = 1024 * 1024 * 1024;
 /** Largest frame accepted before a peer has proved it holds the job's secret. */
 export const MAX_HANDSHAKE_FRAME = 4096;
 

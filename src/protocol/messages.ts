@@ -2,7 +2,7 @@
 import type { ErrorRecord } from '../errors.js';
 
 /** Bumped on any incompatible change; checked in the handshake. */
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 
 /** What a chunk asks a worker to run. */
 export type TaskKind = 'call' | 'star' | 'shell';

@@ -3,6 +3,7 @@ import { createServer, connect, type Server, type Socket } from 'node:net';
 import { ProtocolError } from '../errors.js';
 import { newNonce, proof, proofMatches } from '../protocol/auth.js';
 import { decode, encode } from '../protocol/codec.js';
+import { decodeWithAttachments, encodeWithAttachments } from '../protocol/attachments.js';
 import { FrameDecoder, frameHeader, MAX_FRAME, MAX_HANDSHAKE_FRAME } from '../protocol/frames.js';
 import { PROTOCOL_VERSION, checkFromAgent, checkToAgent, type FromAgent, type Handshake, type ToAgent } from '../protocol/messages.js';
 import type { Link } from './link.js';
@@ -49,10 +50,17 @@ export class TcpLink<Out, In> implements Link<Out, In> {
     socket.on('close', () => this.close());
   }
 
-  /** Messages decoded together with the handshake's last frame belong to the link. */
-  feed(msgs: unknown[]): void {
-    for (const m of msgs) {
-      const bad = this.check(m);
+  /** Frames that arrived together with the handshake's last one belong to the link. */
+  feed(frames: Buffer[]): void {
+    for (const f of frames) {
+      let m: unknown;
+      let bad: string | null;
+      try {
+        m = decodeWithAttachments(f);
+        bad = this.check(m);
+      } catch (e) {
+        bad = `undecodable frame (${(e as Error).message})`;
+      }
       if (bad) {
         this.log(`closed connection from ${this.peer}: ${bad}`);
         this.close(new ProtocolError(bad));
@@ -70,7 +78,7 @@ export class TcpLink<Out, In> implements Link<Out, In> {
       this.decoder.push(d, (body) => {
         let msg: unknown;
         try {
-          msg = decode(body);
+          msg = decodeWithAttachments(body);
         } catch (e) {
           throw new ProtocolError(`undecodable frame (${(e as Error).message})`);
         }
@@ -88,12 +96,14 @@ export class TcpLink<Out, In> implements Link<Out, In> {
 
   send(msg: Out): void {
     if (this.closed) return;
-    // Header and body as two writes in one corked batch: the body (msgpackr's stable output) is not copied.
-    const body = encode(msg);
-    this.bytesOut += 4 + body.length;
+    // Header, body and large binary fields as writes in one corked batch: nothing is copied.
+    const parts = encodeWithAttachments(msg);
+    let n = 0;
+    for (const p of parts) n += p.byteLength;
+    this.bytesOut += 4 + n;
     this.socket.cork();
-    this.socket.write(frameHeader(body.length));
-    this.socket.write(body);
+    this.socket.write(frameHeader(n));
+    for (const p of parts) this.socket.write(p);
     process.nextTick(() => this.socket.uncork());
   }
 
@@ -136,20 +146,13 @@ export class TcpLink<Out, In> implements Link<Out, In> {
 /** Read handshake frames one at a time from a socket, with a small frame limit and a deadline. */
 class HandshakeReader {
   private readonly decoder = new FrameDecoder(MAX_HANDSHAKE_FRAME);
-  private queue: unknown[] = [];
+  /** Frames not yet read: decoded one at a time, since those after the handshake are link frames. */
+  private queue: Buffer[] = [];
   private waiting: { resolve: (v: unknown) => void; reject: (e: Error) => void } | null = null;
   private failed: Error | null = null;
   private readonly onData = (d: Buffer) => {
     try {
-      this.decoder.push(d, (body) => {
-        let v: unknown;
-        try {
-          v = decode(body);
-        } catch (e) {
-          throw new ProtocolError(`undecodable handshake frame (${(e as Error).message})`);
-        }
-        this.queue.push(v);
-      });
+      this.decoder.push(d, (body) => this.queue.push(body));
     } catch (e) {
       this.fail(e as Error);
       return;
@@ -180,16 +183,25 @@ class HandshakeReader {
     }
   }
 
-  next(): Promise<unknown> {
-    if (this.queue.length) return Promise.resolve(this.queue.shift());
+  private raw(): Promise<Buffer> {
+    if (this.queue.length) return Promise.resolve(this.queue.shift()!);
     if (this.failed) return Promise.reject(this.failed);
     return new Promise((resolve, reject) => {
-      this.waiting = { resolve, reject };
+      this.waiting = { resolve: resolve as (v: unknown) => void, reject };
     });
   }
 
+  async next(): Promise<unknown> {
+    const body = await this.raw();
+    try {
+      return decode(body);
+    } catch (e) {
+      throw new ProtocolError(`undecodable handshake frame (${(e as Error).message})`);
+    }
+  }
+
   /** Stop reading for the handshake; returns the decoder (with any partial frame) and unread messages. */
-  detach(): { decoder: FrameDecoder; extra: unknown[] } {
+  detach(): { decoder: FrameDecoder; extra: Buffer[] } {
     this.socket.off('data', this.onData);
     this.socket.off('close', this.onEnd);
     this.socket.off('error', this.onError);
