@@ -17,9 +17,10 @@ export async function run(ctx) {
   });
   const memRows = [];
   const shared = m.get('shared');
-  const last = shared?.results?.findLast?.((r) => r.json?.ok)?.json;
+  const last = shared?.results?.findLast?.((r) => Array.isArray(r.agentPeakRss));
   if (last) {
-    const ratio = Math.max(...last.agentPeakRss.map((p, i) => (p - last.agentBaseRss[i] + last.agentBaseRss[i]) / (last.bytes + last.agentBaseRss[i])));
+    // Peak RSS of each node's agent (its worker threads included) over one copy of the data plus what the agent held at rest.
+    const ratio = Math.max(...last.agentPeakRss.map((p, i) => p / (last.bytes + last.agentBaseRss[i])));
     memRows.push({ key: 'mem', impl: 'peak RSS per node ÷ (one copy + the node agent at rest)', role: 'subject', values: [ratio], errors: [], planned: 1, runs: 1, results: [], comparable: false, note: `peak RSS ${last.agentPeakRss.map((b) => Math.round(b / 2 ** 20)).join(', ')} MB; at rest ${last.agentBaseRss.map((b) => Math.round(b / 2 ** 20)).join(', ')} MB; data ${Math.round(last.bytes / 2 ** 20)} MB` });
   }
   return [

@@ -111,7 +111,7 @@ export interface ShareRecord {
 }
 
 /** Shared values travel in pieces of this size, each one frame. */
-export const SHARE_PIECE = 16 * 1024 * 1024;
+export const SHARE_PIECE = 4 * 1024 * 1024;
 
 /** Agent losses a chunk may suffer before it is reported as lost. */
 const MAX_LOSSES = 3;
