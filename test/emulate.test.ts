@@ -105,3 +105,28 @@ describe('large values over TCP', () => {
     expect(Buffer.compare(back[0]!, bufs[0]!)).toBe(0);
   });
 });
+
+describe('a silent node', () => {
+  it('an agent that stops answering (SIGSTOP: connection open, no bytes) is declared lost by heartbeat; its chunks re-run, results exactly once', async () => {
+    const logs: string[] = [];
+    await using pool = await Pool.open({ module: tasks, emulate: '3x1', log: (l) => logs.push(l), heartbeatMs: 200, lostAfterMs: 1500, speculate: false });
+    const victim = pool.nodes.find((n) => n.node === 'emu3')!;
+    const items = Array.from({ length: 45 }, (_, i) => ({ ms: 60, v: i }));
+    const t0 = Date.now();
+    const p = pool.map<number>('sleepThen', items, { chunksize: 1 });
+    let stoppedAt = 0;
+    setTimeout(() => {
+      stoppedAt = Date.now();
+      process.kill(victim.pid, 'SIGSTOP');
+    }, 300);
+    try {
+      expect(await p).toEqual(items.map((x) => x.v));
+    } finally {
+      process.kill(victim.pid, 'SIGKILL');
+    }
+    const line = logs.find((l) => l.startsWith('node emu3: agent lost'));
+    expect(line).toMatch(/no message for \d+ s \(heartbeat timeout\)/);
+    expect(Date.now() - t0).toBeLessThan(20_000);
+    expect(stoppedAt).toBeGreaterThan(0);
+  });
+});
