@@ -16,10 +16,12 @@ export function firstError(o: ChunkOutcome, fn: string): TaskError | null {
   });
 }
 
-/** Concatenate chunk value arrays into one array, in one pass. */
-function joinParts(parts: unknown[][]): unknown[] {
-  if (parts.length === 1) return parts[0]!;
-  if (parts.length <= 1000) return ([] as unknown[]).concat(...parts);
+type Values = ChunkOutcome['values'];
+
+/** Concatenate chunk value lists (arrays, or Float64Arrays for numbers) into one array, in one pass. */
+function joinParts(parts: Values[]): unknown[] {
+  if (parts.length === 1) return Array.isArray(parts[0]) ? parts[0] : Array.from(parts[0]!);
+  if (parts.length <= 1000 && parts.every((p) => Array.isArray(p))) return ([] as unknown[]).concat(...(parts as unknown[][]));
   let n = 0;
   for (const p of parts) n += p.length;
   const out: unknown[] = new Array(n);
@@ -34,7 +36,7 @@ export class ArraySink<T> implements Sink {
   private resolve!: (v: T[]) => void;
   private reject!: (e: unknown) => void;
   /** Each chunk's values in input order; joined once at the end. */
-  private readonly parts: unknown[][] = [];
+  private readonly parts: Values[] = [];
   private readonly pending = new Map<number, ChunkOutcome>();
   private next = 0;
   private total = -1;

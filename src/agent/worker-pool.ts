@@ -295,9 +295,11 @@ export class WorkerPool {
       moved = false;
       for (const s of readySlots) {
         if (avail === 0) break;
+        // A worker gets more only once it is down to its last batch, and then a whole batch: small
+        // refills would otherwise turn into one message per chunk.
+        if (s.assigned.size > per) continue;
         const room = 2 * per - s.assigned.size;
-        if (room <= 0) continue;
-        let take = Math.min(avail, room, per, share);
+        let take = Math.min(avail, room, Math.max(per, 1), share);
         // Large items: a batch stops at MAX_BATCH_BYTES, so memory stays bounded and work spreads.
         let bytes = 0;
         for (let k = 0; k < take; k++) {

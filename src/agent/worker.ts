@@ -6,7 +6,7 @@ import type { FromWorker, SharedEntry, ToWorker, WorkerInit } from './thread-mes
 import { SHARED_KEY, viewOf } from '../shared.js';
 import { SLOT_CHUNK, SLOT_OFFSET, SLOT_STARTED } from './thread-messages.js';
 import { runShell } from './shell.js';
-import { decode, decodeList, encodeList, encodeTransferable, ownCopy, ownsBuffer } from '../protocol/codec.js';
+import { decode, decodeListLike, encodeList, encodeTransferable } from '../protocol/codec.js';
 
 const init = workerData as WorkerInit;
 const port = parentPort!;
@@ -58,10 +58,9 @@ function post(msg: FromWorker, transfer?: ArrayBuffer[]): void {
   port.postMessage(msg, transfer);
 }
 
-/** Results in a buffer of their own (they are moved to the agent with the batch's results). */
+/** A chunk's values; they are copied once more into the results message, so no buffer of their own is needed. */
 function encodeOwnedList(values: unknown[]): Uint8Array {
-  const b = encodeList(values);
-  return ownsBuffer(b) ? b : ownCopy(b);
+  return encodeList(values, false);
 }
 
 function postResults(results: ChunkResult[]): void {
@@ -94,7 +93,7 @@ function isThenable(v: unknown): v is PromiseLike<unknown> {
 
 async function runChunk(c: ChunkSpec): Promise<ChunkResult> {
   const started = Date.now();
-  const items = decodeList(c.items);
+  const items = decodeListLike(c.items);
   const n = items.length;
   const values: unknown[] = new Array(n);
   const failures: ItemFailure[] = [];

@@ -133,8 +133,14 @@ export function encodeList(list: unknown[], forThreads = true): Uint8Array {
 
 /** The array that encodeList encoded. */
 export function decodeList(bytes: Uint8Array): unknown[] {
+  const v = decodeListLike(bytes);
+  return v instanceof Float64Array ? Array.from(v) : v;
+}
+
+/** Like decodeList, but a numeric list stays a Float64Array (indexable like an array, no per-element copy). */
+export function decodeListLike(bytes: Uint8Array): unknown[] | Float64Array {
   const v = packr.unpack(asBuffer(bytes)) as unknown;
-  if (v instanceof Float64Array) return Array.from(v);
+  if (v instanceof Float64Array) return v;
   if (!Array.isArray(v)) throw new TypeError(`expected an encoded list, got ${typeof v}`);
   return v;
 }

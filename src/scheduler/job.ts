@@ -22,8 +22,8 @@ export interface PlacedFailure extends ItemFailure {
 export interface ChunkOutcome {
   seq: number;
   start: number;
-  /** values[i] is the result of item start+i; shorter when the chunk stopped at a failure. */
-  values: unknown[];
+  /** values[i] is the result of item start+i; shorter when the chunk stopped at a failure. A numeric list may be a Float64Array. */
+  values: ArrayLike<unknown> & { length: number };
   failures: PlacedFailure[];
   parts: Placement[];
   size: number;

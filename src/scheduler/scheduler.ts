@@ -2,7 +2,7 @@
 import type { ErrorRecord } from '../errors.js';
 import type { AgentConfig, ChunkResult, ChunkSpec, FromAgent, SharedKind, ToAgent } from '../protocol/messages.js';
 import type { Link } from '../transport/link.js';
-import { decodeList, encodeList } from '../protocol/codec.js';
+import { decodeListLike, encodeList } from '../protocol/codec.js';
 import type { ChunkOutcome, Job, PlacedFailure } from './job.js';
 
 export type AgentLink = Link<ToAgent, FromAgent>;
@@ -77,7 +77,7 @@ interface Root {
   seq: number;
   start: number;
   size: number;
-  values: unknown[];
+  values: unknown[] | Float64Array;
   failures: PlacedFailure[];
   parts: ChunkOutcome['parts'];
   remaining: number;
@@ -405,9 +405,9 @@ export class Scheduler {
       this.onDied(a, c, r);
       return;
     }
-    let values: unknown[];
+    let values: unknown[] | Float64Array;
     try {
-      values = decodeList(r.values);
+      values = decodeListLike(r.values);
     } catch (e) {
       a.link.close(new Error(`undecodable results for chunk ${r.id}: ${(e as Error).message}`));
       return;
@@ -420,8 +420,10 @@ export class Scheduler {
     if (c.offset === 0 && values.length === root.size && root.remaining === 1) root.values = values;
     else {
       // A part of a split chunk: place its values at their offset (holes stay until every part is in).
-      if (root.values.length < root.size) root.values.length = root.size;
-      for (let i = 0; i < values.length; i++) root.values[c.offset + i] = values[i];
+      if (!Array.isArray(root.values)) root.values = Array.from(root.values);
+      const into = root.values;
+      if (into.length < root.size) into.length = root.size;
+      for (let i = 0; i < values.length; i++) into[c.offset + i] = values[i];
     }
     for (const f of r.failures) {
       root.failures.push({ offset: c.offset + f.offset, error: f.error, node: a.node, worker: r.worker, attempts: c.attempts + 1 });
@@ -439,7 +441,7 @@ export class Scheduler {
     if (root.failures.length > 1) root.failures.sort((x, y) => x.offset - y.offset);
     if (c.job.spec.stopOnError && root.failures.length > 0) {
       const first = root.failures[0]!.offset;
-      root.values.length = first;
+      root.values = Array.isArray(root.values) ? ((root.values.length = first), root.values) : root.values.subarray(0, first);
       root.failures.length = 1;
     }
     c.job.sink.accept({ seq: root.seq, start: root.start, values: root.values, failures: root.failures, parts: root.parts, size: root.size });
