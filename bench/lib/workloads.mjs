@@ -204,6 +204,7 @@ async function w4(ctx) {
     [peer('piscina', 'w4-piscina.mjs', ctx.piscinaVersion ? undefined : 'piscina not installed')],
     [peer('mp', 'w4_mp.py', ctx.python ? undefined : 'python3 not found', ctx.python ?? 'python3')],
     [{ key: 'python -c pass', cmd: ctx.python ?? 'python3', args: ['-c', 'pass'], timeoutMs: t, value: wall, skip: ctx.python ? undefined : 'python3 not found' }],
+    [peer('floor', 'w4-floor.mjs')],
   ];
   ctx.log('W4 whole process');
   const m = await ctx.measure({ unit: 's', better: 'lower', reps: ctx.reps ?? DEFAULT_REPS.W4, blocks });
@@ -221,6 +222,7 @@ async function w4(ctx) {
         row(m.get('piscina'), { key: 'piscina', impl: `piscina ${ctx.piscinaVersion ?? ''}`.trim(), role: 'peer' }),
         row(m.get('mp'), { key: 'mp', impl: 'multiprocessing (fork)', role: 'peer' }),
         row(m.get('python -c pass'), { key: 'python -c pass', impl: 'python3 -c pass', role: 'baseline' }),
+        row(m.get('floor'), { key: 'floor', impl: 'node + 2 empty worker threads', role: 'baseline', note: 'what any worker-thread pool needs at least' }),
       ],
     },
   ];
