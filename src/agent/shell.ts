@@ -12,6 +12,7 @@ import { availableParallelism, constants, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import type { Options, ResultPromise } from 'execa';
+import { formatRanges } from '../util/ranges.js';
 import { logFileName } from '../results/logdir.js';
 
 /** What one shell task gives back. */
@@ -105,15 +106,7 @@ export function parseCpuList(s: string): number[] {
 
 /** [0,1,2,3,8] → "0-3,8". */
 export function formatCpuList(cpus: readonly number[]): string {
-  const s = [...new Set(cpus)].sort((a, b) => a - b);
-  const parts: string[] = [];
-  for (let i = 0; i < s.length; ) {
-    let j = i;
-    while (j + 1 < s.length && s[j + 1] === s[j]! + 1) j++;
-    parts.push(i === j ? `${s[i]}` : `${s[i]}-${s[j]}`);
-    i = j + 1;
-  }
-  return parts.join(',');
+  return formatRanges([...new Set(cpus)]);
 }
 
 /**

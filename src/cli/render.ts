@@ -1,4 +1,5 @@
 // One interface for everything the CLI prints: commands compute data, a renderer (human, JSON or quiet) shows it.
+import { formatRanges } from '../util/ranges.js';
 import { formatDuration } from './durations.js';
 import { CliError, EXIT } from './errors.js';
 import type { StopReason } from './feed.js';
@@ -108,19 +109,7 @@ export interface Renderer {
 
 /** "3,7,100-102", at most `max` entries then "…". */
 export function compressIndices(xs: readonly number[], max = 40): string {
-  const s = [...xs].sort((a, b) => a - b);
-  const parts: string[] = [];
-  for (let i = 0; i < s.length; ) {
-    let j = i;
-    while (j + 1 < s.length && s[j + 1] === s[j]! + 1) j++;
-    parts.push(i === j ? `${s[i]}` : `${s[i]}-${s[j]}`);
-    i = j + 1;
-    if (parts.length >= max && i < s.length) {
-      parts.push(`… (${s.length - i} more)`);
-      break;
-    }
-  }
-  return parts.join(',');
+  return formatRanges(xs, max);
 }
 
 function pct(x: number): string {
