@@ -91,7 +91,11 @@ export async function execute(plan: Plan, c: Common, r: Renderer, argv: readonly
       const n = readJournal(c.output)?.records.size ?? 0;
       throw new CliError(`${c.output} already holds ${n} record${n === 1 ? '' : 's'}`, EXIT.usage, 'add --resume to continue that run (its finished tasks are skipped), or --overwrite to start again');
     }
-    out = new ResultsFile(c.output, !c.resume);
+    const file = new ResultsFile(c.output, !c.resume);
+    file.onError = (e) => {
+      stop({ kind: 'write-error', message: `cannot write to ${c.output} (${e.message}); the file keeps every record written before it, and the tasks not recorded run again with --resume` });
+    };
+    out = file;
   } else if (plan.recordsToStdout) {
     out = new StdoutRecords();
   }

@@ -1,5 +1,5 @@
 // The results file: one JSON line per task, appended as tasks finish, synced to disk every second and at the end.
-import { accessSync, closeSync, constants, fchmodSync, fdatasyncSync, fstatSync, openSync, statSync, writeSync } from 'node:fs';
+import { accessSync, closeSync, constants, fchmodSync, fdatasyncSync, fstatSync, ftruncateSync, openSync, statSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 
 /** Where records go: a results file, or standard output. */
@@ -50,6 +50,12 @@ export class ResultsFile implements RecordOut {
   private dirty = false;
   private readonly timer: NodeJS.Timeout;
   private closed = false;
+  /** Bytes of whole records in the file. */
+  private size: number;
+  /** The write error that stopped this file (disk full, quota, I/O error); later records are dropped. */
+  failed: Error | null = null;
+  /** Told once when a write fails; the file is cut back to its last whole record first. */
+  onError: ((e: Error) => void) | undefined;
 
   /** Open for appending (creating it with mode 0644), or truncate first when `truncate`. */
   constructor(
@@ -65,6 +71,7 @@ export class ResultsFile implements RecordOut {
         // not ours to change (another owner): leave it
       }
     }
+    this.size = fstatSync(this.fd).size;
     this.timer = setInterval(() => this.sync(), SYNC_EVERY_MS);
     this.timer.unref();
   }
@@ -81,12 +88,26 @@ export class ResultsFile implements RecordOut {
 
   flush(): void {
     this.scheduled = false;
-    if (this.queued.length === 0 || this.closed) return;
+    if (this.queued.length === 0 || this.closed || this.failed) return;
     const buf = Buffer.from(`${this.queued.join('\n')}\n`);
     this.queued = [];
     this.queuedBytes = 0;
     let off = 0;
-    while (off < buf.length) off += writeSync(this.fd, buf, off, buf.length - off);
+    try {
+      while (off < buf.length) off += writeSync(this.fd, buf, off, buf.length - off);
+    } catch (e) {
+      // Disk full, quota, I/O error: cut the file back to its last whole record, so that it stays a
+      // valid journal, and let the run stop cleanly; the records not written run again on --resume.
+      this.failed = e as Error;
+      try {
+        ftruncateSync(this.fd, this.size);
+      } catch {
+        // the reader drops a torn last line anyway
+      }
+      this.onError?.(this.failed);
+      return;
+    }
+    this.size += buf.length;
     this.dirty = true;
   }
 
