@@ -231,7 +231,7 @@ export function recordsOf(o: ChunkOutcome): TaskRecord[] {
     if (f) {
       out.push({ index: o.start + i, ok: false, ...(i < o.values.length && o.values[i] !== undefined ? { value: o.values[i] } : {}), error: f.error, node: f.node, worker: f.worker, started: part?.started ?? 0, ended: part?.ended ?? 0, attempts: f.attempts });
     } else if (i < o.values.length && part) {
-      out.push({ index: o.start + i, ok: true, value: o.values[i], node: part.node, worker: part.worker, started: part.started, ended: part.ended, attempts: 1 });
+      out.push({ index: o.start + i, ok: true, value: o.values[i], node: part.node, worker: part.worker, started: part.started, ended: part.ended, attempts: part.attempts });
     }
   }
   return out;

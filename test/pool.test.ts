@@ -223,3 +223,21 @@ describe('values', () => {
     expect(await pool.map('identity', mixed, { chunksize: 8 })).toEqual(mixed);
   });
 });
+
+describe('records', () => {
+  it('imapRecords: a task that succeeded after its worker died says attempts 2; failures are records, not throws', async () => {
+    const { mkdtempSync } = await import('node:fs');
+    const { join } = await import('node:path');
+    const { tmpdir } = await import('node:os');
+    const marker = join(mkdtempSync(join(tmpdir(), 'sp-rec-')), 'm');
+    await using pool = await Pool.open({ module: tasks, workers: 2, log: false });
+    const recs = [];
+    for await (const r of pool.imapRecords('exitFirstTime', [{ v: 'a', marker: '' }, { v: 'b', marker }, { v: 'c', marker: '' }], { chunksize: 1 })) recs.push(r);
+    recs.sort((x, y) => x.index - y.index);
+    expect(recs.map((r) => [r.index, r.ok, r.value, r.attempts])).toEqual([[0, true, 'a', 1], [1, true, 'b', 2], [2, true, 'c', 1]]);
+    const bad = [];
+    for await (const r of pool.imapRecords('failOn', [2, 3, 4], { chunksize: 3 })) bad.push(r);
+    expect(bad.map((r) => [r.index, r.ok])).toEqual([[0, true], [1, false], [2, true]]);
+    expect(bad[1]!.error!.name).toBe('RangeError');
+  });
+});

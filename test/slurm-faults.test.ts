@@ -1,6 +1,6 @@
 // Faults under a real slurmctld: a node lost mid-run in a --no-kill job.
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -25,6 +25,19 @@ describe.skipIf(cluster.skip)(`node loss under Slurm ${cluster.why}`, () => {
     const id = sbatch(['-N3', '--no-kill', '--no-requeue', `--chdir=${root}`, `--output=${out}`, '--wrap', 'node test/fixtures/slurm-long-map.mjs 60']);
     try {
       await waitFor(() => readOut(out).includes('started n1,n2,n3'), 60_000, 'the pool to start on 3 nodes');
+      // Every node's srun step and agent are running now: none may show the job secret on its command line.
+      const lines = readdirSync('/proc')
+        .filter((p) => /^\d+$/.test(p))
+        .map((p) => {
+          try {
+            return readFileSync(`/proc/${p}/cmdline`, 'utf8').replaceAll('\0', ' ');
+          } catch {
+            return '';
+          }
+        })
+        .filter((c) => c.includes('cli/main.js agent'));
+      expect(lines.filter((c) => c.startsWith('srun ')).length).toBeGreaterThanOrEqual(3);
+      for (const c of lines) expect(c).not.toMatch(/[0-9a-f]{64}/);
       await new Promise((r) => setTimeout(r, 1500));
       execFileSync('bash', [clusterScript, 'crash-node', 'n2'], { stdio: 'ignore', timeout: 30_000 });
       const end = await waitJob(id, 120_000);

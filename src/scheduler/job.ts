@@ -10,6 +10,8 @@ export interface Placement {
   worker: number;
   started: number;
   ended: number;
+  /** 1, or more when this part ran again after its worker or node was lost. */
+  attempts: number;
 }
 
 export interface PlacedFailure extends ItemFailure {

@@ -429,7 +429,7 @@ export class Scheduler {
       root.failures.push({ offset: c.offset + f.offset, error: f.error, node: a.node, worker: r.worker, attempts: c.attempts + 1 });
       if (job.spec.stopOnError) root.cutAt = Math.min(root.cutAt, c.offset + f.offset);
     }
-    root.parts.push({ offset: c.offset, count: c.items.length, node: a.node, worker: r.worker, started: r.started, ended: r.ended });
+    root.parts.push({ offset: c.offset, count: c.items.length, node: a.node, worker: r.worker, started: r.started, ended: r.ended, attempts: c.attempts + c.losses + 1 });
     this.partDone(c);
   }
 
