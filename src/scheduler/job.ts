@@ -108,10 +108,6 @@ export class Job {
       spec.chunksize > 0 ? spec.chunksize : this.source.length !== null ? autoChunksize(this.source.length, workers) : 1;
   }
 
-  get knownLength(): number | null {
-    return this.source.length;
-  }
-
   /**
    * Items read from a lazy input but not yet consumed downstream may not exceed this, so that an
    * endless generator is read only a bounded distance ahead of its consumer.
