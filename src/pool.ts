@@ -308,6 +308,16 @@ export class Pool implements AsyncDisposable {
       }));
   }
 
+  /**
+   * Start no more tasks (for a clean stop at walltime): input is no longer read (items not yet read get
+   * no result at all), chunks read but not started by a worker are reported as cancelled (TaskRecords
+   * with ok: false and error.kind 'cancelled'; map and imap reject), and the tasks already running
+   * finish. Close or terminate the pool afterwards.
+   */
+  stopStarting(): void {
+    this.scheduler.stopStarting();
+  }
+
   /** What each node has run so far. */
   stats(): NodeStats[] {
     return this.scheduler.agents

@@ -241,3 +241,22 @@ describe('records', () => {
     expect(bad[1]!.error!.name).toBe('RangeError');
   });
 });
+
+describe('stopStarting', () => {
+  it('starts nothing new: queued chunks come back as cancelled records, running ones finish, the iteration ends', async () => {
+    await using pool = await Pool.open({ module: tasks, workers: 2, log: false });
+    const items = Array.from({ length: 20 }, (_, i) => ({ ms: 300, v: i }));
+    const recs: { index: number; ok: boolean; error?: { kind?: string } }[] = [];
+    setTimeout(() => pool.stopStarting(), 450);
+    for await (const r of pool.imapRecords('sleepThen', items, { chunksize: 1 })) recs.push(r);
+    // Items never read from the input get no record at all; those read but not started come back cancelled.
+    expect(recs.length).toBeLessThanOrEqual(20);
+    const done = recs.filter((r) => r.ok);
+    const cancelled = recs.filter((r) => !r.ok);
+    expect(done.length).toBeGreaterThanOrEqual(2);
+    expect(done.length).toBeLessThan(12);
+    expect(cancelled.every((r) => r.error?.kind === 'cancelled')).toBe(true);
+    expect(cancelled.length).toBeGreaterThan(0);
+    expect(new Set(recs.map((r) => r.index)).size).toBe(recs.length);
+  });
+});

@@ -48,6 +48,9 @@ export class Agent {
       case 'cancel':
         this.pool?.cancel(m.ids);
         break;
+      case 'unqueue':
+        this.link.send({ t: 'unqueued', ids: this.pool?.unqueue() ?? [] });
+        break;
       case 'share':
         this.onSharePiece(m);
         break;

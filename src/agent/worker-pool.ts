@@ -133,6 +133,15 @@ export class WorkerPool {
     for (const c of keep) this.queue.push(c);
   }
 
+  /** Drop every chunk no worker has been handed yet; returns their ids. */
+  unqueue(): number[] {
+    const ids = this.queue.slice(this.qHead).map((c) => c.id);
+    this.queue.length = 0;
+    this.qHead = 0;
+    this.checkIdle();
+    return ids;
+  }
+
   get pending(): number {
     let n = this.queue.length - this.qHead;
     for (const s of this.slots) if (s) n += s.assigned.size;

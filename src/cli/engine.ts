@@ -134,6 +134,8 @@ export async function execute(plan: Plan, c: Common, r: Renderer, argv: readonly
     if (stopping) return;
     stopping = reason;
     feed.stop(reason);
+    // Chunks that no worker has started are dropped (they run again on --resume); running ones finish.
+    pool?.stopStarting();
     r.note(`${reason.message}; waiting up to ${formatDuration(c.graceMs)} for running tasks`);
     graceTimer = setTimeout(() => {
       r.note(`grace period over: stopping the tasks still running`);

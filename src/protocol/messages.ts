@@ -84,6 +84,8 @@ export type ToAgent =
   | { t: 'unshare'; id: number }
   | { t: 'chunks'; chunks: ChunkSpec[] }
   | { t: 'cancel'; ids: number[] }
+  /** Drop every chunk not yet handed to a worker; the agent answers with those it dropped. */
+  | { t: 'unqueue' }
   | { t: 'ping'; at: number }
   | { t: 'shutdown'; graceful: boolean };
 
@@ -92,6 +94,8 @@ export type FromAgent =
   | { t: 'ready'; node: string; workers: number; cpus: number; pid: number; credits: number }
   | { t: 'results'; results: ChunkResult[] }
   | { t: 'credits'; credits: number }
+  /** Chunks dropped before any worker started them (answer to unqueue). */
+  | { t: 'unqueued'; ids: number[] }
   | { t: 'pong'; at: number }
   | { t: 'heartbeat' }
   | { t: 'fatal'; error: ErrorRecord }
@@ -106,8 +110,8 @@ export type Handshake =
   | { t: 'welcome' }
   | { t: 'reject'; reason: string };
 
-const TO_AGENT = new Set(['configure', 'chunks', 'cancel', 'ping', 'shutdown', 'share', 'unshare']);
-const FROM_AGENT = new Set(['ready', 'results', 'credits', 'pong', 'heartbeat', 'fatal', 'log', 'shareState']);
+const TO_AGENT = new Set(['configure', 'chunks', 'cancel', 'unqueue', 'ping', 'shutdown', 'share', 'unshare']);
+const FROM_AGENT = new Set(['ready', 'results', 'credits', 'unqueued', 'pong', 'heartbeat', 'fatal', 'log', 'shareState']);
 
 function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);

@@ -143,6 +143,12 @@ export class Job {
     }
   }
 
+  /** Read no more input: the chunks made so far are all there will be. */
+  endInputNow(): void {
+    this.source.close();
+    this.endInput();
+  }
+
   private endInput(): void {
     if (this.ended) return;
     this.ended = true;

@@ -247,6 +247,31 @@ export class Scheduler {
     this.pump();
   }
 
+  /**
+   * Start nothing new: no more input is read, chunks no worker has started are reported as
+   * cancelled (kind 'cancelled'), and chunks already running finish. For a clean stop at walltime.
+   */
+  stopStarting(): void {
+    this.halted = true;
+    for (const c of this.retryQueue.splice(0)) this.cancelChunk(c);
+    for (const job of this.jobs) job.endInputNow();
+    for (const a of this.readyAgents) a.link.send({ t: 'unqueue' });
+  }
+
+  private cancelChunk(c: Chunk): void {
+    this.chunks.delete(c.id);
+    const err: ErrorRecord = { name: 'CancelledError', message: 'not started: the pool was told to start no more tasks', kind: 'cancelled' };
+    for (let i = 0; i < c.items.length; i++) {
+      if (c.job.spec.stopOnError && c.offset + i >= c.root.cutAt) break;
+      c.root.failures.push({ offset: c.offset + i, error: err, node: c.agent?.node ?? '-', worker: -1, attempts: c.attempts });
+      if (c.job.spec.stopOnError) {
+        c.root.cutAt = Math.min(c.root.cutAt, c.offset + i);
+        break;
+      }
+    }
+    this.partDone(c);
+  }
+
   /** Fail every job (pool terminated, nothing left to run on). */
   abortAll(error: Error): void {
     for (const job of this.jobs.splice(0)) {
@@ -281,7 +306,10 @@ export class Scheduler {
     });
   }
 
+  private halted = false;
+
   private dispatch(): void {
+    if (this.halted) return;
     const agents = this.readyAgents;
     if (agents.length === 0) return;
     const workers = this.totalWorkers;
@@ -362,6 +390,12 @@ export class Scheduler {
       case 'credits':
         a.credits = m.credits;
         this.pump();
+        break;
+      case 'unqueued':
+        for (const id of m.ids) {
+          const c = a.release(id);
+          if (c && this.chunks.get(id) === c) this.cancelChunk(c);
+        }
         break;
       case 'results':
         for (const r of m.results) this.onResult(a, r);
@@ -466,7 +500,8 @@ export class Scheduler {
     };
     c.root.remaining++;
     this.chunks.set(part.id, part);
-    this.retryQueue.push(part);
+    if (this.halted) this.cancelChunk(part);
+    else this.retryQueue.push(part);
   }
 
   private onDied(a: AgentState, c: Chunk, r: ChunkResult): void {
@@ -516,6 +551,8 @@ export class Scheduler {
         if (c.job.spec.stopOnError) c.root.cutAt = Math.min(c.root.cutAt, c.offset);
         this.requeuePart(c, 1, c.items.length, c.attempts);
         this.partDone(c);
+      } else if (this.halted) {
+        this.cancelChunk(c);
       } else {
         this.retryQueue.push(c);
       }
@@ -541,7 +578,7 @@ export class Scheduler {
    * copy on a node with an idle worker (preferably another node); the first result wins.
    */
   private checkStragglers(): void {
-    if (this.retryQueue.length > 0 || this.jobs.length === 0 || this.jobs.some((j) => !j.exhausted)) return;
+    if (this.halted || this.retryQueue.length > 0 || this.jobs.length === 0 || this.jobs.some((j) => !j.exhausted)) return;
     const idle = this.readyAgents.filter((a) => a.inflight.size < a.workers);
     if (idle.length === 0) return;
     const now = Date.now();
