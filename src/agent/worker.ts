@@ -5,7 +5,6 @@ import type { ChunkResult, ChunkSpec, ItemFailure } from '../protocol/messages.j
 import type { FromWorker, SharedEntry, ToWorker, WorkerInit } from './thread-messages.js';
 import { SHARED_KEY, viewOf } from '../shared.js';
 import { SLOT_CHUNK, SLOT_OFFSET, SLOT_STARTED } from './thread-messages.js';
-import { runShell } from './shell.js';
 import { decode, decodeListLike, encodeList, encodeTransferable } from '../protocol/codec.js';
 
 const init = workerData as WorkerInit;
@@ -17,6 +16,8 @@ type Fn = (...args: unknown[]) => unknown;
 let mod: Record<string, unknown> = {};
 const fns = new Map<string, Fn | Error>();
 let tasksDone = 0;
+/** Loaded on the first shell command, so that workers running module tasks never load it. */
+let shell: typeof import('./shell.js') | undefined;
 const queue: ChunkSpec[][] = [];
 let running = false;
 
@@ -102,7 +103,7 @@ async function runChunk(c: ChunkSpec): Promise<ChunkResult> {
     for (let i = 0; i < n; i++) {
       slot[SLOT_OFFSET] = i;
       slot[SLOT_STARTED] = Date.now();
-      const r = await runShell(String(items[i]), c.start + i, init.workerIndex, init.env, c.timeoutMs);
+      const r = await (shell ??= await import('./shell.js')).runShell(String(items[i]), c.start + i, init.workerIndex, init.env, c.timeoutMs);
       values[i] = r;
       if (r.exitCode !== 0) {
         const why = r.timedOut ? `timed out after ${c.timeoutMs} ms` : r.signal ? `killed by ${r.signal}` : `exited with status ${r.exitCode}`;
