@@ -104,7 +104,7 @@ export class Pool implements AsyncDisposable {
       };
       const check = () => {
         if (settled) return;
-        const ready = scheduler.readyAgents.length;
+        const ready = scheduler.readyCount;
         const failed = failures.size;
         if (ready === expected()) return finish();
         if (expected() - failed < need()) return finish(this.startError(failures, 'could not start'));

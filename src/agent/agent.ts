@@ -1,5 +1,6 @@
 // The per-node side: take a configuration, run chunks in a WorkerPool, report results and credits.
-import { availableParallelism } from 'node:os';
+import { availableParallelism, totalmem } from 'node:os';
+import { getHeapStatistics } from 'node:v8';
 import { toErrorRecord } from '../errors.js';
 import type { AgentConfig, ChunkResult, FromAgent, SharePiece, ToAgent } from '../protocol/messages.js';
 import type { SharedEntry } from './thread-messages.js';
@@ -26,6 +27,8 @@ export class Agent {
   private flushScheduled = false;
   private stopped = false;
   private heartbeat: NodeJS.Timeout | undefined;
+  /** Something went to the coordinator since the last heartbeat tick (a heartbeat is sent only when nothing else was). */
+  private spoke = false;
   /** Shared values on this node, complete or still arriving. */
   private readonly shares = new Map<number, { entry: SharedEntry; got: number; total: number }>();
 
@@ -34,7 +37,13 @@ export class Agent {
     private readonly info: AgentInfo,
   ) {
     link.onMessage((m) => this.handle(m));
+
     link.onClose((reason) => void this.stop(reason));
+  }
+
+  private send(m: FromAgent): void {
+    this.spoke = true;
+    this.link.send(m);
   }
 
   private handle(m: ToAgent): void {
@@ -49,7 +58,7 @@ export class Agent {
         this.pool?.cancel(m.ids);
         break;
       case 'unqueue':
-        this.link.send({ t: 'unqueued', ids: this.pool?.unqueue() ?? [] });
+        this.send({ t: 'unqueued', ids: this.pool?.unqueue() ?? [] });
         break;
       case 'share':
         this.onSharePiece(m);
@@ -57,10 +66,10 @@ export class Agent {
       case 'unshare':
         this.shares.delete(m.id);
         this.pool?.unshare(m.id);
-        this.link.send({ t: 'shareState', id: m.id, state: 'released', bytes: 0 });
+        this.send({ t: 'shareState', id: m.id, state: 'released', bytes: 0 });
         break;
       case 'ping':
-        this.link.send({ t: 'pong', at: m.at });
+        this.send({ t: 'pong', at: m.at });
         break;
       case 'shutdown':
         void this.shutdown(m.graceful);
@@ -76,7 +85,7 @@ export class Agent {
       this.shares.set(p.id, e);
     }
     if (p.offset < 0 || p.offset + p.bytes.length > e.total) {
-      this.link.send({ t: 'log', level: 'error', text: `shared value ${p.id}: piece at ${p.offset} (+${p.bytes.length}) is outside its ${e.total} bytes; dropped` });
+      this.send({ t: 'log', level: 'error', text: `shared value ${p.id}: piece at ${p.offset} (+${p.bytes.length}) is outside its ${e.total} bytes; dropped` });
       return;
     }
     // Buffer#copy is a memcpy; TypedArray#set into shared memory takes a slow path (3× slower here).
@@ -84,7 +93,7 @@ export class Agent {
     e.got += p.bytes.length;
     if (e.got === e.total) {
       this.pool?.share(e.entry);
-      this.link.send({ t: 'shareState', id: p.id, state: 'ready', bytes: e.total });
+      this.send({ t: 'shareState', id: p.id, state: 'ready', bytes: e.total });
     }
   }
 
@@ -95,6 +104,8 @@ export class Agent {
   private async configure(config: AgentConfig): Promise<void> {
     if (this.pool) return;
     const threads = Math.max(1, config.threadsPerTask);
+    // The allocation's count for this node (from the coordinator) wins over the step's own SLURM_CPUS_ON_NODE.
+    if (config.cpus !== undefined && config.cpus > 0) this.info.cpus = config.cpus;
     const size = config.workers > 0 ? config.workers : Math.max(1, Math.floor(this.info.cpus / threads));
     const env = pinnedEnv({ ...this.info.env, ...config.taskEnv }, threads, size);
     env.SLURMPOOL_NODE = this.info.node;
@@ -105,14 +116,14 @@ export class Agent {
         initializer: config.initializer,
         initArgs: config.initArgs,
         maxTasksPerWorker: config.maxTasksPerWorker,
-        maxHeapMB: config.maxHeapMB,
+        maxHeapMB: config.maxHeapMB > 0 ? config.maxHeapMB : defaultHeapMB(size),
         env,
         shared: this.completeShares(),
       },
       {
         results: (rs) => this.queueResults(rs),
         fatal: (error) => {
-          this.link.send({ t: 'fatal', error });
+          this.send({ t: 'fatal', error });
           void this.stop(new Error(error.message));
         },
       },
@@ -121,14 +132,17 @@ export class Agent {
     try {
       await pool.start();
     } catch (e) {
-      this.link.send({ t: 'fatal', error: toErrorRecord(e) });
+      this.send({ t: 'fatal', error: toErrorRecord(e) });
       await this.stop(e instanceof Error ? e : new Error(String(e)));
       return;
     }
     this.credits = pool.wantedCredits();
-    this.link.send({ t: 'ready', node: this.info.node, workers: size, cpus: this.info.cpus, pid: process.pid, credits: this.credits });
+    this.send({ t: 'ready', node: this.info.node, workers: size, cpus: this.info.cpus, pid: process.pid, credits: this.credits });
     if (config.heartbeatMs > 0) {
-      this.heartbeat = setInterval(() => this.link.send({ t: 'heartbeat' }), config.heartbeatMs);
+      this.heartbeat = setInterval(() => {
+        if (!this.spoke) this.send({ t: 'heartbeat' });
+        this.spoke = false;
+      }, config.heartbeatMs);
       this.heartbeat.unref();
     }
   }
@@ -147,11 +161,11 @@ export class Agent {
     if (this.outbox.length === 0) return;
     const results = this.outbox;
     this.outbox = [];
-    this.link.send({ t: 'results', results });
+    this.send({ t: 'results', results });
     const want = this.pool?.wantedCredits() ?? 0;
     if (want > this.credits * 1.5 || want * 1.5 < this.credits) {
       this.credits = want;
-      this.link.send({ t: 'credits', credits: want });
+      this.send({ t: 'credits', credits: want });
     }
   }
 
@@ -170,6 +184,17 @@ export class Agent {
     this.link.close();
     this.info.onExit?.(reason);
   }
+}
+
+/**
+ * A worker's heap limit when none was given: its share of 80% of the node's memory, when that is
+ * below V8's own default; otherwise 0 (V8's default). So that workers of one node together cannot
+ * grow past the node's memory before a death is reported.
+ */
+export function defaultHeapMB(workers: number, memBytes = totalmem()): number {
+  const share = Math.floor((memBytes * 0.8) / Math.max(1, workers) / (1024 * 1024));
+  const v8Default = Math.floor(getHeapStatistics().heap_size_limit / (1024 * 1024));
+  return share < v8Default ? Math.max(256, share) : 0;
 }
 
 /** CPUs this process may use: SLURMPOOL_CPUS or Slurm's count when given, capped by what the OS lets it run on. */

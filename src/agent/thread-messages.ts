@@ -5,7 +5,7 @@ export interface WorkerInit {
   module: string | null;
   initializer: string | null;
   initArgs: unknown[];
-  /** Float64Array over a SharedArrayBuffer: [chunk id running or -1, item offset, started at (epoch ms)]. */
+  /** Float64Array over a SharedArrayBuffer: [chunk id running or -1, item offset, started at (epoch ms), stop flag]. */
   slot: SharedArrayBuffer;
   workerIndex: number;
   maxTasks: number;
@@ -40,4 +40,6 @@ export type FromWorker =
 export const SLOT_CHUNK = 0;
 export const SLOT_OFFSET = 1;
 export const SLOT_STARTED = 2;
-export const SLOT_LENGTH = 3;
+/** Set to 1 by the agent when the pool stops starting tasks: the worker starts no further item. */
+export const SLOT_STOP = 3;
+export const SLOT_LENGTH = 4;

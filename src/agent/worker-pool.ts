@@ -4,7 +4,7 @@ import { toErrorRecord, type ErrorRecord } from '../errors.js';
 import type { ChunkResult, ChunkSpec } from '../protocol/messages.js';
 import type { FromWorker, SharedEntry, ToWorker, WorkerInit } from './thread-messages.js';
 import { decode, EMPTY_VALUES, encodeTransferable, LARGE_BYTES, ownCopy, ownsBuffer } from '../protocol/codec.js';
-import { SLOT_CHUNK, SLOT_LENGTH, SLOT_OFFSET, SLOT_STARTED } from './thread-messages.js';
+import { SLOT_CHUNK, SLOT_LENGTH, SLOT_OFFSET, SLOT_STARTED, SLOT_STOP } from './thread-messages.js';
 
 const WORKER_FILE = new URL('./worker.js', import.meta.url);
 
@@ -12,6 +12,14 @@ const WORKER_FILE = new URL('./worker.js', import.meta.url);
 const TARGET_BATCH_MS = 2;
 const MAX_BATCH = 512;
 const MAX_BATCH_BYTES = 4 * 1024 * 1024;
+/**
+ * Chunks shorter than this are prefetched (a second batch waits beside each worker, and the node asks
+ * for more than one chunk per worker); longer ones are not: a chunk that waits behind a long one
+ * while another worker idles costs more than the round trip it hides.
+ */
+const PREFETCH_BELOW_MS = 2;
+/** The round trip to the coordinator that a node's extra credits hide, for chunks longer than that. */
+const ROUND_TRIP_MS = 2;
 /** Worker deaths in a row with no chunk finished in between, before the node gives up. */
 const MAX_DEATHS_IN_A_ROW = 20;
 
@@ -96,12 +104,22 @@ export class WorkerPool {
     }
   }
 
-  /** How many chunks this node wants outstanding, given what it has learned of their duration. */
+  /**
+   * How many chunks this node wants outstanding, given what it has learned of their duration: one
+   * per worker while the duration is unknown or long (so no chunk waits here while a worker
+   * elsewhere idles), plus enough to hide the round trip to the coordinator for short ones, and two
+   * whole batches per worker for tiny ones.
+   */
   wantedCredits(): number {
-    const known = this.chunkMs.get(this.lastJob);
-    const per = known === undefined ? 2 : this.perBatch(this.lastJob);
-    return this.opts.size * (2 * per + 1);
+    const ms = this.chunkMs.get(this.lastJob);
+    const size = this.opts.size;
+    if (ms === undefined) return size;
+    if (ms < PREFETCH_BELOW_MS) return size * (2 * this.perBatch(this.lastJob) + 1);
+    return size + Math.floor((size * ROUND_TRIP_MS) / ms);
   }
+
+  /** Set once the pool stops starting tasks (unqueue): workers started later get the stop flag too. */
+  private stopped = false;
 
   /** Chunks per batch for a call: enough for about TARGET_BATCH_MS of work, 1 while its duration is unknown. */
   private perBatch(job: number): number {
@@ -133,8 +151,13 @@ export class WorkerPool {
     for (const c of keep) this.queue.push(c);
   }
 
-  /** Drop every chunk no worker has been handed yet; returns their ids. */
+  /**
+   * Start nothing more: drop every chunk no worker has been handed yet (returns their ids) and tell
+   * every worker to start no further item; items they hold but have not begun come back cancelled.
+   */
   unqueue(): number[] {
+    this.stopped = true;
+    for (const s of this.slots) if (s) s.slot[SLOT_STOP] = 1;
     const ids = this.queue.slice(this.qHead).map((c) => c.id);
     this.queue.length = 0;
     this.qHead = 0;
@@ -179,10 +202,12 @@ export class WorkerPool {
       env: this.opts.env,
       ...(this.opts.maxHeapMB > 0 ? { resourceLimits: { maxOldGenerationSizeMb: this.opts.maxHeapMB } } : {}),
     });
+    const slotView = new Float64Array(sab);
+    if (this.stopped) slotView[SLOT_STOP] = 1;
     const s: Slot = {
       index,
       worker,
-      slot: new Float64Array(sab),
+      slot: slotView,
       assigned: new Map(),
       ready: false,
       retiring: false,
@@ -292,7 +317,11 @@ export class WorkerPool {
     let avail = this.queue.length - this.qHead;
     if (avail === 0) return;
     // A call whose chunk time is not known yet goes out one chunk per batch until it is.
-    const per = this.perBatch(this.queue[this.qHead]!.job);
+    const job = this.queue[this.qHead]!.job;
+    const per = this.perBatch(job);
+    // A worker holds a second batch only for tiny chunks; otherwise just the one it runs.
+    const ms = this.chunkMs.get(job);
+    const depth = ms !== undefined && ms < PREFETCH_BELOW_MS ? 2 * per : per;
     // Idle workers first: a chunk never waits behind another while a worker has nothing to do.
     const readySlots = this.slots.filter((s): s is Slot => s !== null && s.ready && !s.retiring).sort((a, b) => a.assigned.size - b.assigned.size);
     if (readySlots.length === 0) return;
@@ -306,8 +335,8 @@ export class WorkerPool {
         if (avail === 0) break;
         // A worker gets more only once it is down to its last batch, and then a whole batch: small
         // refills would otherwise turn into one message per chunk.
-        if (s.assigned.size > per) continue;
-        const room = 2 * per - s.assigned.size;
+        if (s.assigned.size > depth - per) continue;
+        const room = depth - s.assigned.size;
         let take = Math.min(avail, room, Math.max(per, 1), share);
         // Large items: a batch stops at MAX_BATCH_BYTES, so memory stays bounded and work spreads.
         let bytes = 0;

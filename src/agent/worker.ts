@@ -4,7 +4,7 @@ import { toErrorRecord } from '../errors.js';
 import type { ChunkResult, ChunkSpec, ItemFailure } from '../protocol/messages.js';
 import type { FromWorker, SharedEntry, ToWorker, WorkerInit } from './thread-messages.js';
 import { SHARED_KEY, viewOf } from '../shared.js';
-import { SLOT_CHUNK, SLOT_OFFSET, SLOT_STARTED } from './thread-messages.js';
+import { SLOT_CHUNK, SLOT_OFFSET, SLOT_STARTED, SLOT_STOP } from './thread-messages.js';
 import { decode, decodeListLike, encodeList, encodeTransferable } from '../protocol/codec.js';
 
 const init = workerData as WorkerInit;
@@ -52,8 +52,8 @@ function resolveShared(item: unknown): unknown {
   return item;
 }
 
-/** Flush results at least this often while a long batch runs, so finished work is not held back. */
-const FLUSH_MS = 20;
+/** Flush results at least this often while a batch runs, so finished work is not held back (a batch aims at about 2 ms of work). */
+const FLUSH_MS = 2;
 
 function post(msg: FromWorker, transfer?: ArrayBuffer[]): void {
   port.postMessage(msg, transfer);
@@ -92,8 +92,25 @@ function isThenable(v: unknown): v is PromiseLike<unknown> {
   return v !== null && (typeof v === 'object' || typeof v === 'function') && typeof (v as { then?: unknown }).then === 'function';
 }
 
+const CANCELLED = { name: 'CancelledError', message: 'not started: the pool was told to start no more tasks', kind: 'cancelled' as const };
+
+/** The pool stopped starting tasks: items from i on are not started; each is reported cancelled (or the first, for map). */
+function stopAt(c: ChunkSpec, i: number, n: number, values: unknown[], failures: ItemFailure[]): void {
+  for (let k = i; k < n; k++) {
+    failures.push({ offset: k, error: CANCELLED });
+    if (c.stopOnError) {
+      values.length = k;
+      return;
+    }
+    values[k] = undefined;
+  }
+}
+
+/** Epoch ms with sub-millisecond precision: chunk durations size the next chunks, and tiny ones must not read as 0 or 1 ms. */
+const clock = (): number => performance.timeOrigin + performance.now();
+
 async function runChunk(c: ChunkSpec): Promise<ChunkResult> {
-  const started = Date.now();
+  const started = clock();
   const items = decodeListLike(c.items);
   const n = items.length;
   const values: unknown[] = new Array(n);
@@ -101,6 +118,10 @@ async function runChunk(c: ChunkSpec): Promise<ChunkResult> {
   slot[SLOT_CHUNK] = c.id;
   if (c.kind === 'shell') {
     for (let i = 0; i < n; i++) {
+      if (slot[SLOT_STOP] === 1) {
+        stopAt(c, i, n, values, failures);
+        break;
+      }
       slot[SLOT_OFFSET] = i;
       slot[SLOT_STARTED] = Date.now();
       const r = await (shell ??= await import('./shell.js')).runShell(String(items[i]), c.start + i, init.workerIndex, init.env, c.timeoutMs);
@@ -110,17 +131,21 @@ async function runChunk(c: ChunkSpec): Promise<ChunkResult> {
         failures.push({ offset: i, error: { name: 'CommandError', message: `command ${why}: ${r.command}`, kind: r.timedOut ? 'timeout' : 'error' } });
       }
     }
-    return { id: c.id, worker: init.workerIndex, values: encodeOwnedList(values), failures, started, ended: Date.now() };
+    return { id: c.id, worker: init.workerIndex, values: encodeOwnedList(values), failures, started, ended: clock() };
   }
   const fn = resolveFn(c.fn);
   if (fn instanceof Error) {
     failures.push({ offset: 0, error: toErrorRecord(fn) });
     values.length = 0;
-    return { id: c.id, worker: init.workerIndex, values: encodeOwnedList(values), failures, started, ended: Date.now() };
+    return { id: c.id, worker: init.workerIndex, values: encodeOwnedList(values), failures, started, ended: clock() };
   }
   const star = c.kind === 'star';
   const timed = c.timeoutMs > 0;
   for (let i = 0; i < n; i++) {
+    if (slot[SLOT_STOP] === 1) {
+      stopAt(c, i, n, values, failures);
+      break;
+    }
     slot[SLOT_OFFSET] = i;
     if (timed) slot[SLOT_STARTED] = Date.now();
     try {
@@ -137,7 +162,21 @@ async function runChunk(c: ChunkSpec): Promise<ChunkResult> {
       values[i] = undefined;
     }
   }
-  return { id: c.id, worker: init.workerIndex, values: encodeOwnedList(values), failures, started, ended: Date.now() };
+  return { id: c.id, worker: init.workerIndex, values: encodeOwnedList(values), failures, started, ended: clock() };
+}
+
+/** Results finished but not yet posted (batched with the next ones unless they wait too long). */
+let out: ChunkResult[] = [];
+let lastFlush = 0;
+let flushTimer: NodeJS.Timeout | undefined;
+
+function flushOut(): void {
+  clearTimeout(flushTimer);
+  flushTimer = undefined;
+  if (out.length === 0) return;
+  postResults(out);
+  out = [];
+  lastFlush = clock();
 }
 
 async function drain(): Promise<void> {
@@ -146,29 +185,26 @@ async function drain(): Promise<void> {
   try {
     let batch: ChunkSpec[] | undefined;
     while ((batch = queue.shift()) !== undefined) {
-      let out: ChunkResult[] = [];
-      let lastFlush = Date.now();
+      lastFlush = clock();
       for (let k = 0; k < batch.length; k++) {
         const c = batch[k]!;
         const r = await runChunk(c);
         out.push(r);
         tasksDone += c.count;
-        const now = r.ended;
         if (init.maxTasks > 0 && tasksDone >= init.maxTasks) {
           slot[SLOT_CHUNK] = -1;
-          postResults(out);
+          flushOut();
           post({ t: 'retire' });
           // Chunks not run are requeued by the agent when this thread exits.
           process.exit(0);
         }
-        if (now - lastFlush >= FLUSH_MS && k < batch.length - 1) {
-          postResults(out);
-          out = [];
-          lastFlush = now;
-        }
+        // A finished result never waits long behind the next chunk: posted once FLUSH_MS have passed,
+        // and by a timer while an asynchronous task runs (a long task must not hold back short ones).
+        if (r.ended - lastFlush >= FLUSH_MS) flushOut();
+        else flushTimer ??= setTimeout(flushOut, FLUSH_MS);
       }
       slot[SLOT_CHUNK] = -1;
-      postResults(out);
+      flushOut();
     }
   } finally {
     running = false;

@@ -9,9 +9,41 @@ export function autoChunksize(length: number, workers: number): number {
   return Math.max(1, size);
 }
 
-/** With no length known, chunks grow until one takes about this long (joblib's approach). */
+/** Automatic chunks aim to take about this long (joblib's approach). */
 export const ADAPTIVE_TARGET_MS = 50;
 export const ADAPTIVE_MAX = 4096;
+
+/** Time per item as learned from finished chunks: mean and spread of each chunk's time per item (Welford). */
+export class ItemTime {
+  count = 0;
+  mean = 0;
+  private m2 = 0;
+  add(msPerItem: number): void {
+    if (!(msPerItem >= 0)) return;
+    this.count++;
+    const d = msPerItem - this.mean;
+    this.mean += d / this.count;
+    this.m2 += d * (msPerItem - this.mean);
+  }
+  get sd(): number {
+    return this.count > 1 ? Math.sqrt(this.m2 / (this.count - 1)) : 0;
+  }
+  /** A per-item time to size chunks by: the mean plus twice the spread, so that mixed durations give small chunks. */
+  get planning(): number {
+    return this.mean + 2 * this.sd;
+  }
+}
+
+/**
+ * Automatic chunk size from what the items of a call have taken so far: about ADAPTIVE_TARGET_MS
+ * of work, counting the spread of durations (a call that mixes 1 ms and 500 ms items gets chunks of
+ * one or two items, a call of uniform tiny items gets large ones), never above `cap`.
+ */
+export function durationChunksize(t: ItemTime, cap: number): number {
+  const per = t.planning;
+  const ideal = per <= 0 ? cap : Math.floor(ADAPTIVE_TARGET_MS / per);
+  return Math.max(1, Math.min(cap, ideal));
+}
 
 /** Next chunk size for an input of unknown length, from the measured time per item. */
 export function adaptiveChunksize(current: number, msPerItem: number): number {

@@ -1,6 +1,6 @@
 // One call of map/imap/imapUnordered/starmap: reads its input lazily, cuts chunks, hands outcomes to a sink.
 import type { ItemFailure, TaskKind } from '../protocol/messages.js';
-import { adaptiveChunksize, autoChunksize } from './chunking.js';
+import { ADAPTIVE_MAX, adaptiveChunksize, autoChunksize, durationChunksize, ItemTime } from './chunking.js';
 
 /** Where one part of a chunk ran. A chunk split after a worker death has several parts. */
 export interface Placement {
@@ -76,8 +76,13 @@ export class RunningMean {
 
 let nextJobId = 1;
 
-/** Upper bound on items read ahead of the consumer from an input of unknown length. */
-export const LAZY_WINDOW_MAX = 8192;
+/**
+ * Items read ahead of the consumer from an input of unknown length: up to four chunks per worker,
+ * and at most LAZY_WINDOW_BASE + LAZY_WINDOW_PER_WORKER × workers items (so memory is bounded per
+ * worker, and 16,000 workers are not held to the window of 2).
+ */
+export const LAZY_WINDOW_BASE = 8192;
+export const LAZY_WINDOW_PER_WORKER = 1024;
 
 /** A map call in progress. */
 export class Job {
@@ -86,6 +91,15 @@ export class Job {
   private nextStart = 0;
   private chunksize: number;
   private readonly adaptive: boolean;
+  /** Automatic size for a known length: from learned item durations, capped by multiprocessing's rule. */
+  private readonly timed: boolean;
+  private readonly cap: number;
+  private readonly itemTime = new ItemTime();
+  /** Chunks made before any duration was learned: a probe of one item per worker. */
+  private probes = 0;
+  /** Some chunk of this call reached its final outcome (even a failure): probing is over. */
+  private anyFinished = false;
+  private readonly workers: number;
   private inFlightItems = 0;
   private ended = false;
   cancelled = false;
@@ -104,8 +118,11 @@ export class Job {
   ) {
     this.source = makeSource(input, wake);
     this.adaptive = spec.chunksize <= 0 && this.source.length === null;
-    this.chunksize =
-      spec.chunksize > 0 ? spec.chunksize : this.source.length !== null ? autoChunksize(this.source.length, workers) : 1;
+    this.timed = spec.chunksize <= 0 && this.source.length !== null;
+    this.cap = this.timed ? autoChunksize(this.source.length!, workers) : ADAPTIVE_MAX;
+    this.workers = Math.max(1, workers);
+    // Automatic sizes start at one item (durations unknown) and follow what items take.
+    this.chunksize = spec.chunksize > 0 ? spec.chunksize : 1;
   }
 
   /**
@@ -113,13 +130,16 @@ export class Job {
    * endless generator is read only a bounded distance ahead of its consumer.
    */
   private window(workers: number): number {
-    return Math.max(64, Math.min(this.chunksize * Math.max(1, workers) * 4, LAZY_WINDOW_MAX));
+    const w = Math.max(1, workers);
+    return Math.max(64, Math.min(this.chunksize * w * 4, LAZY_WINDOW_BASE + LAZY_WINDOW_PER_WORKER * w));
   }
 
   /** The next chunk's input, or null when none can be made now. */
   take(workers: number): { seq: number; start: number; items: unknown[] } | null {
     if (this.ended || this.cancelled) return null;
     if (this.source.length === null && this.inFlightItems >= this.window(workers)) return null;
+    // Automatic sizes: until the first chunk's duration is known, one single-item probe per worker.
+    if (this.spec.chunksize <= 0 && this.itemTime.count === 0 && !this.anyFinished && this.probes >= Math.max(this.workers, workers)) return null;
     for (;;) {
       const items = this.source.read(this.chunksize);
       if (items.length === 0) {
@@ -139,6 +159,7 @@ export class Job {
         }
       }
       this.inFlightItems += items.length;
+      if (this.itemTime.count === 0) this.probes++;
       return { seq: this.seq++, start, items };
     }
   }
@@ -157,7 +178,18 @@ export class Job {
 
   /** Learn from a finished chunk; adaptive chunk sizes grow toward the target duration. */
   learn(items: number, ms: number): void {
-    if (this.adaptive && items > 0) this.chunksize = adaptiveChunksize(this.chunksize, ms / items);
+    if (items <= 0 || this.spec.chunksize > 0) return;
+    this.itemTime.add(ms / items);
+    if (this.timed) this.chunksize = durationChunksize(this.itemTime, this.cap);
+    else if (this.adaptive) this.chunksize = Math.min(adaptiveChunksize(this.chunksize, this.itemTime.planning), durationChunksize(this.itemTime, ADAPTIVE_MAX));
+  }
+
+  /** A chunk of this call is final (whatever its outcome). */
+  finished(): void {
+    if (!this.anyFinished) {
+      this.anyFinished = true;
+      this.wake();
+    }
   }
 
   /** Items have left the pipeline (consumed, or the chunk was final); more may be read. */

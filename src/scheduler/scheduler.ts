@@ -1,89 +1,13 @@
-// One scheduler for every mode: chunks out to agents by credits, results back to jobs, retries on failure.
+// The scheduler's runtime: links, one timer, the codec and shared-data streams around the pure core (core.ts).
 import type { ErrorRecord } from '../errors.js';
-import type { AgentConfig, ChunkResult, ChunkSpec, FromAgent, SharedKind, ToAgent } from '../protocol/messages.js';
+import type { AgentConfig, ChunkSpec, FromAgent, SharedKind, ToAgent } from '../protocol/messages.js';
 import type { Link } from '../transport/link.js';
 import { decodeListLike, encodeList } from '../protocol/codec.js';
-import type { ChunkOutcome, Job, PlacedFailure } from './job.js';
+import { AgentState as CoreAgent, SchedulerCore, type Chunk, type Command, type CoreResult } from './core.js';
+import type { Job } from './job.js';
 
 export type AgentLink = Link<ToAgent, FromAgent>;
-
-/** An agent as the scheduler sees it. */
-export class AgentState {
-  node = '?';
-  workers = 0;
-  cpus = 0;
-  pid = 0;
-  credits = 0;
-  ready = false;
-  lost = false;
-  lastSeen = Date.now();
-  readonly inflight = new Map<number, Chunk>();
-  chunksDone = 0;
-  itemsDone = 0;
-  busyMs = 0;
-  /** Encoded bytes of the items of the chunks in flight on this agent. */
-  inflightBytes = 0;
-  /** Shared values being streamed to this agent; no chunk is sent to it meanwhile. */
-  streaming = 0;
-  /** What the agent reported of each shared value. */
-  readonly shareStates = new Map<number, 'ready' | 'released'>();
-  shareBytesSent = 0;
-  /** Forget a chunk in flight here; returns it if it was. */
-  release(id: number): Chunk | undefined {
-    const c = this.inflight.get(id);
-    if (c) {
-      this.inflight.delete(id);
-      this.inflightBytes -= c.bytes;
-    }
-    return c;
-  }
-
-  releaseAll(): Chunk[] {
-    const all = [...this.inflight.values()];
-    this.inflight.clear();
-    this.inflightBytes = 0;
-    return all;
-  }
-
-  constructor(
-    readonly id: number,
-    readonly link: AgentLink,
-    /** The name the launcher expects (the node it started this agent on). */
-    readonly expected: string,
-  ) {}
-}
-
-/** A chunk in flight, or a part of one split after a worker died on it. */
-interface Chunk {
-  id: number;
-  job: Job;
-  /** The whole chunk this part belongs to (itself for a whole chunk). */
-  root: Root;
-  /** Offset of this part's first item within the root chunk. */
-  offset: number;
-  items: unknown[];
-  attempts: number;
-  losses: number;
-  agent: AgentState | null;
-  /** When it was last sent to an agent (epoch ms). */
-  sentAt: number;
-  /** Encoded size of its items, counted against its agent's in-flight bytes. */
-  bytes: number;
-  /** A speculative copy running elsewhere (straggler); the first result wins. */
-  twin: Chunk | null;
-}
-
-interface Root {
-  seq: number;
-  start: number;
-  size: number;
-  values: unknown[] | Float64Array;
-  failures: PlacedFailure[];
-  parts: ChunkOutcome['parts'];
-  remaining: number;
-  /** Items from this offset on need not run (a stop-on-error chunk failed before them). */
-  cutAt: number;
-}
+export type AgentState = CoreAgent<AgentLink>;
 
 export interface SchedulerOptions {
   config: AgentConfig;
@@ -94,6 +18,10 @@ export interface SchedulerOptions {
   /** Run a copy of a chunk that takes far longer than its job's others, once nothing else waits. */
   speculate: boolean;
   log: (line: string) => void;
+  /** CPUs the allocation gives a node, when the launcher knows (sent to its agent in the configuration). */
+  cpusOf?: (node: string) => number | undefined;
+  /** The clock (ms); tests pass their own. */
+  now?: () => number;
 }
 
 export interface SchedulerEvents {
@@ -113,63 +41,75 @@ export interface ShareRecord {
 /** Shared values travel in pieces of this size, each one frame. */
 export const SHARE_PIECE = 4 * 1024 * 1024;
 
-/** Agent losses a chunk may suffer before it is reported as lost. */
-const MAX_LOSSES = 3;
-const STRAGGLER_CHECK_MS = 250;
-/** An agent is sent no more chunks while the items of those it has exceed this (large items). */
-const MAX_INFLIGHT_BYTES = 64 * 1024 * 1024;
-/** A chunk is a straggler past this multiple of its job's mean chunk time (plus a floor), with at least this many chunks learned. */
-const STRAGGLER_FACTOR = 4;
-const STRAGGLER_FLOOR_MS = 1000;
-const STRAGGLER_MIN_SAMPLES = 3;
+/** The one timer: liveness and straggler checks. */
+const TICK_MS = 250;
+/** Every agent hears from the coordinator at least this often (its own watchdog waits 30 s). */
+const PING_EVERY_MS = 10_000;
 
+/** One scheduler for every mode: feeds the core with what links say, carries out what the core decides. */
 export class Scheduler {
-  readonly agents: AgentState[] = [];
-  private readonly jobs: Job[] = [];
-  private readonly retryQueue: Chunk[] = [];
-  private readonly chunks = new Map<number, Chunk>();
-  private nextChunkId = 1;
+  readonly core: SchedulerCore;
+  private readonly byId = new Map<number, AgentState>();
   private nextShareId = 1;
   private readonly shares = new Map<number, ShareRecord>();
   private shareWaiters: (() => void)[] = [];
   private nextAgentId = 1;
   private pumpQueued = false;
-  private rr = 0;
-  private watchdog: NodeJS.Timeout | undefined;
-  private stragglerTimer: NodeJS.Timeout | undefined;
+  private pumpLater = false;
+  private timer: NodeJS.Timeout | undefined;
+  private lastPing = 0;
+  private readonly now: () => number;
   events: SchedulerEvents = {};
-  /** Speculative copies started, and how many of them finished first. */
-  readonly speculation = { started: 0, won: 0 };
 
   constructor(readonly opts: SchedulerOptions) {
-    if (opts.speculate) {
-      this.stragglerTimer = setInterval(() => this.checkStragglers(), STRAGGLER_CHECK_MS);
-      this.stragglerTimer.unref();
+    this.now = opts.now ?? Date.now;
+    this.core = new SchedulerCore({ retries: opts.retries, lostAfterMs: opts.lostAfterMs, speculate: opts.speculate });
+    if (opts.speculate || opts.lostAfterMs > 0) {
+      this.timer = setInterval(() => this.tick(), TICK_MS);
+      this.timer.unref();
     }
-    if (opts.lostAfterMs > 0) {
-      const every = Math.max(100, Math.min(opts.config.heartbeatMs, opts.lostAfterMs / 3));
-      this.watchdog = setInterval(() => this.watch(), every);
-      this.watchdog.unref();
-    }
+  }
+
+  /** Every agent that ever connected. */
+  get agents(): AgentState[] {
+    return [...this.byId.values()];
   }
 
   get readyAgents(): AgentState[] {
-    return this.agents.filter((a) => a.ready && !a.lost);
+    const out: AgentState[] = [];
+    for (const a of this.byId.values()) if (a.ready && !a.lost) out.push(a);
+    return out;
+  }
+
+  get readyCount(): number {
+    return this.core.readyCount;
   }
 
   get totalWorkers(): number {
-    let n = 0;
-    for (const a of this.agents) if (a.ready && !a.lost) n += a.workers;
-    return n;
+    return this.core.totalWorkers;
+  }
+
+  get speculation(): { started: number; won: number } {
+    return this.core.speculation;
+  }
+
+  get busy(): boolean {
+    return this.core.busy;
   }
 
   /** Take a new agent's link; it is configured at once and joins when it reports ready. */
   addAgent(link: AgentLink, expected: string): AgentState {
-    const a = new AgentState(this.nextAgentId++, link, expected);
-    this.agents.push(a);
+    const a: AgentState = new CoreAgent(this.nextAgentId++, link, expected);
+    this.byId.set(a.id, a);
+    this.core.agentJoined(a, this.now());
     link.onMessage((m) => this.onMessage(a, m));
-    link.onClose((reason) => this.onLost(a, reason ? reason.message : 'connection closed'));
-    link.send({ t: 'configure', config: this.opts.config });
+    link.onClose((reason) => {
+      this.core.agentLost(a, reason ? reason.message : 'connection closed');
+      this.wakeShareWaiters();
+      this.run();
+    });
+    const cpus = this.opts.cpusOf?.(expected);
+    link.send({ t: 'configure', config: cpus ? { ...this.opts.config, cpus } : this.opts.config });
     return a;
   }
 
@@ -203,8 +143,14 @@ export class Scheduler {
     }
   }
 
+  private wakeShareWaiters(): void {
+    const w = this.shareWaiters;
+    this.shareWaiters = [];
+    for (const f of w) f();
+  }
+
   private async streamShare(a: AgentState, rec: ShareRecord): Promise<void> {
-    a.streaming++;
+    this.core.streaming(a, 1);
     try {
       const total = rec.bytes.byteLength;
       let offset = 0;
@@ -216,34 +162,20 @@ export class Scheduler {
         if (a.link.drained) await a.link.drained();
       } while (offset < total && !a.lost && this.shares.has(rec.id));
     } finally {
-      a.streaming--;
+      this.core.streaming(a, -1);
       this.pump();
     }
   }
 
   addJob(job: Job): void {
-    this.jobs.push(job);
+    this.core.addJob(job);
     this.pump();
   }
 
   /** Stop a job: drop its queued chunks, tell agents to drop theirs. */
   cancelJob(job: Job): void {
-    job.cancel();
-    const i = this.jobs.indexOf(job);
-    if (i >= 0) this.jobs.splice(i, 1);
-    for (let k = this.retryQueue.length - 1; k >= 0; k--) if (this.retryQueue[k]!.job === job) this.retryQueue.splice(k, 1);
-    const byAgent = new Map<AgentState, number[]>();
-    for (const c of this.chunks.values()) {
-      if (c.job !== job) continue;
-      this.chunks.delete(c.id);
-      if (c.agent) {
-        c.agent.release(c.id);
-        let ids = byAgent.get(c.agent);
-        if (!ids) byAgent.set(c.agent, (ids = []));
-        ids.push(c.id);
-      }
-    }
-    for (const [a, ids] of byAgent) a.link.send({ t: 'cancel', ids });
+    this.core.cancelJob(job);
+    this.run();
     this.pump();
   }
 
@@ -252,51 +184,23 @@ export class Scheduler {
    * cancelled (kind 'cancelled'), and chunks already running finish. For a clean stop at walltime.
    */
   stopStarting(): void {
-    this.halted = true;
-    for (const c of this.retryQueue.splice(0)) this.cancelChunk(c);
-    for (const job of this.jobs) job.endInputNow();
-    for (const a of this.readyAgents) a.link.send({ t: 'unqueue' });
-  }
-
-  private cancelChunk(c: Chunk): void {
-    this.chunks.delete(c.id);
-    const err: ErrorRecord = { name: 'CancelledError', message: 'not started: the pool was told to start no more tasks', kind: 'cancelled' };
-    for (let i = 0; i < c.items.length; i++) {
-      if (c.job.spec.stopOnError && c.offset + i >= c.root.cutAt) break;
-      c.root.failures.push({ offset: c.offset + i, error: err, node: c.agent?.node ?? '-', worker: -1, attempts: c.attempts });
-      if (c.job.spec.stopOnError) {
-        c.root.cutAt = Math.min(c.root.cutAt, c.offset + i);
-        break;
-      }
-    }
-    this.partDone(c);
+    this.core.stopStarting();
+    this.run();
   }
 
   /** Fail every job (pool terminated, nothing left to run on). */
   abortAll(error: Error): void {
-    for (const job of this.jobs.splice(0)) {
-      job.cancel();
-      job.sink.abort(error);
-    }
-    this.retryQueue.length = 0;
-    this.chunks.clear();
-    for (const a of this.agents) a.releaseAll();
+    this.core.abortAll(error);
+    this.run();
   }
-
-  get busy(): boolean {
-    return this.jobs.length > 0;
-  }
-
-  private stopping = false;
 
   /** The pool is stopping: agents closing from now on are not losses. */
   shutdown(): void {
-    this.stopping = true;
-    clearInterval(this.watchdog);
-    clearInterval(this.stragglerTimer);
+    this.core.shutdown();
+    clearInterval(this.timer);
   }
 
-  /** Coalesce dispatch into one pass per microtask. */
+  /** Coalesce dispatch into one pass per microtask; a pass that hit its bound continues on a later turn. */
   pump(): void {
     if (this.pumpQueued) return;
     this.pumpQueued = true;
@@ -306,40 +210,75 @@ export class Scheduler {
     });
   }
 
-  private halted = false;
-
   private dispatch(): void {
-    if (this.halted) return;
-    const agents = this.readyAgents;
-    if (agents.length === 0) return;
-    const workers = this.totalWorkers;
-    const batches = new Map<AgentState, ChunkSpec[]>();
-    // Round-robin one chunk at a time over agents with credit, so that few chunks spread out.
-    let progress = true;
-    while (progress) {
-      progress = false;
-      for (let k = 0; k < agents.length; k++) {
-        const a = agents[(this.rr + k) % agents.length]!;
-        if (a.inflight.size >= a.credits || a.streaming > 0 || a.inflightBytes > MAX_INFLIGHT_BYTES) continue;
-        const c = this.nextChunk(workers);
-        if (!c) {
-          progress = false;
-          break;
-        }
-        progress = true;
-        c.agent = a;
-        c.sentAt = Date.now();
-        a.inflight.set(c.id, c);
-        let b = batches.get(a);
-        if (!b) batches.set(a, (b = []));
-        const spec = this.spec(c);
-        c.bytes = spec.items.byteLength;
-        a.inflightBytes += c.bytes;
-        b.push(spec);
-      }
+    const more = this.core.dispatch(this.now());
+    this.run();
+    if (more && !this.pumpLater) {
+      // Let I/O (results, heartbeats, new agents) in before the next bounded pass.
+      this.pumpLater = true;
+      setImmediate(() => {
+        this.pumpLater = false;
+        this.dispatch();
+      });
     }
-    this.rr = (this.rr + 1) % agents.length;
-    for (const [a, chunks] of batches) a.link.send({ t: 'chunks', chunks });
+  }
+
+  private tick(): void {
+    const now = this.now();
+    this.core.tick(now, TICK_MS);
+    if (this.opts.lostAfterMs > 0 && now - this.lastPing >= Math.min(PING_EVERY_MS, this.opts.lostAfterMs / 2)) {
+      // One ping per agent every few seconds keeps agents' watchdogs quiet and provokes an answer from a quiet agent.
+      this.lastPing = now;
+      for (const a of this.byId.values()) if (!a.lost) a.link.send({ t: 'ping', at: now });
+    }
+    this.run();
+  }
+
+  /** Carry out the core's commands. */
+  private run(): void {
+    const cmds = this.core.take();
+    for (let i = 0; i < cmds.length; i++) this.exec(cmds[i]!);
+  }
+
+  private exec(cmd: Command): void {
+    switch (cmd.c) {
+      case 'send': {
+        const a = cmd.agent as AgentState;
+        const specs: ChunkSpec[] = new Array(cmd.chunks.length);
+        for (let i = 0; i < cmd.chunks.length; i++) {
+          const c = cmd.chunks[i]!;
+          const spec = this.spec(c);
+          specs[i] = spec;
+          this.core.sentBytes(a, c, spec.items.byteLength);
+        }
+        a.link.send({ t: 'chunks', chunks: specs });
+        break;
+      }
+      case 'cancel':
+        (cmd.agent as AgentState).link.send({ t: 'cancel', ids: cmd.ids });
+        break;
+      case 'unqueue':
+        (cmd.agent as AgentState).link.send({ t: 'unqueue' });
+        break;
+      case 'close':
+        (cmd.agent as AgentState).link.close(new Error(cmd.reason));
+        break;
+      case 'outcome':
+        cmd.job.sink.accept(cmd.outcome);
+        break;
+      case 'ready': {
+        const a = cmd.agent as AgentState;
+        for (const rec of this.shares.values()) void this.streamShare(a, rec);
+        this.events.agentReady?.(a);
+        break;
+      }
+      case 'lost':
+        this.events.agentLost?.(cmd.agent as AgentState, cmd.reason);
+        break;
+      case 'log':
+        this.opts.log(cmd.line);
+        break;
+    }
   }
 
   private spec(c: Chunk): ChunkSpec {
@@ -357,50 +296,41 @@ export class Scheduler {
     };
   }
 
-  private nextChunk(workers: number): Chunk | null {
-    const r = this.retryQueue.shift();
-    if (r) return r;
-    for (let k = 0; k < this.jobs.length; k++) {
-      const job = this.jobs[k]!;
-      const t = job.take(workers);
-      if (t) {
-        const root: Root = { seq: t.seq, start: t.start, size: t.items.length, values: [], failures: [], parts: [], remaining: 1, cutAt: t.items.length };
-        const c: Chunk = { id: this.nextChunkId++, job, root, offset: 0, items: t.items, attempts: 0, losses: 0, agent: null, sentAt: 0, bytes: 0, twin: null };
-        this.chunks.set(c.id, c);
-        return c;
-      }
-    }
-    return null;
-  }
-
   private onMessage(a: AgentState, m: FromAgent): void {
-    a.lastSeen = Date.now();
+    const now = this.now();
+    this.core.heard(a, now);
     switch (m.t) {
       case 'ready':
-        a.node = m.node;
-        a.workers = m.workers;
-        a.cpus = m.cpus;
-        a.pid = m.pid;
-        a.credits = m.credits;
-        a.ready = true;
-        for (const rec of this.shares.values()) void this.streamShare(a, rec);
-        this.events.agentReady?.(a);
+        this.core.agentReady(a, m, now);
+        this.run();
         this.pump();
         break;
       case 'credits':
-        a.credits = m.credits;
+        this.core.credits(a, m.credits);
         this.pump();
         break;
       case 'unqueued':
-        for (const id of m.ids) {
-          const c = a.release(id);
-          if (c && this.chunks.get(id) === c) this.cancelChunk(c);
-        }
+        this.core.unqueued(a, m.ids);
+        this.run();
         break;
-      case 'results':
-        for (const r of m.results) this.onResult(a, r);
+      case 'results': {
+        const rs: CoreResult[] = new Array(m.results.length);
+        for (let i = 0; i < m.results.length; i++) {
+          const r = m.results[i]!;
+          let values: unknown[] | Float64Array;
+          try {
+            values = r.died ? [] : decodeListLike(r.values);
+          } catch (e) {
+            a.link.close(new Error(`undecodable results for chunk ${r.id}: ${(e as Error).message}`));
+            return;
+          }
+          rs[i] = { id: r.id, worker: r.worker, values, failures: r.failures, started: r.started, ended: r.ended, ...(r.died ? { died: r.died } : {}) };
+        }
+        this.core.results(a, rs, now);
+        this.run();
         this.pump();
         break;
+      }
       case 'fatal':
         this.events.agentFatal?.(a, m.error);
         a.link.close(new Error(`${m.error.name}: ${m.error.message}`));
@@ -408,208 +338,13 @@ export class Scheduler {
       case 'log':
         this.opts.log(`node ${a.node}: ${m.text}`);
         break;
-      case 'shareState': {
+      case 'shareState':
         a.shareStates.set(m.id, m.state);
-        const w = this.shareWaiters;
-        this.shareWaiters = [];
-        for (const f of w) f();
+        this.wakeShareWaiters();
         break;
-      }
       case 'pong':
       case 'heartbeat':
         break;
     }
   }
-
-  private onResult(a: AgentState, r: ChunkResult): void {
-    const c = a.release(r.id);
-    if (!c || this.chunks.get(r.id) !== c) return; // cancelled, or already finished elsewhere
-    this.chunks.delete(r.id);
-    const root = c.root;
-    const job = c.job;
-    const twin = c.twin;
-    if (twin && this.chunks.get(twin.id) === twin) {
-      c.twin = twin.twin = null;
-      // Its copy is still running: a failure here leaves the work to the copy; a success wins.
-      if (r.died) return;
-      this.dropChunk(twin);
-      this.speculation.won++;
-    }
-    if (r.died) {
-      this.onDied(a, c, r);
-      return;
-    }
-    let values: unknown[] | Float64Array;
-    try {
-      values = decodeListLike(r.values);
-    } catch (e) {
-      a.link.close(new Error(`undecodable results for chunk ${r.id}: ${(e as Error).message}`));
-      return;
-    }
-    a.chunksDone++;
-    a.itemsDone += values.length;
-    a.busyMs += r.ended - r.started;
-    job.learn(values.length, r.ended - r.started);
-    job.chunkMs.add(r.ended - r.started);
-    if (c.offset === 0 && values.length === root.size && root.remaining === 1) root.values = values;
-    else {
-      // A part of a split chunk: place its values at their offset (holes stay until every part is in).
-      if (!Array.isArray(root.values)) root.values = Array.from(root.values);
-      const into = root.values;
-      if (into.length < root.size) into.length = root.size;
-      for (let i = 0; i < values.length; i++) into[c.offset + i] = values[i];
-    }
-    for (const f of r.failures) {
-      root.failures.push({ offset: c.offset + f.offset, error: f.error, node: a.node, worker: r.worker, attempts: c.attempts + 1 });
-      if (job.spec.stopOnError) root.cutAt = Math.min(root.cutAt, c.offset + f.offset);
-    }
-    root.parts.push({ offset: c.offset, count: c.items.length, node: a.node, worker: r.worker, started: r.started, ended: r.ended, attempts: c.attempts + c.losses + 1 });
-    this.partDone(c);
-  }
-
-  private partDone(c: Chunk): void {
-    const root = c.root;
-    root.remaining--;
-    if (root.remaining > 0) return;
-    if (c.job.cancelled) return;
-    if (root.failures.length > 1) root.failures.sort((x, y) => x.offset - y.offset);
-    if (c.job.spec.stopOnError && root.failures.length > 0) {
-      const first = root.failures[0]!.offset;
-      root.values = Array.isArray(root.values) ? ((root.values.length = first), root.values) : root.values.subarray(0, first);
-      root.failures.length = 1;
-    }
-    c.job.sink.accept({ seq: root.seq, start: root.start, values: root.values, failures: root.failures, parts: root.parts, size: root.size });
-  }
-
-  /** Make a new part of c's root chunk covering [from, to) of c, and queue it first. */
-  private requeuePart(c: Chunk, from: number, to: number, attempts: number): void {
-    if (to <= from) return;
-    if (c.job.spec.stopOnError && c.offset + from >= c.root.cutAt) return;
-    const part: Chunk = {
-      id: this.nextChunkId++,
-      job: c.job,
-      root: c.root,
-      offset: c.offset + from,
-      items: c.items.slice(from, to),
-      attempts,
-      losses: c.losses,
-      agent: null,
-      sentAt: 0,
-      bytes: 0,
-      twin: null,
-    };
-    c.root.remaining++;
-    this.chunks.set(part.id, part);
-    if (this.halted) this.cancelChunk(part);
-    else this.retryQueue.push(part);
-  }
-
-  private onDied(a: AgentState, c: Chunk, r: ChunkResult): void {
-    const d = r.died!;
-    const k = Math.min(Math.max(0, d.offset), c.items.length - 1);
-    const n = c.items.length;
-    const isTimeout = d.error.kind === 'timeout';
-    const attempts = c.attempts + 1;
-    if (!isTimeout && attempts <= this.opts.retries) {
-      this.opts.log(`node ${a.node}: worker ${r.worker} died running task ${c.root.start + c.offset + k} (${d.error.message}); retrying it (attempt ${attempts + 1} of ${this.opts.retries + 1})`);
-      // Isolate the item that was running so that it cannot take its neighbours down with it again.
-      this.requeuePart(c, 0, k, c.attempts);
-      this.requeuePart(c, k, k + 1, attempts);
-      this.requeuePart(c, k + 1, n, c.attempts);
-    } else {
-      c.root.failures.push({ offset: c.offset + k, error: { ...d.error, kind: isTimeout ? 'timeout' : 'died' }, node: a.node, worker: r.worker, attempts });
-      if (c.job.spec.stopOnError) c.root.cutAt = Math.min(c.root.cutAt, c.offset + k);
-      this.requeuePart(c, 0, k, c.attempts);
-      this.requeuePart(c, k + 1, n, c.attempts);
-    }
-    this.partDone(c);
-  }
-
-  private onLost(a: AgentState, reason: string): void {
-    if (a.lost) return;
-    a.lost = true;
-    const w = this.shareWaiters;
-    this.shareWaiters = [];
-    for (const f of w) f();
-    const wasReady = a.ready;
-    a.ready = false;
-    const chunks = a.releaseAll();
-    for (const c of chunks) {
-      if (this.chunks.get(c.id) !== c) continue;
-      if (c.twin && this.chunks.get(c.twin.id) === c.twin) {
-        // A copy is running elsewhere: it carries on alone.
-        this.chunks.delete(c.id);
-        c.twin = c.twin.twin = null;
-        continue;
-      }
-      c.agent = null;
-      c.losses++;
-      if (c.losses >= MAX_LOSSES) {
-        this.chunks.delete(c.id);
-        const err: ErrorRecord = { name: 'NodeLostError', message: `chunk was lost with ${c.losses} agents in a row (last: node ${a.node}: ${reason})`, kind: 'lost' };
-        c.root.failures.push({ offset: c.offset, error: err, node: a.node, worker: -1, attempts: c.attempts + c.losses });
-        if (c.job.spec.stopOnError) c.root.cutAt = Math.min(c.root.cutAt, c.offset);
-        this.requeuePart(c, 1, c.items.length, c.attempts);
-        this.partDone(c);
-      } else if (this.halted) {
-        this.cancelChunk(c);
-      } else {
-        this.retryQueue.push(c);
-      }
-    }
-    if (!this.stopping && (wasReady || chunks.length)) {
-      this.opts.log(`node ${a.node}: agent lost (${reason}); ${chunks.length} chunk(s) re-dispatched`);
-    }
-    this.events.agentLost?.(a, reason);
-    this.pump();
-  }
-
-  /** Forget a chunk in flight and tell its agent to drop it. */
-  private dropChunk(c: Chunk): void {
-    this.chunks.delete(c.id);
-    if (c.agent) {
-      c.agent.release(c.id);
-      c.agent.link.send({ t: 'cancel', ids: [c.id] });
-    }
-  }
-
-  /**
-   * Once no chunk waits to be dispatched, a chunk running far longer than its job's others gets a
-   * copy on a node with an idle worker (preferably another node); the first result wins.
-   */
-  private checkStragglers(): void {
-    if (this.halted || this.retryQueue.length > 0 || this.jobs.length === 0 || this.jobs.some((j) => !j.exhausted)) return;
-    const idle = this.readyAgents.filter((a) => a.inflight.size < a.workers);
-    if (idle.length === 0) return;
-    const now = Date.now();
-    for (const c of this.chunks.values()) {
-      if (c.twin || !c.agent || c.job.spec.kind === 'shell' || c.job.chunkMs.count < STRAGGLER_MIN_SAMPLES) continue;
-      const limit = STRAGGLER_FACTOR * c.job.chunkMs.mean + STRAGGLER_FLOOR_MS;
-      if (now - c.sentAt < limit) continue;
-      const target = idle.find((a) => a !== c.agent && a.inflight.size < a.workers) ?? idle.find((a) => a.inflight.size < a.workers);
-      if (!target) return;
-      const copy: Chunk = { ...c, id: this.nextChunkId++, agent: target, sentAt: now, twin: c };
-      c.twin = copy;
-      this.chunks.set(copy.id, copy);
-      const spec = this.spec(copy);
-      copy.bytes = spec.items.byteLength;
-      target.inflight.set(copy.id, copy);
-      target.inflightBytes += copy.bytes;
-      target.link.send({ t: 'chunks', chunks: [spec] });
-      this.speculation.started++;
-      this.opts.log(`straggler: task ${c.root.start + c.offset} has run ${Math.round((now - c.sentAt) / 1000)} s on node ${c.agent.node} (its call's chunks take ${Math.round(c.job.chunkMs.mean)} ms); a copy runs on node ${target.node}, the first result wins`);
-    }
-  }
-
-  private watch(): void {
-    const now = Date.now();
-    for (const a of this.agents) {
-      if (a.lost) continue;
-      a.link.send({ t: 'ping', at: now });
-      if (a.ready && now - a.lastSeen > this.opts.lostAfterMs) {
-        a.link.close(new Error(`no message for ${Math.round((now - a.lastSeen) / 1000)} s (heartbeat timeout)`));
-      }
-    }
-  }
 }
-

@@ -1,0 +1,344 @@
+// The scheduler's pure core, driven by events with a clock of our own: every policy as a story that runs in milliseconds.
+import { describe, expect, it } from 'vitest';
+import { AgentState, DISPATCH_MAX_CHUNKS, MAX_LOSSES, SchedulerCore, STRAGGLER_FLOOR_MS, type Chunk, type Command, type CoreResult } from '../src/scheduler/core.js';
+import { Job, type ChunkOutcome, type JobSpec, type Sink } from '../src/scheduler/job.js';
+
+class RecordingSink implements Sink {
+  outcomes: ChunkOutcome[] = [];
+  ended = -1;
+  aborted: Error | null = null;
+  accept(o: ChunkOutcome): void {
+    this.outcomes.push(o);
+  }
+  inputEnded(chunks: number): void {
+    this.ended = chunks;
+  }
+  abort(e: Error): void {
+    this.aborted = e;
+  }
+}
+
+/** A core, some agents, and helpers to read what it commands. */
+function setup(opts: { agents?: number; workers?: number; credits?: number; retries?: number; speculate?: boolean; lostAfterMs?: number } = {}) {
+  const core = new SchedulerCore({ retries: opts.retries ?? 2, lostAfterMs: opts.lostAfterMs ?? 0, speculate: opts.speculate ?? false });
+  const agents: AgentState[] = [];
+  let now = 1000;
+  for (let i = 0; i < (opts.agents ?? 1); i++) {
+    const a = new AgentState(i + 1, null, `n${i + 1}`);
+    core.agentJoined(a, now);
+    core.agentReady(a, { node: `n${i + 1}`, workers: opts.workers ?? 1, cpus: opts.workers ?? 1, pid: 100 + i, credits: opts.credits ?? 1 }, now);
+    agents.push(a);
+  }
+  core.take();
+  const job = (items: unknown[], spec: Partial<JobSpec> = {}) => {
+    const sink = new RecordingSink();
+    const j = new Job({ fn: 'f', kind: 'call', chunksize: 1, stopOnError: false, timeoutMs: 0, ...spec }, items, sink, () => undefined, core.totalWorkers);
+    core.addJob(j);
+    return { job: j, sink };
+  };
+  const sends = (cmds: Command[]) => cmds.filter((c): c is Extract<Command, { c: 'send' }> => c.c === 'send');
+  const sent = (cmds: Command[]) => sends(cmds).map((s) => [s.agent.node, s.chunks.map((c) => c.root.start + c.offset)] as const);
+  const ok = (c: Chunk, started = now, ended = now + 10): CoreResult => ({ id: c.id, worker: 0, values: c.items.map((x) => x), failures: [], started, ended });
+  const died = (c: Chunk, offset: number, kind: 'died' | 'timeout' = 'died'): CoreResult => ({
+    id: c.id,
+    worker: 0,
+    values: [],
+    failures: [],
+    started: now,
+    ended: now,
+    died: { offset, error: { name: kind === 'timeout' ? 'TimeoutError' : 'WorkerExit', message: kind, kind } },
+  });
+  return {
+    core,
+    agents,
+    job,
+    sent,
+    sends,
+    ok,
+    died,
+    get now() {
+      return now;
+    },
+    advance(ms: number) {
+      now += ms;
+      return now;
+    },
+  };
+}
+
+describe('dispatch', () => {
+  it('spreads chunks round-robin one at a time over agents with free credit, and no further', () => {
+    const t = setup({ agents: 3, credits: 1 });
+    t.job([10, 11, 12, 13, 14]);
+    t.core.dispatch(t.now);
+    expect(t.sent(t.core.take())).toEqual([['n1', [0]], ['n2', [1]], ['n3', [2]]]);
+    // Nothing more until a credit frees: the agents with none are not in the queue at all.
+    t.core.dispatch(t.now);
+    expect(t.core.take()).toEqual([]);
+    const a2 = t.agents[1]!;
+    const c = [...a2.inflight.values()][0]!;
+    t.core.results(a2, [t.ok(c)], t.now);
+    t.core.dispatch(t.now);
+    const cmds = t.core.take();
+    expect(cmds.filter((x) => x.c === 'outcome').length).toBe(1);
+    expect(t.sent(cmds)).toEqual([['n2', [3]]]);
+  });
+
+  it('is bounded per call: a huge backlog goes out over several calls, each telling there is more', () => {
+    const t = setup({ agents: 2, credits: 100_000 });
+    t.job(Array.from({ length: 3000 }, (_, i) => i));
+    expect(t.core.dispatch(t.now)).toBe(true);
+    const first = t.sends(t.core.take()).reduce((n, s) => n + s.chunks.length, 0);
+    expect(first).toBe(DISPATCH_MAX_CHUNKS);
+    let calls = 1;
+    let total = first;
+    while (t.core.dispatch(t.now)) {
+      total += t.sends(t.core.take()).reduce((n, s) => n + s.chunks.length, 0);
+      calls++;
+    }
+    total += t.sends(t.core.take()).reduce((n, s) => n + s.chunks.length, 0);
+    expect(total).toBe(3000);
+    expect(calls + 1).toBe(Math.ceil(3000 / DISPATCH_MAX_CHUNKS));
+  });
+
+  it('an agent streaming shared data or over its byte budget gets nothing until it is done', () => {
+    const t = setup({ agents: 2, credits: 5 });
+    t.core.streaming(t.agents[0]!, 1);
+    t.job([1, 2, 3]);
+    t.core.dispatch(t.now);
+    expect(t.sent(t.core.take())).toEqual([['n2', [0, 1, 2]]]);
+  });
+});
+
+describe('worker deaths and retries', () => {
+  it('a worker dying on item k of n: k is retried alone, its neighbours run again without an attempt counted', () => {
+    const t = setup({ credits: 10, retries: 1 });
+    t.job([0, 1, 2, 3, 4], { chunksize: 5 });
+    t.core.dispatch(t.now);
+    const [c] = t.sends(t.core.take())[0]!.chunks;
+    t.core.results(t.agents[0]!, [t.died(c!, 2)], t.now);
+    const cmds = t.core.take();
+    expect(cmds.some((x) => x.c === 'log' && /died running task 2.*retrying it \(attempt 2 of 2\)/.test(x.line))).toBe(true);
+    t.core.dispatch(t.now);
+    const parts = t.sends(t.core.take())[0]!.chunks;
+    expect(parts.map((p) => [p.offset, p.items.length, p.attempts.n])).toEqual([
+      [3, 2, 0],
+      [2, 1, 1],
+      [0, 2, 0],
+    ]);
+  });
+
+  it('retries exhausted: the outcome names the exact index, kind died and attempts 2; the other values are in place', () => {
+    const t = setup({ credits: 10, retries: 1 });
+    t.job([0, 1, 2, 3, 4], { chunksize: 5 });
+    t.core.dispatch(t.now);
+    const [c] = t.sends(t.core.take())[0]!.chunks;
+    t.core.results(t.agents[0]!, [t.died(c!, 3)], t.now);
+    t.core.take();
+    t.core.dispatch(t.now);
+    const parts = t.sends(t.core.take())[0]!.chunks;
+    const lone = parts.find((p) => p.offset === 3)!;
+    const rest = parts.filter((p) => p !== lone);
+    t.core.results(t.agents[0]!, [t.died(lone, 0), ...rest.map((p) => t.ok(p))], t.now);
+    const outcomes = t.core.take().filter((x): x is Extract<Command, { c: 'outcome' }> => x.c === 'outcome');
+    expect(outcomes.length).toBe(1);
+    const o = outcomes[0]!.outcome;
+    expect(o.failures.map((f) => [o.start + f.offset, f.error.kind, f.attempts])).toEqual([[3, 'died', 2]]);
+    expect([o.values[0], o.values[1], o.values[2], o.values[4]]).toEqual([0, 1, 2, 4]);
+  });
+
+  it('a timeout is final at once: no retry', () => {
+    const t = setup({ credits: 10, retries: 3 });
+    t.job([7], { timeoutMs: 100 });
+    t.core.dispatch(t.now);
+    const [c] = t.sends(t.core.take())[0]!.chunks;
+    t.core.results(t.agents[0]!, [t.died(c!, 0, 'timeout')], t.now);
+    const out = t.core.take().filter((x): x is Extract<Command, { c: 'outcome' }> => x.c === 'outcome');
+    expect(out.map((o) => o.outcome.failures.map((f) => [f.error.kind, f.attempts]))).toEqual([[['timeout', 1]]]);
+  });
+});
+
+describe('agent losses', () => {
+  it('chunks of a lost agent run again elsewhere; after MAX_LOSSES losses in a row the item is reported lost', () => {
+    const t = setup({ agents: MAX_LOSSES + 1, credits: 1 });
+    t.job(['x']);
+    let holder: AgentState | undefined;
+    for (let i = 0; i < MAX_LOSSES; i++) {
+      t.core.dispatch(t.now);
+      const s = t.sends(t.core.take());
+      expect(s.length).toBe(1);
+      holder = s[0]!.agent;
+      t.core.agentLost(holder, 'gone');
+      const cmds = t.core.take();
+      expect(cmds.some((x) => x.c === 'lost' && x.agent === holder)).toBe(true);
+      if (i < MAX_LOSSES - 1) expect(cmds.some((x) => x.c === 'outcome')).toBe(false);
+      else {
+        const o = cmds.find((x): x is Extract<Command, { c: 'outcome' }> => x.c === 'outcome')!.outcome;
+        expect(o.failures[0]!.error.kind).toBe('lost');
+        expect(o.failures[0]!.error.message).toMatch(/lost with 3 agents in a row/);
+      }
+    }
+    expect(t.core.totalWorkers).toBe(1);
+    expect(t.core.readyCount).toBe(1);
+  });
+});
+
+describe('straggler copies', () => {
+  function straggling(opts: { timeoutMs?: number; retries?: number } = {}) {
+    const t = setup({ agents: 2, workers: 2, credits: 4, speculate: true, retries: opts.retries ?? 2 });
+    t.job([0, 1, 2, 3, 4], { timeoutMs: opts.timeoutMs ?? 0 });
+    t.core.dispatch(t.now);
+    const all = t.sends(t.core.take()).flatMap((s) => s.chunks);
+    const slow = all.find((c) => c.root.start === 0)!;
+    for (const c of all) if (c !== slow) t.core.results(c.agent!, [t.ok(c, t.now, t.now + 10)], t.now);
+    t.core.dispatch(t.now); // reads the end of the input
+    t.core.take();
+    return { t, slow };
+  }
+
+  it('a chunk far slower than its call\'s others gets one copy on another node; the copy wins and the original is cancelled', () => {
+    const { t, slow } = straggling();
+    t.core.tick(t.advance(STRAGGLER_FLOOR_MS + 100), 250);
+    const cmds = t.core.take();
+    const copy = t.sends(cmds)[0]!.chunks[0]!;
+    expect(copy.agent).not.toBe(slow.agent);
+    expect(cmds.some((x) => x.c === 'log' && /straggler: task 0 has run/.test(x.line))).toBe(true);
+    // No copy of a copy, however long it runs.
+    t.core.tick(t.advance(10_000), 250);
+    expect(t.sends(t.core.take())).toEqual([]);
+    t.core.results(copy.agent!, [t.ok(copy)], t.now);
+    const after = t.core.take();
+    expect(after.filter((x) => x.c === 'cancel').map((x) => (x as { ids: number[] }).ids)).toEqual([[slow.id]]);
+    expect(after.filter((x) => x.c === 'outcome').length).toBe(1);
+    expect(t.core.speculation).toEqual({ started: 1, won: 1 });
+    // The original's late result is ignored.
+    t.core.results(slow.agent!, [t.ok(slow)], t.now);
+    expect(t.core.take().filter((x) => x.c === 'outcome')).toEqual([]);
+  });
+
+  it('the original wins: the copy is cancelled', () => {
+    const { t, slow } = straggling();
+    t.core.tick(t.advance(STRAGGLER_FLOOR_MS + 100), 250);
+    const copy = t.sends(t.core.take())[0]!.chunks[0]!;
+    t.core.results(slow.agent!, [t.ok(slow)], t.now);
+    const cmds = t.core.take();
+    expect(cmds.filter((x) => x.c === 'cancel').map((x) => (x as { ids: number[] }).ids)).toEqual([[copy.id]]);
+    expect(cmds.filter((x) => x.c === 'outcome').length).toBe(1);
+  });
+
+  it('the copy is lost with its node: the original carries on alone, nothing re-queued', () => {
+    const { t, slow } = straggling();
+    t.core.tick(t.advance(STRAGGLER_FLOOR_MS + 100), 250);
+    const copy = t.sends(t.core.take())[0]!.chunks[0]!;
+    t.core.agentLost(copy.agent!, 'crash');
+    t.core.take();
+    t.core.dispatch(t.now);
+    expect(t.sends(t.core.take())).toEqual([]);
+    t.core.results(slow.agent!, [t.ok(slow)], t.now);
+    expect(t.core.take().filter((x) => x.c === 'outcome').length).toBe(1);
+  });
+
+  it('a hung task with a timeout ends in one timeout record: the copy does not hide it, and no further copies are made', () => {
+    const { t, slow } = straggling({ timeoutMs: 5000 });
+    t.core.tick(t.advance(STRAGGLER_FLOOR_MS + 100), 250);
+    const copy = t.sends(t.core.take())[0]!.chunks[0]!;
+    t.core.results(slow.agent!, [t.died(slow, 0, 'timeout')], t.now);
+    const cmds = t.core.take();
+    expect(cmds.filter((x) => x.c === 'cancel').map((x) => (x as { ids: number[] }).ids)).toEqual([[copy.id]]);
+    const o = cmds.find((x): x is Extract<Command, { c: 'outcome' }> => x.c === 'outcome')!.outcome;
+    expect(o.failures.map((f) => f.error.kind)).toEqual(['timeout']);
+  });
+
+  it('deaths of a chunk and of its copy share one attempt budget: with retries 1, two deaths end in a died record', () => {
+    const { t, slow } = straggling({ retries: 1 });
+    t.core.tick(t.advance(STRAGGLER_FLOOR_MS + 100), 250);
+    const copy = t.sends(t.core.take())[0]!.chunks[0]!;
+    t.core.results(copy.agent!, [t.died(copy, 0)], t.now);
+    const first = t.core.take();
+    expect(first.some((x) => x.c === 'log' && /its copy on node .* carries on/.test(x.line))).toBe(true);
+    expect(first.some((x) => x.c === 'outcome')).toBe(false);
+    t.core.results(slow.agent!, [t.died(slow, 0)], t.now);
+    const o = t.core.take().find((x): x is Extract<Command, { c: 'outcome' }> => x.c === 'outcome')!.outcome;
+    expect(o.failures.map((f) => [f.error.kind, f.attempts])).toEqual([['died', 2]]);
+  });
+
+  it('a task whose timeout is shorter than the straggler limit gets no copy', () => {
+    const { t } = straggling({ timeoutMs: 500 });
+    t.core.tick(t.advance(STRAGGLER_FLOOR_MS + 100), 250);
+    expect(t.sends(t.core.take())).toEqual([]);
+  });
+});
+
+describe('stop starting', () => {
+  it('retries waiting are cancelled, agents told to unqueue, what they dropped comes back cancelled, nothing is sent after', () => {
+    const t = setup({ agents: 2, credits: 3 });
+    t.job([0, 1, 2, 3, 4, 5]);
+    t.core.dispatch(t.now);
+    const sent = t.sends(t.core.take()).flatMap((s) => s.chunks);
+    expect(sent.length).toBe(6);
+    t.core.stopStarting();
+    const cmds = t.core.take();
+    expect(cmds.filter((x) => x.c === 'unqueue').map((x) => (x as { agent: AgentState }).agent.node).sort()).toEqual(['n1', 'n2']);
+    const a1 = t.agents[0]!;
+    const dropped = [...a1.inflight.keys()].slice(1);
+    t.core.unqueued(a1, dropped);
+    const outs = t.core.take().filter((x): x is Extract<Command, { c: 'outcome' }> => x.c === 'outcome');
+    expect(outs.length).toBe(dropped.length);
+    expect(outs.every((o) => o.outcome.failures[0]!.error.kind === 'cancelled')).toBe(true);
+    // A worker death after the stop does not start a retry: the rest is cancelled.
+    const running = [...a1.inflight.values()][0]!;
+    t.core.results(a1, [t.died(running, 0)], t.now);
+    t.core.dispatch(t.now);
+    expect(t.sends(t.core.take())).toEqual([]);
+  });
+});
+
+describe('liveness', () => {
+  it('an agent silent past lostAfterMs is closed; one that spoke is not', () => {
+    const t = setup({ agents: 2, lostAfterMs: 5000 });
+    t.core.tick(t.advance(100), 250);
+    t.core.tick(t.advance(250), 250);
+    for (let i = 0; i < 20; i++) {
+      t.core.heard(t.agents[1]!, t.now);
+      t.core.tick(t.advance(250), 250);
+    }
+    const closes = t.core.take().filter((x) => x.c === 'close');
+    expect(closes.map((x) => (x as { agent: AgentState }).agent.node)).toEqual(['n1']);
+  });
+
+  it('the coordinator\'s own stall is not blamed on agents: silence counts from when it ran again', () => {
+    const t = setup({ agents: 1, lostAfterMs: 5000 });
+    t.core.tick(t.advance(250), 250);
+    // This process was blocked for 33 s: the messages agents sent meanwhile are still unread.
+    t.core.tick(t.advance(33_000), 250);
+    expect(t.core.take().filter((x) => x.c === 'close')).toEqual([]);
+    t.core.heard(t.agents[0]!, t.now);
+    t.core.tick(t.advance(250), 250);
+    expect(t.core.take().filter((x) => x.c === 'close')).toEqual([]);
+  });
+});
+
+describe('automatic chunk sizes', () => {
+  it('start with one single-item probe per worker, then follow item durations: tiny items make big chunks, mixed ones small', () => {
+    const t = setup({ agents: 1, workers: 2, credits: 1000 });
+    t.job(Array.from({ length: 100_000 }, (_, i) => i), { chunksize: 0 });
+    t.core.dispatch(t.now);
+    const probes = t.sends(t.core.take()).flatMap((s) => s.chunks);
+    expect(probes.map((c) => c.items.length)).toEqual([1, 1]);
+    t.core.results(t.agents[0]!, [t.ok(probes[0]!, 0, 0.01)], t.now);
+    t.core.take();
+    t.core.dispatch(t.now);
+    const next = t.sends(t.core.take()).flatMap((s) => s.chunks);
+    expect(next[0]!.items.length).toBeGreaterThan(1000);
+
+    const m = setup({ agents: 1, workers: 2, credits: 1000 });
+    m.job(Array.from({ length: 500 }, (_, i) => i), { chunksize: 0 });
+    m.core.dispatch(m.now);
+    const [p1, p2] = m.sends(m.core.take()).flatMap((s) => s.chunks);
+    m.core.results(m.agents[0]!, [m.ok(p1!, 0, 2), m.ok(p2!, 0, 500)], m.now);
+    m.core.take();
+    m.core.dispatch(m.now);
+    const small = m.sends(m.core.take()).flatMap((s) => s.chunks);
+    expect(Math.max(...small.map((c) => c.items.length))).toBe(1);
+  });
+});
