@@ -4,12 +4,16 @@ import { availableParallelism } from 'node:os';
 import { isAbsolute, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { OptionError } from './errors.js';
+import { parseCountList } from './slurm/counts.js';
 
 export type Mode = 'local' | 'emulate' | 'slurm' | 'ssh';
 
 export interface EmulateSpec {
   nodes: number;
+  /** CPUs of every node, or of the first when `cpus` is given. */
   cpusPerNode: number;
+  /** CPUs node by node, for an uneven allocation (`'2,2,1'`, or Slurm's `'2(x2),1'`). */
+  cpus?: number[];
 }
 
 /** What Pool.open takes. */
@@ -126,12 +130,22 @@ export function intOption(name: string, v: unknown, def: number, min: number): n
   return v;
 }
 
-/** Parse "4x2" (nodes x CPUs per node). */
+/** Parse "4x2" (nodes x CPUs per node), or CPUs node by node as Slurm writes them: "2,2,1" or "2(x2),1" (an uneven allocation). */
 export function parseEmulate(v: unknown, where = 'options.emulate'): EmulateSpec {
   if (typeof v === 'string') {
     const m = /^\s*(\d+)\s*[xX]\s*(\d+)\s*$/.exec(v);
-    if (!m) throw new OptionError(`${where} must look like NODESxCPUS (e.g. "4x2"), got ${show(v)}`);
-    v = { nodes: Number(m[1]), cpusPerNode: Number(m[2]) };
+    if (m) v = { nodes: Number(m[1]), cpusPerNode: Number(m[2]) };
+    else if (/^\s*\d+(\(x\d+\))?(\s*,\s*\d+(\(x\d+\))?)*\s*$/.test(v)) v = { cpus: parseCountList(v.replace(/\s+/g, ''), where) };
+    else throw new OptionError(`${where} must look like NODESxCPUS (e.g. "4x2") or list CPUs node by node (e.g. "2,2,1" or "2(x2),1"), got ${show(v)}`);
+  }
+  if (typeof v === 'object' && v !== null && Array.isArray((v as { cpus?: unknown }).cpus)) {
+    const list = (v as { cpus: unknown[] }).cpus;
+    if (list.length < 1 || list.length > 256) throw new OptionError(`${where}.cpus must list from 1 to 256 nodes, got ${list.length}`);
+    list.forEach((c, i) => {
+      if (typeof c !== 'number' || !Number.isInteger(c) || c < 1 || c > 1024) throw new OptionError(`${where}.cpus[${i}] must be an integer from 1 to 1024, got ${show(c)}`);
+    });
+    const cpus = list as number[];
+    return { nodes: cpus.length, cpusPerNode: cpus[0]!, cpus };
   }
   if (typeof v !== 'object' || v === null) throw new OptionError(`${where} must be { nodes, cpusPerNode } or "NxC", got ${show(v)}`);
   const o = v as Record<string, unknown>;

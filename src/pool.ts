@@ -71,7 +71,14 @@ export class Pool implements AsyncDisposable {
       taskEnv: opts.taskEnv,
     };
     const log = opts.log ?? (() => undefined);
-    const scheduler = new Scheduler({ config, retries: opts.retries, lostAfterMs: mode === 'local' ? 0 : opts.lostAfterMs, speculate: opts.speculate, log });
+    const scheduler = new Scheduler({
+      config,
+      retries: opts.retries,
+      lostAfterMs: mode === 'local' ? 0 : opts.lostAfterMs,
+      speculate: opts.speculate,
+      log,
+      cpusOf: (node) => launcher.cpusOf?.(node),
+    });
     const pool = new Pool(scheduler, launcher, opts, mode);
     try {
       await pool.startAgents();
@@ -136,7 +143,11 @@ export class Pool implements AsyncDisposable {
       }, opts.startTimeout);
       timer.unref();
       const failed = (node: string, why: string) => {
-        if (settled) return;
+        if (settled) {
+          // A node lost mid-run that will not come back: the run fails only when no node is left.
+          this.checkAllLost(node);
+          return;
+        }
         if (scheduler.readyAgents.some((a) => a.expected === node)) return;
         // The agent's link may still be open (it was accepted, then its process died): say why once.
         if (!failures.has(node)) failures.set(node, why);
@@ -154,9 +165,28 @@ export class Pool implements AsyncDisposable {
   }
 
   private onAgentLost(a: AgentState): void {
-    if (this.scheduler.readyAgents.length === 0 && this.state !== 'closed') {
-      this.scheduler.abortAll(new LaunchError(`every node was lost (last: ${a.node}); no worker is left to run tasks`));
-    }
+    this.checkAllLost(a.node);
+  }
+
+  private lostTimer: NodeJS.Timeout | undefined;
+
+  /**
+   * With no node left, pending work fails, unless a lost node's agent is being started again (or
+   * its process has not exited yet, so a restart may follow): then it waits for it, at most
+   * startTimeout.
+   */
+  private checkAllLost(last: string): void {
+    if (this.state === 'closed' || this.scheduler.readyCount > 0 || !this.scheduler.busy) return;
+    const abort = () => this.scheduler.abortAll(new LaunchError(`every node was lost (last: ${last}); no worker is left to run tasks`));
+    const l = this.launcher;
+    const pending = (l.restarting ?? 0) > 0 || (l.isRunning !== undefined && l.nodes.some((n) => l.isRunning!(n)));
+    if (!pending) return abort();
+    if (this.lostTimer) return;
+    this.lostTimer = setTimeout(() => {
+      this.lostTimer = undefined;
+      if (this.scheduler.readyCount === 0 && this.state !== 'closed') abort();
+    }, this.opts.startTimeout);
+    this.lostTimer.unref();
   }
 
   /** Where the coordinator listens for agents (distributed modes); undefined in local mode. */
@@ -356,6 +386,7 @@ export class Pool implements AsyncDisposable {
 
   private async stop(graceful: boolean): Promise<void> {
     this.state = 'closed';
+    clearTimeout(this.lostTimer);
     for (const a of this.scheduler.agents) if (!a.lost) a.link.send({ t: 'shutdown', graceful });
     this.scheduler.shutdown();
     await this.launcher.stop(graceful);

@@ -2,6 +2,7 @@
 import { hostname } from 'node:os';
 import { SECRET_ENV } from '../protocol/auth.js';
 import { connectToCoordinator } from '../transport/tcp.js';
+import { ProtocolError } from '../errors.js';
 import { Agent, usableCpus } from './agent.js';
 
 /** Variables that tell an agent where its coordinator is. */
@@ -13,6 +14,41 @@ export const COORDINATOR_SILENCE_MS = 30_000;
 function fail(message: string, code = 2): never {
   process.stderr.write(`slurmpool agent: ${message}\n`);
   process.exit(code);
+}
+
+/** How long an agent keeps dialling its coordinator (ms), set by the launcher from the pool's startTimeout. */
+export const START_TIMEOUT_ENV = 'SLURMPOOL_START_TIMEOUT';
+
+/** A refusal that dialling again cannot change (wrong secret, wrong protocol): not retried. */
+function isFinal(e: Error): boolean {
+  return e instanceof ProtocolError && /refused this agent|failed to prove|speaks protocol|did not accept this agent's proof|sent no challenge/.test(e.message);
+}
+
+/**
+ * Dial until the deadline, with exponential backoff and jitter (100 ms doubling to 2 s): a
+ * coordinator busy admitting a thousand agents, or one whose pending handshakes a neighbour is
+ * flooding, drops or delays some attempts, and every agent must still get in.
+ */
+export async function joinWithRetries(
+  opts: Parameters<typeof connectToCoordinator>[0],
+  deadlineMs: number,
+): Promise<Awaited<ReturnType<typeof connectToCoordinator>>> {
+  const until = Date.now() + deadlineMs;
+  let wait = 100;
+  let tries = 0;
+  for (;;) {
+    tries++;
+    try {
+      return await connectToCoordinator({ ...opts, timeoutMs: Math.max(1000, Math.min(10_000, until - Date.now())) });
+    } catch (e) {
+      const err = e as Error;
+      if (isFinal(err) || Date.now() + wait >= until) {
+        throw new Error(`${err.message}${tries > 1 ? ` (after ${tries} attempts over ${Math.round((Date.now() - until + deadlineMs) / 1000)} s)` : ''}`);
+      }
+      await new Promise((r) => setTimeout(r, wait * (0.5 + Math.random())));
+      wait = Math.min(2000, wait * 2);
+    }
+  }
 }
 
 /** Where to connect: SLURMPOOL_COORDINATOR=host:port; a host of "launch" means the node that ran srun. */
@@ -41,9 +77,10 @@ export async function runAgent(env: NodeJS.ProcessEnv = process.env): Promise<vo
   const { host, port } = coordinatorAddress(env);
   const node = env.SLURMPOOL_NODE || env.SLURMD_NODENAME || hostname();
   const log = (line: string) => process.stderr.write(`slurmpool agent ${node}: ${line}\n`);
+  const startMs = Number.parseInt(env[START_TIMEOUT_ENV] ?? '', 10);
   let link;
   try {
-    link = await connectToCoordinator({ host, port, secret, node, log });
+    link = await joinWithRetries({ host, port, secret, node, log }, Number.isFinite(startMs) && startMs > 0 ? startMs : 60_000);
   } catch (e) {
     fail(`could not join the coordinator: ${(e as Error).message}`, 3);
   }

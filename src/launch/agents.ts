@@ -39,6 +39,12 @@ export async function startCoordinator(
 }
 
 /** Environment every agent process gets: the coordinator's address and the secret (never argv). */
-export function agentEnv(base: NodeJS.ProcessEnv, coordinator: string, secret: string): NodeJS.ProcessEnv {
-  return { ...base, SLURMPOOL_AGENT: '1', SLURMPOOL_COORDINATOR: coordinator, [SECRET_ENV]: secret };
+export function agentEnv(base: NodeJS.ProcessEnv, coordinator: string, secret: string, startTimeoutMs?: number): NodeJS.ProcessEnv {
+  return {
+    ...base,
+    SLURMPOOL_AGENT: '1',
+    SLURMPOOL_COORDINATOR: coordinator,
+    [SECRET_ENV]: secret,
+    ...(startTimeoutMs ? { SLURMPOOL_START_TIMEOUT: String(startTimeoutMs) } : {}),
+  };
 }

@@ -1,15 +1,34 @@
 // Emulation: N real agent processes on this machine, each seeing the SLURM_* environment of a node.
-import { spawn, type ChildProcess } from 'node:child_process';
 import { compressHostlist } from '../slurm/index.js';
 import type { EmulateSpec, ResolvedOptions } from '../options.js';
 import type { Scheduler } from '../scheduler/scheduler.js';
 import type { CoordinatorServer } from '../transport/tcp.js';
 import { agentEnv, CLI_MAIN, startCoordinator, Tail } from './agents.js';
-import type { Launcher } from './launcher.js';
+import { MAX_NODE_RESTARTS, type Launcher } from './launcher.js';
+import { Spawner } from './spawner.js';
+
+/** CPUs of emulated node `index`. */
+function cpusOfIndex(spec: EmulateSpec, index: number): number {
+  return spec.cpus?.[index] ?? spec.cpusPerNode;
+}
+
+/** SLURM_JOB_CPUS_PER_NODE for a list of per-node counts, in Slurm's compressed form (`2(x2),1`). */
+export function cpusPerNodeText(counts: number[]): string {
+  const parts: string[] = [];
+  for (let i = 0; i < counts.length; ) {
+    let j = i;
+    while (j + 1 < counts.length && counts[j + 1] === counts[i]) j++;
+    const n = j - i + 1;
+    parts.push(n > 1 ? `${counts[i]}(x${n})` : String(counts[i]));
+    i = j + 1;
+  }
+  return parts.join(',');
+}
 
 /** The environment Slurm would give a task on node `index` of an emulated allocation. */
 export function emulatedNodeEnv(spec: EmulateSpec, index: number, jobId: string, prefix = 'emu'): Record<string, string> {
   const names = Array.from({ length: spec.nodes }, (_, i) => `${prefix}${i + 1}`);
+  const counts = Array.from({ length: spec.nodes }, (_, i) => cpusOfIndex(spec, i));
   return {
     SLURM_JOB_ID: jobId,
     SLURM_JOBID: jobId,
@@ -18,10 +37,10 @@ export function emulatedNodeEnv(spec: EmulateSpec, index: number, jobId: string,
     SLURM_NODELIST: compressHostlist(names),
     SLURM_JOB_NUM_NODES: String(spec.nodes),
     SLURM_NNODES: String(spec.nodes),
-    SLURM_JOB_CPUS_PER_NODE: spec.nodes > 1 ? `${spec.cpusPerNode}(x${spec.nodes})` : String(spec.cpusPerNode),
+    SLURM_JOB_CPUS_PER_NODE: cpusPerNodeText(counts),
     SLURM_TASKS_PER_NODE: spec.nodes > 1 ? `1(x${spec.nodes})` : '1',
-    SLURM_CPUS_ON_NODE: String(spec.cpusPerNode),
-    SLURM_CPUS_PER_TASK: String(spec.cpusPerNode),
+    SLURM_CPUS_ON_NODE: String(counts[index]),
+    SLURM_CPUS_PER_TASK: String(counts[index]),
     SLURM_NTASKS: String(spec.nodes),
     SLURM_NPROCS: String(spec.nodes),
     SLURM_NODEID: String(index),
@@ -40,9 +59,12 @@ export class EmulateLauncher implements Launcher {
   private readonly spec: EmulateSpec;
   private server: CoordinatorServer | null = null;
   address: { host: string; port: number } | undefined;
-  private readonly procs = new Map<string, ChildProcess>();
+  private spawner: Spawner | null = null;
   private readonly tails = new Map<string, Tail>();
   private readonly exits = new Map<string, string>();
+  private readonly restarts = new Map<string, number>();
+  private stopping = false;
+  private scheduler: Scheduler | null = null;
 
   constructor(opts: ResolvedOptions) {
     this.spec = opts.emulate ?? { nodes: 2, cpusPerNode: 1 };
@@ -50,29 +72,66 @@ export class EmulateLauncher implements Launcher {
   }
 
   async start(scheduler: Scheduler, opts: ResolvedOptions, failed: (node: string, why: string) => void): Promise<void> {
+    this.scheduler = scheduler;
     const { server, secret } = await startCoordinator(scheduler, opts, '127.0.0.1');
     this.server = server;
     this.address = { host: server.host, port: server.port };
     const jobId = opts.env.SLURM_JOB_ID && opts.env.SLURMPOOL_EMULATED ? opts.env.SLURM_JOB_ID : `emu${process.pid}`;
-    this.nodes.forEach((node, i) => {
-      const env = { ...agentEnv(opts.env, `127.0.0.1:${server.port}`, secret), ...emulatedNodeEnv(this.spec, i, jobId) };
-      const child = spawn(process.execPath, [CLI_MAIN, 'agent'], { env, stdio: ['ignore', 'inherit', 'pipe'] });
+    // Agents are started by a helper process (no fork from this one), each in its own process group:
+    // Ctrl-C on a terminal reaches the coordinator, which decides, and not the agents directly.
+    this.spawner = new Spawner(agentEnv(opts.env, `127.0.0.1:${server.port}`, secret, opts.startTimeout));
+    const startNode = (node: string, i: number) => {
       const tail = new Tail();
       this.tails.set(node, tail);
-      child.stderr?.on('data', (d: Buffer) => {
-        tail.push(d);
-        process.stderr.write(d);
-      });
-      child.on('error', (e) => {
-        this.exits.set(node, `could not start: ${e.message}`);
-        failed(node, this.failureOf(node) ?? e.message);
-      });
-      child.on('exit', (code, sig) => {
-        this.exits.set(node, `agent exited with ${sig ?? `status ${code}`}`);
-        failed(node, this.failureOf(node) ?? 'agent exited');
-      });
-      this.procs.set(node, child);
-    });
+      this.spawner!.spawn(
+        node,
+        process.execPath,
+        [CLI_MAIN, 'agent'],
+        emulatedNodeEnv(this.spec, i, jobId),
+        {
+          stderr: (d) => {
+            tail.push(d);
+            process.stderr.write(d);
+          },
+          exit: (e) => {
+            this.exits.set(node, e.error ? `could not start: ${e.error}` : `agent exited with ${e.signal ?? `status ${e.code}`}`);
+            if (this.mayRestart(node)) {
+              this.restarts.set(node, (this.restarts.get(node) ?? 0) + 1);
+              opts.log?.(`node ${node}: its agent died (${this.exits.get(node)}); starting it again (restart ${this.restarts.get(node)} of ${MAX_NODE_RESTARTS})`);
+              startNode(node, i);
+              return;
+            }
+            failed(node, this.failureOf(node) ?? 'agent exited');
+          },
+        },
+        true,
+      );
+    };
+    this.nodes.forEach((node, i) => startNode(node, i));
+  }
+
+  /** A node whose agent was ready and then died mid-run is started again, up to MAX_NODE_RESTARTS times. */
+  private mayRestart(node: string): boolean {
+    if (this.stopping || (this.restarts.get(node) ?? 0) >= MAX_NODE_RESTARTS) return false;
+    return this.scheduler?.agents.some((a) => a.expected === node && a.readyAt > 0) ?? false;
+  }
+
+  get restarting(): number {
+    if (!this.spawner || !this.scheduler) return 0;
+    let n = 0;
+    for (const node of this.restarts.keys()) {
+      if (this.spawner.isRunning(node) && !this.scheduler.agents.some((a) => a.expected === node && a.ready && !a.lost)) n++;
+    }
+    return n;
+  }
+
+  isRunning(node: string): boolean {
+    return this.spawner?.isRunning(node) ?? false;
+  }
+
+  cpusOf(node: string): number | undefined {
+    const i = this.nodes.indexOf(node);
+    return i >= 0 ? cpusOfIndex(this.spec, i) : undefined;
   }
 
   failureOf(node: string): string | undefined {
@@ -82,26 +141,9 @@ export class EmulateLauncher implements Launcher {
     return [exit, tail].filter(Boolean).join(': ');
   }
 
-  /** The agent process of a node, for tests that kill nodes. */
-  processOf(node: string): ChildProcess | undefined {
-    return this.procs.get(node);
-  }
-
   async stop(graceful: boolean): Promise<void> {
-    await waitForExit([...this.procs.values()], graceful ? 5000 : 500);
+    this.stopping = true;
+    await this.spawner?.stopAll(graceful ? 5000 : 500);
     await this.server?.close();
   }
-}
-
-/** Wait for processes to exit; SIGTERM then SIGKILL those that outlive the bound. */
-export async function waitForExit(procs: ChildProcess[], graceMs: number): Promise<void> {
-  const alive = (p: ChildProcess) => p.exitCode === null && p.signalCode === null;
-  const gone = (p: ChildProcess) => (alive(p) ? new Promise<void>((r) => p.once('exit', () => r())) : Promise.resolve());
-  const all = Promise.all(procs.map(gone));
-  const timeout = (ms: number) => new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), ms).unref());
-  if ((await Promise.race([all, timeout(graceMs)])) !== 'timeout') return;
-  for (const p of procs) if (alive(p)) p.kill('SIGTERM');
-  if ((await Promise.race([all, timeout(2000)])) !== 'timeout') return;
-  for (const p of procs) if (alive(p)) p.kill('SIGKILL');
-  await all;
 }

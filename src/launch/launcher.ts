@@ -18,4 +18,13 @@ export interface Launcher {
   stop(graceful: boolean): Promise<void>;
   /** Why a node's agent failed to start, if the launcher knows (e.g. srun's stderr). */
   failureOf?(node: string): string | undefined;
+  /** CPUs the allocation gives a node, when the launcher knows (the agent is told; it wins over the step's own count). */
+  cpusOf?(node: string): number | undefined;
+  /** Nodes whose agent died mid-run and is being started again (none ready yet). */
+  readonly restarting?: number;
+  /** Whether the process started for a node still runs (its exit, and so any restart, is still to come). */
+  isRunning?(node: string): boolean;
 }
+
+/** A node whose agent died after it was ready is started again at most this many times. */
+export const MAX_NODE_RESTARTS = 3;

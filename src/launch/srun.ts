@@ -1,12 +1,12 @@
 // Slurm mode: one agent per node of the allocation, each its own `srun` step, so a lost node takes only its own agent.
-import type { ResultPromise } from 'execa';
 import { LaunchError } from '../errors.js';
 import type { ResolvedOptions } from '../options.js';
 import type { Scheduler } from '../scheduler/scheduler.js';
 import { readAllocation, type Allocation } from '../slurm/index.js';
 import type { CoordinatorServer } from '../transport/tcp.js';
 import { agentEnv, CLI_MAIN, startCoordinator, Tail } from './agents.js';
-import type { Launcher } from './launcher.js';
+import { MAX_NODE_RESTARTS, type Launcher } from './launcher.js';
+import { Spawner } from './spawner.js';
 
 /**
  * The srun command line for the agent of one node. One single-task step per node (as disBatch
@@ -34,9 +34,12 @@ export class SrunLauncher implements Launcher {
   private readonly alloc: Allocation;
   private server: CoordinatorServer | null = null;
   address: { host: string; port: number } | undefined;
-  private readonly steps = new Map<string, ResultPromise>();
+  private spawner: Spawner | null = null;
   private readonly tails = new Map<string, Tail>();
   private readonly exits = new Map<string, string>();
+  private readonly restarts = new Map<string, number>();
+  private stopping = false;
+  private scheduler: Scheduler | null = null;
 
   constructor(opts: ResolvedOptions) {
     const alloc = readAllocation(opts.env);
@@ -48,51 +51,76 @@ export class SrunLauncher implements Launcher {
   }
 
   async start(scheduler: Scheduler, opts: ResolvedOptions, failed: (node: string, why: string) => void): Promise<void> {
-    const { execa } = await import('execa');
+    this.scheduler = scheduler;
     const bind = opts.bind ?? '0.0.0.0';
     const { server, secret } = await startCoordinator(scheduler, opts, bind);
     this.server = server;
     this.address = { host: server.host, port: server.port };
     // Agents dial the node that ran srun (SLURM_LAUNCH_NODE_IPADDR in their step) unless an address was given.
     const advertised = bind === '0.0.0.0' || bind === '::' ? 'launch' : bind;
-    const env = agentEnv(opts.env, `${advertised.includes(':') ? `[${advertised}]` : advertised}:${server.port}`, secret);
+    const env = agentEnv(opts.env, `${advertised.includes(':') ? `[${advertised}]` : advertised}:${server.port}`, secret, opts.startTimeout);
     const srun = opts.env.SLURMPOOL_SRUN || 'srun';
-    for (const [i, node] of this.nodes.entries()) {
+    // The srun processes are started by a small helper process: a thousand forks from this one would
+    // block its event loop for seconds while the first agents are already dialling.
+    this.spawner = new Spawner(env);
+    let firstExit: ((e: { error?: string }) => void) | null = null;
+    const first = new Promise<{ error?: string } | null>((res) => {
+      firstExit = res;
+      setTimeout(() => res(null), 200).unref();
+    });
+    const startNode = (node: string, i: number) => {
       const cpus = this.alloc.cpusPerNode[i] ?? 1;
       const tail = new Tail();
       this.tails.set(node, tail);
-      const step = execa(srun, srunArgs(node, cpus, [process.execPath, CLI_MAIN, 'agent']), {
-        env,
-        extendEnv: false,
-        stdin: 'ignore',
-        stdout: 'inherit',
-        stderr: 'pipe',
-        buffer: false,
-        reject: false,
-      });
-      step.stderr?.on('data', (d: Buffer) => {
-        tail.push(d);
-        process.stderr.write(d);
-      });
-      step.then(
-        (r) => {
-          const why = r.failed && r.code === 'ENOENT' ? `${srun} not found on PATH` : r.signal ? `srun ended by ${r.signal}` : `srun exited with status ${r.exitCode}`;
+      this.spawner!.spawn(node, srun, srunArgs(node, cpus, [process.execPath, CLI_MAIN, 'agent']), {}, {
+        stderr: (d) => {
+          tail.push(d);
+          process.stderr.write(d);
+        },
+        exit: (e) => {
+          const why = e.error
+            ? e.error.startsWith('ENOENT') ? `${srun} not found on PATH` : `srun failed: ${e.error}`
+            : e.signal ? `srun ended by ${e.signal}` : `srun exited with status ${e.code}`;
           this.exits.set(node, why);
+          if (i === 0) firstExit?.(e);
+          if (this.mayRestart(node)) {
+            this.restarts.set(node, (this.restarts.get(node) ?? 0) + 1);
+            opts.log?.(`node ${node}: its agent died (${why}); starting it again in a new step (restart ${this.restarts.get(node)} of ${MAX_NODE_RESTARTS})`);
+            startNode(node, i);
+            return;
+          }
           failed(node, this.failureOf(node) ?? why);
         },
-        (e: unknown) => {
-          this.exits.set(node, `srun failed: ${(e as Error).message}`);
-          failed(node, this.failureOf(node) ?? 'srun failed');
-        },
-      );
-      this.steps.set(node, step);
-    }
+      });
+    };
+    this.nodes.forEach((node, i) => startNode(node, i));
     // srun itself missing fails every node at once: say so plainly instead of waiting for agents.
-    const first = this.steps.get(this.nodes[0]!);
-    if (first) {
-      const r = await Promise.race([first.then((x) => x), new Promise<null>((res) => setTimeout(() => res(null), 200).unref())]);
-      if (r && r.failed && r.code === 'ENOENT') throw new LaunchError(`cannot start agents: ${srun} was not found on PATH (${opts.env.PATH ?? ''})`);
+    const r = await first;
+    if (r?.error?.startsWith('ENOENT')) throw new LaunchError(`cannot start agents: ${srun} was not found on PATH (${opts.env.PATH ?? ''})`);
+  }
+
+  /** A node whose agent was ready and then died mid-run gets a new step, up to MAX_NODE_RESTARTS times. */
+  private mayRestart(node: string): boolean {
+    if (this.stopping || (this.restarts.get(node) ?? 0) >= MAX_NODE_RESTARTS) return false;
+    return this.scheduler?.agents.some((a) => a.expected === node && a.readyAt > 0) ?? false;
+  }
+
+  get restarting(): number {
+    if (!this.spawner || !this.scheduler) return 0;
+    let n = 0;
+    for (const node of this.restarts.keys()) {
+      if (this.spawner.isRunning(node) && !this.scheduler.agents.some((a) => a.expected === node && a.ready && !a.lost)) n++;
     }
+    return n;
+  }
+
+  isRunning(node: string): boolean {
+    return this.spawner?.isRunning(node) ?? false;
+  }
+
+  cpusOf(node: string): number | undefined {
+    const i = this.nodes.indexOf(node);
+    return i >= 0 ? this.alloc.cpusPerNode[i] : undefined;
   }
 
   failureOf(node: string): string | undefined {
@@ -103,15 +131,9 @@ export class SrunLauncher implements Launcher {
   }
 
   async stop(graceful: boolean): Promise<void> {
-    const steps = [...this.steps.values()];
-    const done = Promise.allSettled(steps);
-    const timeout = (ms: number) => new Promise<'t'>((r) => setTimeout(() => r('t'), ms).unref());
-    if ((await Promise.race([done, timeout(graceful ? 10_000 : 1000)])) === 't') {
-      // srun forwards SIGTERM to its task; a second signal within a second would abort srun itself.
-      for (const s of steps) s.kill('SIGTERM');
-      if ((await Promise.race([done, timeout(5000)])) === 't') for (const s of steps) s.kill('SIGKILL');
-      await done;
-    }
+    this.stopping = true;
+    // srun forwards SIGTERM to its task; a second signal within a second would abort srun itself.
+    await this.spawner?.stopAll(graceful ? 10_000 : 1000, 5000);
     await this.server?.close();
   }
 }

@@ -1,8 +1,8 @@
 // Length-prefixed frames: a 4-byte big-endian length, then that many bytes of msgpack.
 import { ProtocolError } from '../errors.js';
 
-/** Largest frame accepted after authentication (a chunk of large items travels as one frame). */
-export const MAX_FRAME = 1024 * 1024 * 1024;
+/** Largest frame accepted after authentication (a chunk of large items travels as one frame; shared values go in 4 MiB pieces). */
+export const MAX_FRAME = 256 * 1024 * 1024;
 /** Largest frame accepted before a peer has proved it holds the job's secret. */
 export const MAX_HANDSHAKE_FRAME = 4096;
 
@@ -38,6 +38,7 @@ export class FrameDecoder {
         if (this.have < 4) return;
         const head = this.take(4);
         this.need = head.readUInt32BE(0);
+        if (this.need === 0) throw new ProtocolError('empty frame (length 0): no message is empty');
         if (this.need > this.maxFrame) {
           throw new ProtocolError(`frame of ${this.need} bytes is over the limit of ${this.maxFrame}`);
         }

@@ -20,6 +20,8 @@ export class AgentState<L = unknown> {
   lost = false;
   /** The core asked for its link to be closed (heartbeat timeout); not asked again. */
   closing = false;
+  /** When it became ready (0: never): a node whose agent was once ready and then died may be restarted. */
+  readyAt = 0;
   lastSeen = 0;
   readonly inflight = new Map<number, Chunk>();
   chunksDone = 0;
@@ -240,6 +242,7 @@ export class SchedulerCore {
     a.pid = info.pid;
     a.credits = info.credits;
     a.ready = true;
+    a.readyAt = now;
     this.totalWorkers += a.workers;
     this.readyCount++;
     this.refresh(a);

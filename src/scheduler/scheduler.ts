@@ -107,6 +107,7 @@ export class Scheduler {
       this.core.agentLost(a, reason ? reason.message : 'connection closed');
       this.wakeShareWaiters();
       this.run();
+      this.pump();
     });
     const cpus = this.opts.cpusOf?.(expected);
     link.send({ t: 'configure', config: cpus ? { ...this.opts.config, cpus } : this.opts.config });
@@ -312,6 +313,7 @@ export class Scheduler {
       case 'unqueued':
         this.core.unqueued(a, m.ids);
         this.run();
+        this.pump();
         break;
       case 'results': {
         const rs: CoreResult[] = new Array(m.results.length);

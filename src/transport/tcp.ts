@@ -10,8 +10,17 @@ import type { Link } from './link.js';
 
 /** A handshake not finished in this time is dropped (slow or silent peers). */
 export const HANDSHAKE_TIMEOUT_MS = 5000;
-/** Connections still in their handshake at once, beyond which new ones are refused. */
-export const MAX_PENDING_HANDSHAKES = 64;
+/**
+ * Connections still in their handshake at once. A new connection is never refused for being one too
+ * many: when this many are pending, the oldest pending connection of the source address that holds
+ * the most is dropped instead. Each costs at most one 4 KiB frame buffer and lives at most
+ * HANDSHAKE_TIMEOUT_MS, so unauthenticated peers hold at most about 16 MiB, whoever they are, and
+ * an agent whose attempt was dropped dials again (agents retry with backoff until their deadline).
+ */
+export const MAX_PENDING_HANDSHAKES = 4096;
+/** Refused connections: the first REFUSAL_BURST of each period get a line each, the rest one summary line at its end. */
+const REFUSAL_LOG_MS = 10_000;
+const REFUSAL_BURST = 20;
 
 function frame(msg: unknown): Buffer {
   const body = encode(msg);
@@ -237,14 +246,21 @@ export interface CoordinatorServerOptions {
 /** The coordinator's one listening port. Only peers that prove the job secret get a link. */
 export class CoordinatorServer {
   private server: Server | null = null;
-  private pendingHandshakes = 0;
+  /** Sockets still in their handshake, oldest first, and how many each source address holds. */
+  private readonly pending = new Set<Socket>();
+  private readonly pendingBySource = new Map<string, number>();
   private readonly sockets = new Set<Socket>();
   port = 0;
   get host(): string {
     return this.opts.host;
   }
-  /** Connections refused, by reason, for tests and summaries. */
+  /** Connections refused (wrong proof, malformed, timed out, dropped for room). */
   rejected = 0;
+  /** Refusals not yet logged, by reason; logged as one summary line per REFUSAL_LOG_MS. */
+  private readonly unlogged = new Map<string, number>();
+  private periodStart = 0;
+  private loggedInPeriod = 0;
+  private refusalTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly opts: CoordinatorServerOptions) {}
 
@@ -254,7 +270,8 @@ export class CoordinatorServer {
     server.maxConnections = 100_000;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen({ host: this.opts.host, port: this.opts.port ?? 0, exclusive: true }, () => {
+      // A deep backlog: every srun task dials at the same moment (the kernel caps it at somaxconn).
+      server.listen({ host: this.opts.host, port: this.opts.port ?? 0, exclusive: true, backlog: 65_535 }, () => {
         server.off('error', reject);
         resolve();
       });
@@ -265,18 +282,22 @@ export class CoordinatorServer {
 
   private accept(s: Socket): void {
     const peer = peerOf(s);
+    const source = s.remoteAddress ?? '?';
     this.sockets.add(s);
     s.on('close', () => this.sockets.delete(s));
-    if (this.pendingHandshakes >= MAX_PENDING_HANDSHAKES) {
-      this.reject(s, peer, `too many unauthenticated connections (${MAX_PENDING_HANDSHAKES}) at once`);
-      return;
-    }
-    this.pendingHandshakes++;
+    if (this.pending.size >= MAX_PENDING_HANDSHAKES) this.evict();
+    this.pending.add(s);
+    this.pendingBySource.set(source, (this.pendingBySource.get(source) ?? 0) + 1);
     let counted = true;
     const done = () => {
-      if (counted) this.pendingHandshakes--;
+      if (!counted) return;
       counted = false;
+      this.pending.delete(s);
+      const n = (this.pendingBySource.get(source) ?? 1) - 1;
+      if (n > 0) this.pendingBySource.set(source, n);
+      else this.pendingBySource.delete(source);
     };
+    s.once('close', done);
     withDeadline(this.handshake(s, peer), this.opts.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS, 'handshake')
       .then(done, (e: Error) => {
         done();
@@ -284,10 +305,57 @@ export class CoordinatorServer {
       });
   }
 
+  /** Room for one more: drop the oldest pending connection of the source that holds the most. */
+  private evict(): void {
+    let worst = '';
+    let most = 0;
+    for (const [src, n] of this.pendingBySource) if (n > most) [worst, most] = [src, n];
+    for (const s of this.pending) {
+      if ((s.remoteAddress ?? '?') === worst) {
+        this.reject(s, peerOf(s), `dropped unauthenticated connection to make room (${MAX_PENDING_HANDSHAKES} pending, ${most} from ${worst})`);
+        this.pending.delete(s);
+        return;
+      }
+    }
+  }
+
+  /** Sockets already refused (an evicted one's handshake then fails too: counted once). */
+  private readonly refused = new WeakSet<Socket>();
+
   private reject(s: Socket, peer: string, reason: string): void {
+    if (this.refused.has(s)) return;
+    this.refused.add(s);
     this.rejected++;
-    this.opts.log(`rejected connection from ${peer}: ${reason}`);
     s.destroy();
+    const now = Date.now();
+    if (now - this.periodStart >= REFUSAL_LOG_MS) {
+      this.flushRefusals();
+      this.periodStart = now;
+      this.loggedInPeriod = 0;
+    }
+    if (this.loggedInPeriod < REFUSAL_BURST) {
+      this.loggedInPeriod++;
+      this.opts.log(`rejected connection from ${peer}: ${reason}`);
+      return;
+    }
+    // A flood: counted by reason, and said in one line at the end of the period.
+    const key = reason.replace(/ \(node "[^"]*"\)/, '').replace(/\d+/g, 'N');
+    this.unlogged.set(key, (this.unlogged.get(key) ?? 0) + 1);
+    if (!this.refusalTimer) {
+      this.refusalTimer = setTimeout(() => this.flushRefusals(), Math.max(0, REFUSAL_LOG_MS - (now - this.periodStart)));
+      this.refusalTimer.unref();
+    }
+  }
+
+  private flushRefusals(): void {
+    clearTimeout(this.refusalTimer);
+    this.refusalTimer = undefined;
+    if (this.unlogged.size === 0) return;
+    let total = 0;
+    for (const n of this.unlogged.values()) total += n;
+    const why = [...this.unlogged].map(([r, n]) => `${n} × ${r}`).join('; ');
+    this.unlogged.clear();
+    this.opts.log(`rejected ${total} more connection(s) in ${REFUSAL_LOG_MS / 1000} s, not logged one by one: ${why}`);
   }
 
   private async handshake(s: Socket, peer: string): Promise<void> {
@@ -316,6 +384,7 @@ export class CoordinatorServer {
   }
 
   async close(): Promise<void> {
+    this.flushRefusals();
     for (const s of this.sockets) s.destroy();
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
   }
