@@ -6,7 +6,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { OptionError } from './errors.js';
 import { parseCountList } from './slurm/counts.js';
 
-export type Mode = 'local' | 'emulate' | 'slurm' | 'ssh';
+export type Mode = 'local' | 'emulate' | 'slurm' | 'ssh' | 'join';
 
 export interface EmulateSpec {
   nodes: number;
@@ -43,6 +43,11 @@ export interface PoolOptions {
   emulate?: EmulateSpec | string;
   /** SSH hosts, "name" or "name:cpus". */
   hosts?: string[];
+  /**
+   * Agents join from elsewhere (other allocations, a simulator): the coordinator listens and writes a
+   * join file (address, port, secret; mode 0600) for them; Pool.open resolves once `nodes` agents are ready.
+   */
+  join?: JoinOptions;
   /** SSH settings for `hosts` (each also from SLURMPOOL_SSH_* variables). */
   ssh?: SshOptions;
   /** Fewest nodes to go on with when some never start. Default: all of them. */
@@ -51,9 +56,9 @@ export interface PoolOptions {
   bind?: string;
   /** Milliseconds to wait for agents to start. Default 60000. */
   startTimeout?: number;
-  /** Agent heartbeat period in ms (distributed modes). Default 1000. */
+  /** Agent heartbeat period in ms (distributed modes); sent only by an agent that said nothing else meanwhile. Default 10000. */
   heartbeatMs?: number;
-  /** An agent silent this long is lost (distributed modes). Default 10000. */
+  /** An agent silent this long is lost (distributed modes; a dead process or host closes its connection sooner). Default 30000. */
   lostAfterMs?: number;
   /** Run a copy of a straggling chunk on an idle worker once nothing else waits (not for shell commands). Default true. */
   speculate?: boolean;
@@ -61,6 +66,13 @@ export interface PoolOptions {
   log?: ((line: string) => void) | false;
   /** Environment to read Slurm and SLURMPOOL_* variables from. Default process.env. */
   env?: NodeJS.ProcessEnv;
+}
+
+export interface JoinOptions {
+  /** Agents to wait for before Pool.open resolves. */
+  nodes: number;
+  /** Where to write the join file. Default: ~/.slurmpool/join-<pid>.json. */
+  file?: string;
 }
 
 export interface SshOptions {
@@ -96,6 +108,7 @@ export interface ResolvedOptions {
   mode: Mode | null;
   emulate: EmulateSpec | null;
   hosts: string[] | null;
+  join: JoinOptions | null;
   ssh: SshOptions;
   minNodes: number;
   bind: string | null;
@@ -108,7 +121,7 @@ export interface ResolvedOptions {
   env: NodeJS.ProcessEnv;
 }
 
-const MODES: readonly Mode[] = ['local', 'emulate', 'slurm', 'ssh'];
+const MODES: readonly Mode[] = ['local', 'emulate', 'slurm', 'ssh', 'join'];
 
 function show(v: unknown): string {
   if (typeof v === 'string') return JSON.stringify(v);
@@ -237,17 +250,27 @@ export function resolveOptions(o: PoolOptions): ResolvedOptions {
     mode: o.mode ?? null,
     emulate,
     hosts,
+    join: o.join === undefined ? null : checkJoin(o.join),
     ssh: o.ssh ?? {},
     minNodes: intOption('minNodes', o.minNodes, 0, 1),
     bind: o.bind ?? env.SLURMPOOL_BIND ?? null,
     startTimeout: intOption('startTimeout', o.startTimeout, 60_000, 1),
-    heartbeatMs: intOption('heartbeatMs', o.heartbeatMs, 1000, 10),
-    lostAfterMs: intOption('lostAfterMs', o.lostAfterMs, 10_000, 50),
+    heartbeatMs: intOption('heartbeatMs', o.heartbeatMs, 10_000, 10),
+    lostAfterMs: intOption('lostAfterMs', o.lostAfterMs, 30_000, 50),
     speculate: o.speculate ?? true,
     log: o.log === false ? null : (o.log ?? ((line: string) => process.stderr.write(`slurmpool: ${line}\n`))),
     logGiven: o.log !== undefined,
     env,
   };
+}
+
+function checkJoin(j: unknown): JoinOptions {
+  if (typeof j !== 'object' || j === null) throw new OptionError(`options.join must be { nodes, file? }, got ${show(j)}`);
+  const o = j as Record<string, unknown>;
+  const nodes = intOption('join.nodes', o.nodes, 0, 1);
+  if (o.nodes === undefined) throw new OptionError('options.join.nodes is required: how many agents Pool.open waits for');
+  if (o.file !== undefined && (typeof o.file !== 'string' || o.file === '')) throw new OptionError(`options.join.file must be a path, got ${show(o.file)}`);
+  return { nodes, ...(typeof o.file === 'string' ? { file: o.file } : {}) };
 }
 
 /** Per-call options of map, imap, imapUnordered and starmap. */

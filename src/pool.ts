@@ -158,10 +158,17 @@ export class Pool implements AsyncDisposable {
   }
 
   private startError(failures: Map<string, string>, what: string): Error {
-    const lines = [...failures].map(([n, why]) => `  ${n}: ${why}`);
     const first = [...failures.values()][0] ?? '';
     if (this.mode === 'local' && failures.size === 1) return new LaunchError(`workers ${what}: ${first}`);
-    return new LaunchError(`${failures.size} of ${this.launcher.nodes.length} node(s) ${what} (need ${this.opts.minNodes || this.launcher.nodes.length}):\n${lines.join('\n')}`);
+    const need = this.opts.minNodes || this.launcher.nodes.length;
+    if (this.mode === 'join') {
+      return new LaunchError(`${this.scheduler.readyCount} of ${this.launcher.nodes.length} agent(s) joined within ${this.opts.startTimeout} ms (need ${need})`);
+    }
+    // A thousand nodes that failed alike are not a thousand lines: the first 20, then a count.
+    const all = [...failures];
+    const lines = all.slice(0, 20).map(([n, why]) => `  ${n}: ${why}`);
+    if (all.length > 20) lines.push(`  … and ${all.length - 20} more`);
+    return new LaunchError(`${failures.size} of ${this.launcher.nodes.length} node(s) ${what} (need ${need}):\n${lines.join('\n')}`);
   }
 
   private onAgentLost(a: AgentState): void {
@@ -416,6 +423,10 @@ async function makeLauncher(mode: Mode, opts: ResolvedOptions): Promise<Launcher
     case 'ssh': {
       const { SshLauncher } = await import('./launch/ssh.js');
       return new SshLauncher(opts);
+    }
+    case 'join': {
+      const { JoinLauncher } = await import('./launch/join.js');
+      return new JoinLauncher(opts);
     }
   }
 }

@@ -8,8 +8,12 @@ import { Agent, usableCpus } from './agent.js';
 /** Variables that tell an agent where its coordinator is. */
 export const COORDINATOR_ENV = 'SLURMPOOL_COORDINATOR';
 
-/** How long an agent waits without hearing from its coordinator before it exits (no orphans). */
-export const COORDINATOR_SILENCE_MS = 30_000;
+/**
+ * How long an agent waits without hearing from its coordinator before it exits (no orphans). The
+ * coordinator pings every agent once a minute; a coordinator that died closes the connection at
+ * once (its host vanishing is caught by TCP keepalive), so this only ends agents of a hung one.
+ */
+export const COORDINATOR_SILENCE_MS = 180_000;
 
 function fail(message: string, code = 2): never {
   process.stderr.write(`slurmpool agent: ${message}\n`);

@@ -4,6 +4,7 @@ import type { Mode, ResolvedOptions } from '../options.js';
 /** Emulation or SSH when asked for; Slurm inside an allocation of more than one node; else local threads. */
 export function pickMode(opts: ResolvedOptions): Mode {
   if (opts.mode) return opts.mode;
+  if (opts.join) return 'join';
   if (opts.emulate) return 'emulate';
   if (opts.hosts) return 'ssh';
   const env = opts.env;

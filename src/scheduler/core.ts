@@ -390,14 +390,15 @@ export class SchedulerCore {
    * call. Returns true when it stopped at that bound with work left (the runtime calls again on a
    * later turn of its event loop).
    */
-  dispatch(now: number): boolean {
+  dispatch(now: number, maxChunks = DISPATCH_MAX_CHUNKS): boolean {
+    this.dispatched = 0;
     if (this.halted || this.free.size === 0) return false;
     const batches = new Map<AgentState, Chunk[]>();
     let chunks = 0;
     let items = 0;
     let more = false;
     for (;;) {
-      if (chunks >= DISPATCH_MAX_CHUNKS || items >= DISPATCH_MAX_ITEMS) {
+      if (chunks >= maxChunks || items >= DISPATCH_MAX_ITEMS) {
         more = true;
         break;
       }
@@ -419,8 +420,12 @@ export class SchedulerCore {
       if (this.hasRoom(a)) this.free.add(a);
     }
     for (const [a, cs] of batches) this.out.push({ c: 'send', agent: a, chunks: cs });
+    this.dispatched = chunks;
     return more;
   }
+
+  /** Chunks handed out by the last dispatch call. */
+  dispatched = 0;
 
   private nextChunk(): Chunk | null {
     const r = this.retryQueue.shift();

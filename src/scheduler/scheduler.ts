@@ -41,10 +41,14 @@ export interface ShareRecord {
 /** Shared values travel in pieces of this size, each one frame. */
 export const SHARE_PIECE = 4 * 1024 * 1024;
 
+/** Dispatch per turn of the event loop: at most this much time, in passes of at most DISPATCH_SLICE chunks. */
+const TURN_BUDGET_MS = 8;
+const DISPATCH_SLICE = 256;
+
 /** The one timer: liveness and straggler checks. */
 const TICK_MS = 250;
-/** Every agent hears from the coordinator at least this often (its own watchdog waits 30 s). */
-const PING_EVERY_MS = 10_000;
+/** Every agent hears from the coordinator at least this often (its own watchdog waits 180 s). */
+const PING_EVERY_MS = 60_000;
 
 /** One scheduler for every mode: feeds the core with what links say, carries out what the core decides. */
 export class Scheduler {
@@ -56,6 +60,8 @@ export class Scheduler {
   private nextAgentId = 1;
   private pumpQueued = false;
   private pumpLater = false;
+  /** Milliseconds of dispatch this turn of the event loop has spent: every results frame pumps, and a turn reads many. */
+  private turnSpent = 0;
   private timer: NodeJS.Timeout | undefined;
   private lastPing = 0;
   private readonly now: () => number;
@@ -212,14 +218,24 @@ export class Scheduler {
   }
 
   private dispatch(): void {
-    const more = this.core.dispatch(this.now());
-    this.run();
-    if (more && !this.pumpLater) {
-      // Let I/O (results, heartbeats, new agents) in before the next bounded pass.
+    let more = this.turnSpent >= TURN_BUDGET_MS;
+    const t0 = performance.now();
+    // Bounded passes (encoding and sending as they go) until the turn's time is spent.
+    while (!more) {
+      more = this.core.dispatch(this.now(), DISPATCH_SLICE);
+      this.run();
+      if (!more) break;
+      more = performance.now() - t0 + this.turnSpent >= TURN_BUDGET_MS;
+    }
+    this.turnSpent += performance.now() - t0;
+    if (!this.pumpLater && (more || this.turnSpent > 0)) {
+      // The budget is per turn of the event loop: I/O (results, heartbeats, new agents) gets in
+      // before the next pass, however many frames pumped during this one.
       this.pumpLater = true;
       setImmediate(() => {
         this.pumpLater = false;
-        this.dispatch();
+        this.turnSpent = 0;
+        if (more) this.dispatch();
       });
     }
   }
@@ -227,7 +243,7 @@ export class Scheduler {
   private tick(): void {
     const now = this.now();
     this.core.tick(now, TICK_MS);
-    if (this.opts.lostAfterMs > 0 && now - this.lastPing >= Math.min(PING_EVERY_MS, this.opts.lostAfterMs / 2)) {
+    if (this.opts.lostAfterMs > 0 && now - this.lastPing >= PING_EVERY_MS) {
       // One ping per agent every few seconds keeps agents' watchdogs quiet and provokes an answer from a quiet agent.
       this.lastPing = now;
       for (const a of this.byId.values()) if (!a.lost) a.link.send({ t: 'ping', at: now });

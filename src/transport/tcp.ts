@@ -54,6 +54,8 @@ export class TcpLink<Out, In> implements Link<Out, In> {
     private readonly log: (line: string) => void,
   ) {
     decoder.maxFrame = MAX_FRAME;
+    // A peer whose host vanished (no FIN, no RST) is found by the kernel, at no cost to either loop.
+    socket.setKeepAlive(true, 30_000);
     socket.on('data', (d: Buffer) => this.onData(d));
     socket.on('error', (e) => this.close(e));
     socket.on('close', () => this.close());
