@@ -5,6 +5,7 @@ import type { ChunkResult, ChunkSpec } from '../protocol/messages.js';
 import type { FromWorker, SharedEntry, ToWorker, WorkerInit } from './thread-messages.js';
 import { decode, EMPTY_VALUES, encodeTransferable, LARGE_BYTES, ownCopy, ownsBuffer } from '../protocol/codec.js';
 import { SLOT_CHUNK, SLOT_LENGTH, SLOT_OFFSET, SLOT_STARTED } from './thread-messages.js';
+import { workerExecArgv } from './exec-argv.js';
 
 const WORKER_FILE = new URL('./worker.js', import.meta.url);
 
@@ -177,6 +178,7 @@ export class WorkerPool {
     const worker = new Worker(WORKER_FILE, {
       workerData: init,
       env: this.opts.env,
+      execArgv: workerExecArgv(),
       ...(this.opts.maxHeapMB > 0 ? { resourceLimits: { maxOldGenerationSizeMb: this.opts.maxHeapMB } } : {}),
     });
     const s: Slot = {
