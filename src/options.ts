@@ -57,6 +57,8 @@ export interface PoolOptions {
   log?: ((line: string) => void) | false;
   /** Environment to read Slurm and SLURMPOOL_* variables from. Default process.env. */
   env?: NodeJS.ProcessEnv;
+  /** How long `await using` waits for calls still pending when the block ends before it terminates them (ms). Default 5000. */
+  disposeTimeout?: number;
 }
 
 export interface SshOptions {
@@ -102,6 +104,7 @@ export interface ResolvedOptions {
   log: ((line: string) => void) | null;
   logGiven: boolean;
   env: NodeJS.ProcessEnv;
+  disposeTimeout: number;
 }
 
 const MODES: readonly Mode[] = ['local', 'emulate', 'slurm', 'ssh'];
@@ -233,6 +236,7 @@ export function resolveOptions(o: PoolOptions): ResolvedOptions {
     log: o.log === false ? null : (o.log ?? ((line: string) => process.stderr.write(`slurmpool: ${line}\n`))),
     logGiven: o.log !== undefined,
     env,
+    disposeTimeout: intOption('disposeTimeout', o.disposeTimeout, 5000, 0),
   };
 }
 

@@ -42,7 +42,7 @@ export interface NodeStats {
 /** A pool of workers on one machine or across every node of an allocation. */
 export class Pool implements AsyncDisposable {
   private state: 'open' | 'closing' | 'closed' = 'open';
-  private readonly active = new Map<Sink, Job>();
+  private readonly active = new Map<SettleSink, Job>();
   private drained: (() => void) | null = null;
   private closing: Promise<void> | null = null;
 
@@ -331,11 +331,23 @@ export class Pool implements AsyncDisposable {
     return r as T;
   }
 
-  /** Finish what was submitted, then stop every worker and agent. */
+  /**
+   * Finish what was submitted, then stop every worker and agent. Resolves once every call made
+   * before it has finished, whatever was done with their iterators: an imap/imapUnordered/
+   * imapRecords/runCommands iterator nobody reads (never iterated, or read part way) no longer holds
+   * its input back; its input is read to the end and its results are kept for a reader that comes
+   * later, or dropped with the iterator. An endless input is read for ever: end such an iterator
+   * (break, or `it.return()`) or call terminate().
+   *
+   * A pool left open does not keep the process alive while it is idle (local and emulate modes):
+   * its threads, agent processes and sockets are unreferenced whenever no call is pending, and
+   * referenced while one is, so a script that forgets close() still exits once its work is done.
+   */
   close(): Promise<void> {
     if (this.closing) return this.closing;
     if (this.state === 'closed') return Promise.resolve();
     this.state = 'closing';
+    for (const sink of this.active.keys()) if (!(sink instanceof ArraySink)) sink.drain();
     this.closing = (async () => {
       if (this.active.size > 0) await new Promise<void>((r) => (this.drained = r));
       await this.stop(true);
@@ -345,24 +357,44 @@ export class Pool implements AsyncDisposable {
 
   /** Stop now: pending work rejects with a PoolClosedError, workers are terminated. */
   async terminate(): Promise<void> {
-    if (this.state === 'closed') return this.closing ?? undefined;
+    if (this.state === 'closed') return this.stopped ?? undefined;
     this.state = 'closed';
     this.scheduler.abortAll(new PoolClosedError('the pool was terminated while this call was pending'));
     this.active.clear();
     this.drained?.();
-    this.closing = this.stop(false);
-    return this.closing;
+    return this.stop(false);
   }
 
-  private async stop(graceful: boolean): Promise<void> {
+  private stopped: Promise<void> | null = null;
+
+  /** Tell the agents to shut down and stop the launcher; once, whichever of close and terminate comes first. */
+  private stop(graceful: boolean): Promise<void> {
+    if (this.stopped) return this.stopped;
     this.state = 'closed';
     for (const a of this.scheduler.agents) if (!a.lost) a.link.send({ t: 'shutdown', graceful });
     this.scheduler.shutdown();
-    await this.launcher.stop(graceful);
+    this.stopped = this.launcher.stop(graceful);
+    return this.stopped;
   }
 
+  /**
+   * `await using`: the end of the block, normal or by an exception (which dispose cannot see).
+   * Iterators not read to the end are abandoned at once, as a `break` would (nobody can read them
+   * after the block); calls still pending (a map whose promise was never awaited) are waited for at
+   * most `options.disposeTimeout` ms (default 5000), then the pool is terminated and they reject
+   * with a PoolClosedError. Call close() yourself to wait for everything.
+   */
   async [Symbol.asyncDispose](): Promise<void> {
-    await this.close();
+    if (this.state === 'closed') return this.stopped ?? undefined;
+    if (this.state === 'open') for (const sink of [...this.active.keys()]) if (!(sink instanceof ArraySink)) sink.abandon();
+    const closed = this.close();
+    if (this.active.size === 0) return closed;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<'late'>((r) => (timer = setTimeout(() => r('late'), this.opts.disposeTimeout)));
+    const how = await Promise.race([closed.then(() => 'closed' as const), late]);
+    clearTimeout(timer);
+    if (how === 'late') await this.terminate();
+    await closed;
   }
 }
 
