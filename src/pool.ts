@@ -84,6 +84,7 @@ export class Pool implements AsyncDisposable {
       const nodes = scheduler.readyAgents;
       log(`${mode} mode: ${nodes.length} node${nodes.length === 1 ? '' : 's'} (${compressNames(nodes.map((a) => a.node))}), ${scheduler.totalWorkers} workers`);
     }
+    pool.updateRef();
     return pool;
   }
 
@@ -196,7 +197,35 @@ export class Pool implements AsyncDisposable {
     sink.job = job;
     this.active.set(sink, job);
     this.scheduler.addJob(job);
+    this.updateRef();
     return job;
+  }
+
+  /** share/unshare transfers in progress. */
+  private transfers = 0;
+  private refd = true;
+
+  /**
+   * Keep the process alive while work is in flight (a call pending, a transfer, a close), and let it
+   * exit while the pool is idle: the launcher unreferences threads, agent processes and sockets.
+   */
+  private updateRef(): void {
+    const want = this.state === 'closing' || this.active.size > 0 || this.transfers > 0;
+    if (want === this.refd || this.state === 'closed') return;
+    this.refd = want;
+    if (want) this.launcher.ref?.();
+    else this.launcher.unref?.();
+  }
+
+  private async busy<T>(p: () => Promise<T>): Promise<T> {
+    this.transfers++;
+    this.updateRef();
+    try {
+      return await p();
+    } finally {
+      this.transfers--;
+      this.updateRef();
+    }
   }
 
   private settled = (sink: SettleSink): void => {
@@ -204,6 +233,7 @@ export class Pool implements AsyncDisposable {
     if (!job) return;
     this.active.delete(sink);
     this.scheduler.cancelJob(job);
+    this.updateRef();
     if (this.active.size === 0) this.drained?.();
   };
 
@@ -285,14 +315,14 @@ export class Pool implements AsyncDisposable {
       bytes = encodeTransferable(value);
     }
     const id = this.scheduler.addShare(kind, ctor, bytes);
-    await this.scheduler.shareReady(id);
+    await this.busy(() => this.scheduler.shareReady(id));
     return { [SHARED_KEY]: id, bytes: bytes.byteLength };
   }
 
   /** Release a shared value on every node; resolves when the nodes report it released. */
   async unshare(ref: SharedRef): Promise<void> {
     if (!isSharedRef(ref)) throw new OptionError(`unshare takes a handle returned by pool.share, got ${JSON.stringify(ref)}`);
-    await this.scheduler.removeShare(ref[SHARED_KEY]);
+    await this.busy(() => this.scheduler.removeShare(ref[SHARED_KEY]));
   }
 
   /** Per node: shared values it holds and bytes of shared data sent to it. */
@@ -347,6 +377,7 @@ export class Pool implements AsyncDisposable {
     if (this.closing) return this.closing;
     if (this.state === 'closed') return Promise.resolve();
     this.state = 'closing';
+    this.updateRef();
     for (const sink of this.active.keys()) if (!(sink instanceof ArraySink)) sink.drain();
     this.closing = (async () => {
       if (this.active.size > 0) await new Promise<void>((r) => (this.drained = r));
@@ -370,6 +401,9 @@ export class Pool implements AsyncDisposable {
   /** Tell the agents to shut down and stop the launcher; once, whichever of close and terminate comes first. */
   private stop(graceful: boolean): Promise<void> {
     if (this.stopped) return this.stopped;
+    // Stay alive until everything has stopped, so that `await pool.close()` is never cut short.
+    if (!this.refd) this.launcher.ref?.();
+    this.refd = true;
     this.state = 'closed';
     for (const a of this.scheduler.agents) if (!a.lost) a.link.send({ t: 'shutdown', graceful });
     this.scheduler.shutdown();

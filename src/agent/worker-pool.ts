@@ -155,6 +155,20 @@ export class WorkerPool {
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
+  private refd = true;
+
+  /** Keep the process alive for these threads (work in flight), now and for threads started later. */
+  ref(): void {
+    this.refd = true;
+    for (const s of this.slots) s?.worker.ref();
+  }
+
+  /** Let the process exit while these threads are idle, now and for threads started later. */
+  unref(): void {
+    this.refd = false;
+    for (const s of this.slots) s?.worker.unref();
+  }
+
   /** Stop every worker now. */
   async terminate(): Promise<void> {
     this.closing = true;
@@ -230,6 +244,8 @@ export class WorkerPool {
       settle = undefined;
       this.onExit(s, code);
     });
+    // After the listeners: adding one refs the worker's port again.
+    if (!this.refd) worker.unref();
     return started;
   }
 

@@ -87,6 +87,30 @@ export class EmulateLauncher implements Launcher {
     return this.procs.get(node);
   }
 
+  ref(): void {
+    this.setRef(true);
+  }
+
+  unref(): void {
+    this.setRef(false);
+  }
+
+  /** The agent processes, their stderr pipes, the listening port and the agents' sockets. */
+  private setRef(on: boolean): void {
+    for (const p of this.procs.values()) {
+      const err = p.stderr as unknown as { ref?(): void; unref?(): void } | null;
+      if (on) {
+        p.ref();
+        err?.ref?.();
+      } else {
+        p.unref();
+        err?.unref?.();
+      }
+    }
+    if (on) this.server?.ref();
+    else this.server?.unref();
+  }
+
   async stop(graceful: boolean): Promise<void> {
     await waitForExit([...this.procs.values()], graceful ? 5000 : 500);
     await this.server?.close();
