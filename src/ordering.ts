@@ -76,6 +76,11 @@ export class ArraySink<T> implements Sink {
     this.finish(error);
   }
 
+  /** The caller aborted: reject now. */
+  cancel(error: Error): void {
+    this.finish(error);
+  }
+
   private check(): void {
     if (this.total >= 0 && this.next >= this.total) {
       if (this.inputError !== undefined) this.finish(this.inputError);
@@ -166,6 +171,17 @@ export class IterSink<T> implements Sink, AsyncIterableIterator<T> {
     for (const o of this.ready) this.release(o);
     for (const o of this.pending.values()) this.release(o);
     this.checkDrained();
+  }
+
+  /** The caller aborted: the next read throws `error`, whatever is buffered; the call is done for the pool. */
+  cancel(error: Error): void {
+    if (this.finished) return;
+    this.failure = error;
+    this.cur = null;
+    this.ready.length = 0;
+    this.pending.clear();
+    this.wakeUp();
+    this.notify();
   }
 
   /** Nobody will read on (the pool is disposed): drop what is buffered and cancel what runs, as a break would. */
@@ -315,6 +331,10 @@ export class RecordSink implements Sink, AsyncIterableIterator<TaskRecord> {
 
   drain(): void {
     this.inner.drain();
+  }
+
+  cancel(error: Error): void {
+    this.inner.cancel(error);
   }
 
   abandon(): void {

@@ -1,9 +1,11 @@
 // The public API: multiprocessing.Pool's calls, on one scheduler for every mode.
-import { LaunchError, OptionError, PoolClosedError } from './errors.js';
+import { abortErrorOf, LaunchError, OptionError, PoolClosedError } from './errors.js';
 import type { Launcher } from './launch/launcher.js';
 import { LocalLauncher } from './launch/local.js';
 import { ArraySink, IterSink, RecordSink, type TaskRecord } from './ordering.js';
-import { resolveMapOptions, resolveOptions, type MapOptions, type Mode, type PoolOptions, type ResolvedOptions } from './options.js';
+import { resolveMapOptions, resolveOptions, type MapOptions, type Mode, type PoolOptions, type RecordOptions, type ResolvedOptions } from './options.js';
+
+export type { RecordOptions } from './options.js';
 import type { AgentConfig, TaskKind } from './protocol/messages.js';
 import { Job, type Input, type Sink } from './scheduler/job.js';
 import { Scheduler, type AgentState } from './scheduler/scheduler.js';
@@ -21,13 +23,6 @@ export interface NodeInfo {
 
 type SettleSink = ArraySink<unknown> | IterSink<unknown> | RecordSink;
 
-/** Options of imapRecords and runCommands. */
-export interface RecordOptions extends MapOptions {
-  /** Input indices already finished (resume): not run, no record. */
-  skip?: ReadonlySet<number>;
-  /** Items are argument arrays (starmap). */
-  star?: boolean;
-}
 
 /** Per node: what it ran and how busy it was. */
 export interface NodeStats {
@@ -57,8 +52,14 @@ export class Pool implements AsyncDisposable {
   /** Start the workers (and the agents on every node) and resolve when all are ready to run tasks. */
   static async open(options: PoolOptions): Promise<Pool> {
     const opts = resolveOptions(options);
+    const signal = options.signal;
+    if (signal?.aborted) throw abortErrorOf(signal);
     const mode = pickMode(opts);
-    const launcher = await makeLauncher(mode, opts);
+    const launcher = await makeLauncher(mode, launchOptions(opts));
+    if (signal?.aborted) {
+      await launcher.stop(false).catch(() => undefined);
+      throw abortErrorOf(signal);
+    }
     const config: AgentConfig = {
       module: opts.moduleUrl,
       initializer: opts.initializer,
@@ -74,7 +75,7 @@ export class Pool implements AsyncDisposable {
     const scheduler = new Scheduler({ config, retries: opts.retries, lostAfterMs: mode === 'local' ? 0 : opts.lostAfterMs, speculate: opts.speculate, log });
     const pool = new Pool(scheduler, launcher, opts, mode);
     try {
-      await pool.startAgents();
+      await pool.startAgents(signal);
     } catch (e) {
       scheduler.shutdown();
       await launcher.stop(false).catch(() => undefined);
@@ -88,9 +89,11 @@ export class Pool implements AsyncDisposable {
     return pool;
   }
 
-  private startAgents(): Promise<void> {
+  private startAgents(signal: AbortSignal | undefined): Promise<void> {
     const { scheduler, launcher, opts } = this;
     return new Promise<void>((resolve, reject) => {
+      const onAbort = () => finish(abortErrorOf(signal!));
+      signal?.addEventListener('abort', onAbort, { once: true });
       const failures = new Map<string, string>();
       let settled = false;
       let timer: NodeJS.Timeout | undefined;
@@ -100,6 +103,7 @@ export class Pool implements AsyncDisposable {
         if (settled) return;
         settled = true;
         clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
         if (err) reject(err);
         else resolve();
       };
@@ -143,7 +147,7 @@ export class Pool implements AsyncDisposable {
         if (!failures.has(node)) failures.set(node, why);
         check();
       };
-      launcher.start(scheduler, opts, failed).then(check, (e: unknown) => finish(e instanceof Error ? e : new LaunchError(String(e))));
+      launcher.start(scheduler, launchOptions(opts), failed).then(check, (e: unknown) => finish(e instanceof Error ? e : new LaunchError(String(e))));
     });
   }
 
@@ -185,8 +189,13 @@ export class Pool implements AsyncDisposable {
     if (this.opts.moduleUrl === null) throw new OptionError(`this pool has no task module (options.module), so it cannot run '${fn}'`);
   }
 
-  private submit(fn: string, kind: TaskKind, items: Input, o: MapOptions | undefined, sink: SettleSink, stopOnError = true, skip?: ReadonlySet<number>): Job {
-    const m = resolveMapOptions(o, this.opts.timeout);
+  /** Remove each pending call's abort listener. */
+  private readonly unlisten = new Map<SettleSink, () => void>();
+
+  private submit(fn: string, kind: TaskKind, items: Input, o: MapOptions | RecordOptions | undefined, sink: SettleSink, records = false): Job {
+    const m = resolveMapOptions(o, this.opts.timeout, records);
+    const stopOnError = !records;
+    const skip = records ? (o as RecordOptions | undefined)?.skip : undefined;
     const job = new Job(
       { fn, kind, chunksize: m.chunksize, stopOnError, timeoutMs: m.timeout, ...(skip ? { skip } : {}) },
       items,
@@ -198,6 +207,16 @@ export class Pool implements AsyncDisposable {
     this.active.set(sink, job);
     this.scheduler.addJob(job);
     this.updateRef();
+    const signal = o?.signal;
+    if (signal) {
+      // Dispatch happens on a later microtask: a call aborted already is cancelled before any chunk leaves.
+      const onAbort = () => sink.cancel(abortErrorOf(signal));
+      if (signal.aborted) onAbort();
+      else {
+        signal.addEventListener('abort', onAbort, { once: true });
+        this.unlisten.set(sink, () => signal.removeEventListener('abort', onAbort));
+      }
+    }
     return job;
   }
 
@@ -232,6 +251,8 @@ export class Pool implements AsyncDisposable {
     const job = this.active.get(sink);
     if (!job) return;
     this.active.delete(sink);
+    this.unlisten.get(sink)?.();
+    this.unlisten.delete(sink);
     this.scheduler.cancelJob(job);
     this.updateRef();
     if (this.active.size === 0) this.drained?.();
@@ -276,7 +297,7 @@ export class Pool implements AsyncDisposable {
   imapRecords(fn: string, items: Input, options?: RecordOptions): AsyncIterableIterator<TaskRecord> {
     this.check(fn);
     const sink = new RecordSink(this.settled as (s: RecordSink) => void);
-    this.submit(fn, options?.star ? 'star' : 'call', items, options, sink, false, options?.skip);
+    this.submit(fn, options?.star ? 'star' : 'call', items, options, sink, true);
     return sink;
   }
 
@@ -287,7 +308,7 @@ export class Pool implements AsyncDisposable {
   runCommands(commands: Input, options?: RecordOptions): AsyncIterableIterator<TaskRecord> {
     this.checkOpen();
     const sink = new RecordSink(this.settled as (s: RecordSink) => void);
-    this.submit('', 'shell', commands, options, sink, false, options?.skip);
+    this.submit('', 'shell', commands, options, sink, true);
     return sink;
   }
 
@@ -361,6 +382,16 @@ export class Pool implements AsyncDisposable {
     return r as T;
   }
 
+  /** apply with call options (`signal`, `timeout`): run one task with the arguments in `args`. */
+  async applyWith<T = unknown>(fn: string, args: readonly unknown[], options?: Omit<MapOptions, 'chunksize'>): Promise<T> {
+    if (!Array.isArray(args)) throw new OptionError(`applyWith takes the task's arguments as an array, got ${JSON.stringify(args)}`);
+    if (options !== undefined && typeof options === 'object' && options !== null && 'chunksize' in options) {
+      throw new OptionError('applyWith runs one task: options.chunksize does not apply');
+    }
+    const [r] = await this.starmap<T>(fn, [args], { ...options, chunksize: 1 });
+    return r as T;
+  }
+
   /**
    * Finish what was submitted, then stop every worker and agent. Resolves once every call made
    * before it has finished, whatever was done with their iterators: an imap/imapUnordered/
@@ -392,6 +423,8 @@ export class Pool implements AsyncDisposable {
     this.state = 'closed';
     this.scheduler.abortAll(new PoolClosedError('the pool was terminated while this call was pending'));
     this.active.clear();
+    for (const off of this.unlisten.values()) off();
+    this.unlisten.clear();
     this.drained?.();
     return this.stop(false);
   }
@@ -430,6 +463,14 @@ export class Pool implements AsyncDisposable {
     if (how === 'late') await this.terminate();
     await closed;
   }
+}
+
+/**
+ * What launchers see: `env` laid over process.env, never instead of it, so agents, srun and the
+ * workers keep PATH and the rest; `opts.env` alone is where Slurm and SLURMPOOL_* settings are read.
+ */
+function launchOptions(opts: ResolvedOptions): ResolvedOptions {
+  return opts.env === process.env ? opts : { ...opts, env: { ...process.env, ...opts.env } };
 }
 
 function compressNames(names: string[]): string {
