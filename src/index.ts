@@ -18,3 +18,4 @@ export {
 } from './errors.js';
 export { THREAD_VARIABLES } from './agent/threads.js';
 export type { SharedRef } from './shared.js';
+export type { TaskName, TaskArgs, TaskItem, TaskResult, Items, Wire, UntypedModule } from './task-types.js';

@@ -11,6 +11,7 @@ import { Job, type Input, type Sink } from './scheduler/job.js';
 import { Scheduler, type AgentState } from './scheduler/scheduler.js';
 import { pickMode } from './launch/pick.js';
 import { encodeTransferable } from './protocol/codec.js';
+import type { Items, TaskArgs, TaskItem, TaskName, TaskResult, UntypedModule } from './task-types.js';
 import { SHARED_KEY, VIEW_CTORS, isSharedRef, type SharedRef } from './shared.js';
 
 /** A node of the running pool. */
@@ -34,8 +35,12 @@ export interface NodeStats {
   busyMs: number;
 }
 
-/** A pool of workers on one machine or across every node of an allocation. */
-export class Pool implements AsyncDisposable {
+/**
+ * A pool of workers on one machine or across every node of an allocation. `M`, the task module's
+ * type (`Pool.open<typeof import('./tasks.js')>(…)`), makes calls check export names, arguments and
+ * results; without it any name goes and results are `unknown` (or the type given to each call).
+ */
+export class Pool<M extends object = UntypedModule> implements AsyncDisposable {
   private state: 'open' | 'closing' | 'closed' = 'open';
   private readonly active = new Map<SettleSink, Job>();
   private drained: (() => void) | null = null;
@@ -50,7 +55,7 @@ export class Pool implements AsyncDisposable {
   ) {}
 
   /** Start the workers (and the agents on every node) and resolve when all are ready to run tasks. */
-  static async open(options: PoolOptions): Promise<Pool> {
+  static async open<M extends object = UntypedModule>(options: PoolOptions): Promise<Pool<M>> {
     const opts = resolveOptions(options);
     const signal = options.signal;
     if (signal?.aborted) throw abortErrorOf(signal);
@@ -73,7 +78,7 @@ export class Pool implements AsyncDisposable {
     };
     const log = opts.log ?? (() => undefined);
     const scheduler = new Scheduler({ config, retries: opts.retries, lostAfterMs: mode === 'local' ? 0 : opts.lostAfterMs, speculate: opts.speculate, log });
-    const pool = new Pool(scheduler, launcher, opts, mode);
+    const pool = new Pool<M>(scheduler, launcher, opts, mode);
     try {
       await pool.startAgents(signal);
     } catch (e) {
@@ -259,33 +264,33 @@ export class Pool implements AsyncDisposable {
   };
 
   /** Apply an export to every item; results in input order. Rejects with a TaskError at the first failing item. */
-  async map<T = unknown>(fn: string, items: Input, options?: MapOptions): Promise<T[]> {
+  async map<T = unknown, K extends TaskName<M> = TaskName<M>>(fn: K, items: Items<TaskItem<M, K>>, options?: MapOptions): Promise<TaskResult<M, K, T>[]> {
     this.check(fn);
-    const sink = new ArraySink<T>(this.settled as (s: ArraySink<T>) => void);
+    const sink = new ArraySink<TaskResult<M, K, T>>(this.settled as (s: ArraySink<TaskResult<M, K, T>>) => void);
     this.submit(fn, 'call', items, options, sink as ArraySink<unknown>);
     return sink.promise;
   }
 
   /** Like map, but each item is an array of arguments. */
-  async starmap<T = unknown>(fn: string, items: Input, options?: MapOptions): Promise<T[]> {
+  async starmap<T = unknown, K extends TaskName<M> = TaskName<M>>(fn: K, items: Items<TaskArgs<M, K>>, options?: MapOptions): Promise<TaskResult<M, K, T>[]> {
     this.check(fn);
-    const sink = new ArraySink<T>(this.settled as (s: ArraySink<T>) => void);
+    const sink = new ArraySink<TaskResult<M, K, T>>(this.settled as (s: ArraySink<TaskResult<M, K, T>>) => void);
     this.submit(fn, 'star', items, options, sink as ArraySink<unknown>);
     return sink.promise;
   }
 
   /** Lazy, ordered results; the input is read as workers free up, so it may be endless. */
-  imap<T = unknown>(fn: string, items: Input, options?: MapOptions): AsyncIterableIterator<T> {
+  imap<T = unknown, K extends TaskName<M> = TaskName<M>>(fn: K, items: Items<TaskItem<M, K>>, options?: MapOptions): AsyncIterableIterator<TaskResult<M, K, T>> {
     this.check(fn);
-    const sink = new IterSink<T>(true, this.settled as (s: IterSink<T>) => void);
+    const sink = new IterSink<TaskResult<M, K, T>>(true, this.settled as (s: IterSink<TaskResult<M, K, T>>) => void);
     this.submit(fn, 'call', items, options, sink as IterSink<unknown>);
     return sink;
   }
 
   /** Lazy results in completion order. */
-  imapUnordered<T = unknown>(fn: string, items: Input, options?: MapOptions): AsyncIterableIterator<T> {
+  imapUnordered<T = unknown, K extends TaskName<M> = TaskName<M>>(fn: K, items: Items<TaskItem<M, K>>, options?: MapOptions): AsyncIterableIterator<TaskResult<M, K, T>> {
     this.check(fn);
-    const sink = new IterSink<T>(false, this.settled as (s: IterSink<T>) => void);
+    const sink = new IterSink<TaskResult<M, K, T>>(false, this.settled as (s: IterSink<TaskResult<M, K, T>>) => void);
     this.submit(fn, 'call', items, options, sink as IterSink<unknown>);
     return sink;
   }
@@ -294,7 +299,7 @@ export class Pool implements AsyncDisposable {
    * Every task's outcome as a TaskRecord, in completion order. A failing task is a record with
    * `ok: false`, not an exception, and the others go on (what the CLI writes as JSON Lines).
    */
-  imapRecords(fn: string, items: Input, options?: RecordOptions): AsyncIterableIterator<TaskRecord> {
+  imapRecords(fn: TaskName<M>, items: Input, options?: RecordOptions): AsyncIterableIterator<TaskRecord> {
     this.check(fn);
     const sink = new RecordSink(this.settled as (s: RecordSink) => void);
     this.submit(fn, options?.star ? 'star' : 'call', items, options, sink, true);
@@ -377,19 +382,19 @@ export class Pool implements AsyncDisposable {
   }
 
   /** Run one task with these arguments. */
-  async apply<T = unknown>(fn: string, ...args: unknown[]): Promise<T> {
-    const [r] = await this.starmap<T>(fn, [args], { chunksize: 1 });
-    return r as T;
+  async apply<T = unknown, K extends TaskName<M> = TaskName<M>>(fn: K, ...args: TaskArgs<M, K>): Promise<TaskResult<M, K, T>> {
+    const [r] = await this.starmap<T, K>(fn, [args], { chunksize: 1 });
+    return r as TaskResult<M, K, T>;
   }
 
   /** apply with call options (`signal`, `timeout`): run one task with the arguments in `args`. */
-  async applyWith<T = unknown>(fn: string, args: readonly unknown[], options?: Omit<MapOptions, 'chunksize'>): Promise<T> {
+  async applyWith<T = unknown, K extends TaskName<M> = TaskName<M>>(fn: K, args: TaskArgs<M, K>, options?: Omit<MapOptions, 'chunksize'>): Promise<TaskResult<M, K, T>> {
     if (!Array.isArray(args)) throw new OptionError(`applyWith takes the task's arguments as an array, got ${JSON.stringify(args)}`);
     if (options !== undefined && typeof options === 'object' && options !== null && 'chunksize' in options) {
       throw new OptionError('applyWith runs one task: options.chunksize does not apply');
     }
-    const [r] = await this.starmap<T>(fn, [args], { ...options, chunksize: 1 });
-    return r as T;
+    const [r] = await this.starmap<T, K>(fn, [args], { ...options, chunksize: 1 });
+    return r as TaskResult<M, K, T>;
   }
 
   /**
