@@ -170,7 +170,22 @@ export function resolveModule(m: unknown, cwd = process.cwd()): { url: string; p
     throw new OptionError(`options.module ${show(m instanceof URL ? m.href : m)} does not exist (looked for ${path})`);
   }
   if (!statSync(path).isFile()) throw new OptionError(`options.module ${show(m instanceof URL ? m.href : m)} is not a file (${path})`);
+  if (/\.[cm]?ts$/.test(path) && !typeStripping()) {
+    throw new OptionError(
+      `options.module ${show(m instanceof URL ? m.href : m)} is TypeScript, and this Node (${process.version}) cannot run .ts files: ` +
+        'type stripping needs Node ≥ 22.18 or ≥ 23.6 (22.6 to 22.17 with --experimental-strip-types). Compile it to .js, or run a newer Node',
+    );
+  }
   return { url: pathToFileURL(path).href, path };
+}
+
+/** Whether this Node runs .ts modules (type stripping on: `process.features.typescript`, Node ≥ 22.10). */
+function typeStripping(): boolean {
+  const ts = (process.features as { typescript?: unknown }).typescript;
+  if (ts === 'strip' || ts === 'transform') return true;
+  // Node 22.6 to 22.9 had the flags before process.features.typescript.
+  const flags = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)];
+  return flags.some((f) => f === '--experimental-strip-types' || f === '--experimental-transform-types');
 }
 
 function envInt(env: NodeJS.ProcessEnv, name: string): number | undefined {
