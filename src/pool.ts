@@ -4,15 +4,15 @@ import type { Launcher } from './launch/launcher.js';
 import { LocalLauncher } from './launch/local.js';
 import { ArraySink, IterSink, RecordSink, type TaskRecord } from './ordering.js';
 import { resolveMapOptions, resolveOptions, type MapOptions, type Mode, type PoolOptions, type RecordOptions, type ResolvedOptions } from './options.js';
-
-export type { RecordOptions } from './options.js';
 import type { AgentConfig, TaskKind } from './protocol/messages.js';
-import { Job, type Input, type Sink } from './scheduler/job.js';
+import { Job, type Input } from './scheduler/job.js';
 import { Scheduler, type AgentState } from './scheduler/scheduler.js';
 import { pickMode } from './launch/pick.js';
 import { encodeTransferable } from './protocol/codec.js';
 import type { Items, TaskArgs, TaskItem, TaskName, TaskResult, UntypedModule } from './task-types.js';
 import { SHARED_KEY, VIEW_CTORS, isSharedRef, type SharedRef } from './shared.js';
+
+export type { RecordOptions } from './options.js';
 
 /** A node of the running pool. */
 export interface NodeInfo {
@@ -23,7 +23,6 @@ export interface NodeInfo {
 }
 
 type SettleSink = ArraySink<unknown> | IterSink<unknown> | RecordSink;
-
 
 /** Per node: what it ran and how busy it was. */
 export interface NodeStats {

@@ -58,7 +58,10 @@ describe('the packed tarball', () => {
     expect(out.trim()).toBe('function function function');
   });
 
-  it('requires from CommonJS (require(esm): no top-level await in the graph)', () => {
+  it('requires from CommonJS (require(esm): no top-level await in the graph), without a warning', () => {
+    const r = spawnSync(process.execPath, ['-e', "require('slurmpool'); require('slurmpool/report');"], { cwd: proj, encoding: 'utf8', timeout: 60_000, env: { ...process.env, NODE_OPTIONS: '' } });
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
     const out = node(['-e', "const { Pool, OptionError } = require('slurmpool'); const { writeReport } = require('slurmpool/report'); console.log(typeof Pool.open, typeof OptionError, typeof writeReport);"]);
     expect(out.trim()).toBe('function function function');
   });
