@@ -1,9 +1,16 @@
 // Every error slurmpool throws, with stable codes. Messages are written here once.
 
+/**
+ * Every `code` a slurmpool error can have: EOPTION (OptionError), ETASK (TaskError), ECLOSED
+ * (PoolClosedError), ELAUNCH (LaunchError), EPROTOCOL (ProtocolError), ESLURMPARSE (SlurmParseError),
+ * ABORT_ERR (AbortError, the code of Node's own).
+ */
+export type ErrorCode = 'EOPTION' | 'ETASK' | 'ECLOSED' | 'ELAUNCH' | 'EPROTOCOL' | 'ESLURMPARSE' | 'ABORT_ERR';
+
 /** Base class: every slurmpool error has a stable `code`. */
 export class SlurmpoolError extends Error {
-  readonly code: string;
-  constructor(code: string, message: string, options?: { cause?: unknown }) {
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.code = code;
     this.name = new.target.name;
@@ -87,6 +94,21 @@ export class LaunchError extends SlurmpoolError {
   constructor(message: string, options?: { cause?: unknown }) {
     super('ELAUNCH', message, options);
   }
+}
+
+/**
+ * A call or Pool.open was aborted through its `signal`. Like Node's own AbortError: name
+ * 'AbortError', code 'ABORT_ERR', and the signal's reason as `cause`.
+ */
+export class AbortError extends SlurmpoolError {
+  constructor(message = 'The operation was aborted', options?: { cause?: unknown }) {
+    super('ABORT_ERR', message, options);
+  }
+}
+
+/** The AbortError for an aborted signal, with its reason as the cause. */
+export function abortErrorOf(signal: AbortSignal): AbortError {
+  return new AbortError('The operation was aborted', { cause: signal.reason });
 }
 
 /** A peer broke the protocol: bad frame, bad proof, wrong version. */

@@ -3,7 +3,7 @@ export { Pool, type NodeInfo, type NodeStats, type RecordOptions } from './pool.
 export type { TaskRecord } from './ordering.js';
 export type { CommandResult } from './agent/shell.js';
 export { expandHostlist, compressHostlist, parseCountList, readAllocation, SlurmParseError, type Allocation } from './slurm/index.js';
-export type { PoolOptions, MapOptions, Mode, EmulateSpec } from './options.js';
+export type { PoolOptions, MapOptions, Mode, EmulateSpec, SshOptions } from './options.js';
 export {
   SlurmpoolError,
   TaskError,
@@ -11,8 +11,11 @@ export {
   PoolClosedError,
   LaunchError,
   ProtocolError,
+  AbortError,
+  type ErrorCode,
   type ErrorRecord,
   type TaskFailure,
 } from './errors.js';
 export { THREAD_VARIABLES } from './agent/threads.js';
 export type { SharedRef } from './shared.js';
+export type { TaskName, TaskArgs, TaskItem, TaskResult, Items, Wire, UntypedModule } from './task-types.js';

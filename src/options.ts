@@ -31,7 +31,7 @@ export interface PoolOptions {
   threadsPerTask?: number;
   /** Times a chunk is retried after its worker died running it. Default 1. */
   retries?: number;
-  /** Variables added to every task's environment on every node (SSH agents get them too). */
+  /** Variables added to every task's environment on every node, over the environment the workers inherit (SSH agents get them too). */
   taskEnv?: Record<string, string>;
   /** Default per-task timeout in ms for every call; 0 = none. */
   timeout?: number;
@@ -64,8 +64,16 @@ export interface PoolOptions {
   speculate?: boolean;
   /** Where log lines go: a function, or false for none. Default: stderr in distributed modes. */
   log?: ((line: string) => void) | false;
-  /** Environment to read Slurm and SLURMPOOL_* variables from. Default process.env. */
+  /**
+   * Where the Slurm allocation (SLURM_*) and SLURMPOOL_* settings are read from. Default process.env.
+   * Agents, srun and worker threads run with process.env, these laid over it (never instead of it:
+   * PATH and the rest stay); variables meant for the tasks belong in taskEnv.
+   */
   env?: NodeJS.ProcessEnv;
+  /** How long `await using` waits for calls still pending when the block ends before it terminates them (ms). Default 5000. */
+  disposeTimeout?: number;
+  /** Abort opening: Pool.open rejects with an AbortError and stops what it started. */
+  signal?: AbortSignal;
 }
 
 export interface JoinOptions {
@@ -119,6 +127,7 @@ export interface ResolvedOptions {
   log: ((line: string) => void) | null;
   logGiven: boolean;
   env: NodeJS.ProcessEnv;
+  disposeTimeout: number;
 }
 
 const MODES: readonly Mode[] = ['local', 'emulate', 'slurm', 'ssh', 'join'];
@@ -188,7 +197,22 @@ export function resolveModule(m: unknown, cwd = process.cwd()): { url: string; p
     throw new OptionError(`options.module ${show(m instanceof URL ? m.href : m)} does not exist (looked for ${path})`);
   }
   if (!statSync(path).isFile()) throw new OptionError(`options.module ${show(m instanceof URL ? m.href : m)} is not a file (${path})`);
+  if (/\.[cm]?ts$/.test(path) && !typeStripping()) {
+    throw new OptionError(
+      `options.module ${show(m instanceof URL ? m.href : m)} is TypeScript, and this Node (${process.version}) cannot run .ts files: ` +
+        'type stripping needs Node ≥ 22.18 or ≥ 23.6 (22.6 to 22.17 with --experimental-strip-types). Compile it to .js, or run a newer Node',
+    );
+  }
   return { url: pathToFileURL(path).href, path };
+}
+
+/** Whether this Node runs .ts modules (type stripping on: `process.features.typescript`, Node ≥ 22.10). */
+function typeStripping(): boolean {
+  const ts = (process.features as { typescript?: unknown }).typescript;
+  if (ts === 'strip' || ts === 'transform') return true;
+  // Node 22.6 to 22.9 had the flags before process.features.typescript.
+  const flags = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)];
+  return flags.some((f) => f === '--experimental-strip-types' || f === '--experimental-transform-types');
 }
 
 function envInt(env: NodeJS.ProcessEnv, name: string): number | undefined {
@@ -199,9 +223,71 @@ function envInt(env: NodeJS.ProcessEnv, name: string): number | undefined {
   return n;
 }
 
+/** Every key of PoolOptions, to refuse unknown ones (a typo such as `wokers` must not be ignored). */
+export const POOL_OPTION_KEYS = [
+  'module', 'workers', 'initializer', 'initArgs', 'maxTasksPerWorker', 'threadsPerTask', 'retries', 'taskEnv', 'timeout',
+  'maxHeapMB', 'mode', 'emulate', 'hosts', 'ssh', 'minNodes', 'bind', 'startTimeout', 'heartbeatMs', 'lostAfterMs',
+  'speculate', 'log', 'env', 'disposeTimeout', 'signal', 'join',
+] as const satisfies readonly (keyof PoolOptions)[];
+
+/** Every key of SshOptions. */
+export const SSH_OPTION_KEYS = ['port', 'user', 'identityFile', 'knownHosts', 'acceptNewHostKeys', 'remoteNode', 'remoteCli'] as const satisfies readonly (keyof SshOptions)[];
+
+/** Every key of MapOptions (map, starmap, imap, imapUnordered, apply's options). */
+export const MAP_OPTION_KEYS = ['chunksize', 'timeout', 'signal'] as const satisfies readonly (keyof MapOptions)[];
+
+/** Every key of RecordOptions (imapRecords, runCommands). */
+export const RECORD_OPTION_KEYS = [...MAP_OPTION_KEYS, 'skip', 'star'] as const;
+
+/** Edit distance between two short strings (Levenshtein). */
+function distance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++) cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    prev = cur;
+  }
+  return prev[b.length]!;
+}
+
+/** The valid name closest to a misspelt one, if any is close: same letters in another case first, then the fewest edits. */
+export function nearest(name: string, valid: readonly string[]): string | undefined {
+  const lower = name.toLowerCase();
+  const sameCase = valid.find((v) => v.toLowerCase() === lower);
+  if (sameCase) return sameCase;
+  const prefix = lower.length >= 3 ? valid.find((v) => v.toLowerCase().startsWith(lower)) : undefined;
+  if (prefix) return prefix;
+  let best: string | undefined;
+  let bestD = Infinity;
+  for (const v of valid) {
+    const d = distance(lower, v.toLowerCase());
+    if (d < bestD) {
+      bestD = d;
+      best = v;
+    }
+  }
+  return bestD <= Math.max(2, Math.floor(name.length / 3)) ? best : undefined;
+}
+
+/**
+ * Refuse keys that are not options, naming the nearest valid one. `where` is e.g. "options" or "map
+ * options"; `elsewhere` names options that belong to another place (a call's `chunksize` given to Pool.open).
+ */
+export function checkKeys(o: object, valid: readonly string[], where: string, elsewhere?: { keys: readonly string[]; where: string }): void {
+  for (const key of Object.keys(o)) {
+    if ((valid as readonly string[]).includes(key)) continue;
+    const near = nearest(key, valid);
+    if (near) throw new OptionError(`${where}.${key} is not an option; did you mean ${near}?`);
+    const other = elsewhere && nearest(key, elsewhere.keys);
+    if (other) throw new OptionError(`${where}.${key} is not an option; ${other} is an option of ${elsewhere.where}`);
+    throw new OptionError(`${where}.${key} is not an option (valid: ${valid.join(', ')})`);
+  }
+}
+
 /** Check and default every option; throws OptionError quoting the first bad value. */
 export function resolveOptions(o: PoolOptions): ResolvedOptions {
   if (typeof o !== 'object' || o === null) throw new OptionError(`Pool.open takes an options object, got ${show(o)}`);
+  checkKeys(o, POOL_OPTION_KEYS, 'options', { keys: RECORD_OPTION_KEYS, where: 'each call (map, imap, …), not of Pool.open' });
   const env = o.env ?? process.env;
   const mod = o.module === undefined ? null : resolveModule(o.module);
   const threadsPerTask = intOption('threadsPerTask', o.threadsPerTask ?? envInt(env, 'SLURMPOOL_THREADS_PER_TASK'), 1, 1);
@@ -228,10 +314,13 @@ export function resolveOptions(o: PoolOptions): ResolvedOptions {
     throw new OptionError(`options.taskEnv must be an object of string values, got ${show(o.taskEnv)}`);
   }
   if (o.ssh !== undefined && (typeof o.ssh !== 'object' || o.ssh === null)) throw new OptionError(`options.ssh must be an object, got ${show(o.ssh)}`);
+  if (o.ssh !== undefined) checkKeys(o.ssh, SSH_OPTION_KEYS, 'options.ssh');
   if (o.ssh?.port !== undefined) intOption('ssh.port', o.ssh.port, 22, 1);
   if (o.log !== undefined && o.log !== false && typeof o.log !== 'function') {
     throw new OptionError(`options.log must be a function or false, got ${show(o.log)}`);
   }
+  if (o.env !== undefined && (typeof o.env !== 'object' || o.env === null)) throw new OptionError(`options.env must be an object of variables, got ${show(o.env)}`);
+  if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) throw new OptionError(`options.signal must be an AbortSignal, got ${show(o.signal)}`);
   if (o.speculate !== undefined && typeof o.speculate !== 'boolean') throw new OptionError(`options.speculate must be a boolean, got ${show(o.speculate)}`);
   if (o.bind !== undefined && (typeof o.bind !== 'string' || o.bind === '')) throw new OptionError(`options.bind must be an address, got ${show(o.bind)}`);
   return {
@@ -261,29 +350,44 @@ export function resolveOptions(o: PoolOptions): ResolvedOptions {
     log: o.log === false ? null : (o.log ?? ((line: string) => process.stderr.write(`slurmpool: ${line}\n`))),
     logGiven: o.log !== undefined,
     env,
+    disposeTimeout: intOption('disposeTimeout', o.disposeTimeout, 5000, 0),
   };
 }
 
 function checkJoin(j: unknown): JoinOptions {
   if (typeof j !== 'object' || j === null) throw new OptionError(`options.join must be { nodes, file? }, got ${show(j)}`);
   const o = j as Record<string, unknown>;
+  checkKeys(o, ['nodes', 'file'], 'options.join');
   const nodes = intOption('join.nodes', o.nodes, 0, 1);
   if (o.nodes === undefined) throw new OptionError('options.join.nodes is required: how many agents Pool.open waits for');
   if (o.file !== undefined && (typeof o.file !== 'string' || o.file === '')) throw new OptionError(`options.join.file must be a path, got ${show(o.file)}`);
   return { nodes, ...(typeof o.file === 'string' ? { file: o.file } : {}) };
 }
 
-/** Per-call options of map, imap, imapUnordered and starmap. */
+/** Per-call options of map, starmap, imap, imapUnordered (and apply, through applyWith). */
 export interface MapOptions {
   /** Items per chunk; default: about 4 chunks per worker for a known length, adaptive otherwise. */
   chunksize?: number;
   /** Per-task timeout in ms for this call (overrides the pool's). */
   timeout?: number;
+  /** Abort the call: it rejects (or its iterator throws) with an AbortError at once, and its chunks are cancelled. */
+  signal?: AbortSignal;
 }
 
-export function resolveMapOptions(o: MapOptions | undefined, poolTimeout: number): { chunksize: number; timeout: number } {
+/** Options of imapRecords and runCommands. */
+export interface RecordOptions extends MapOptions {
+  /** Input indices already finished (resume): not run, no record. */
+  skip?: ReadonlySet<number>;
+  /** Items are argument arrays (starmap). */
+  star?: boolean;
+}
+
+/** Check a call's options (map and the rest, or the record calls with `records`); the pool's timeout is the default. */
+export function resolveMapOptions(o: MapOptions | RecordOptions | undefined, poolTimeout: number, records = false): { chunksize: number; timeout: number } {
   if (o === undefined) return { chunksize: 0, timeout: poolTimeout };
   if (typeof o !== 'object' || o === null) throw new OptionError(`map options must be an object, got ${show(o)}`);
+  checkKeys(o, records ? RECORD_OPTION_KEYS : MAP_OPTION_KEYS, records ? 'record options' : 'map options');
+  if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) throw new OptionError(`map options.signal must be an AbortSignal, got ${show(o.signal)}`);
   const chunksize = intOption('chunksize', o.chunksize, 0, 1);
   const timeout = intOption('timeout', o.timeout, poolTimeout, 0);
   return { chunksize, timeout };

@@ -76,6 +76,11 @@ export class ArraySink<T> implements Sink {
     this.finish(error);
   }
 
+  /** The caller aborted: reject now. */
+  cancel(error: Error): void {
+    this.finish(error);
+  }
+
   private check(): void {
     if (this.total >= 0 && this.next >= this.total) {
       if (this.inputError !== undefined) this.finish(this.inputError);
@@ -105,6 +110,15 @@ export class IterSink<T> implements Sink, AsyncIterableIterator<T> {
   private failure: unknown;
   private finished = false;
   private waiter: (() => void) | null = null;
+  /** Chunks received so far (delivered, ready or waiting for an earlier one). */
+  private received = 0;
+  /** Set by drain(): results are taken off the pipeline as they arrive, so the call ends without a reader. */
+  private draining = false;
+  private notified = false;
+  /** A failed chunk is ready with every chunk before it: a reader stops there, so later ones do not matter. */
+  private failedInOrder = false;
+  /** Outcomes whose items were already counted as consumed (drain takes them before the reader does). */
+  private readonly released = new WeakSet<ChunkOutcome>();
   job!: Job;
 
   constructor(
@@ -114,6 +128,8 @@ export class IterSink<T> implements Sink, AsyncIterableIterator<T> {
 
   accept(o: ChunkOutcome): void {
     if (this.finished) return;
+    this.received++;
+    if (this.draining) this.release(o);
     if (this.ordered) {
       this.pending.set(o.seq, o);
       let c: ChunkOutcome | undefined;
@@ -121,22 +137,75 @@ export class IterSink<T> implements Sink, AsyncIterableIterator<T> {
         this.pending.delete(this.next_);
         this.next_++;
         this.ready.push(c);
+        if (c.failures.length > 0) this.failedInOrder = true;
       }
     } else {
       this.ready.push(o);
+      if (o.failures.length > 0) this.failedInOrder = true;
     }
     this.wakeUp();
+    this.checkDrained();
   }
 
   inputEnded(chunks: number, error?: unknown): void {
     this.total = chunks;
     this.inputError = error;
     this.wakeUp();
+    this.checkDrained();
   }
 
   abort(error: Error): void {
     if (this.failure === undefined) this.failure = error;
     this.wakeUp();
+    this.checkDrained();
+  }
+
+  /**
+   * The pool is closing: stop waiting for a reader. Results are kept for a reader that comes later,
+   * but no longer hold back the input, and the call counts as done for close() once every chunk is in.
+   */
+  drain(): void {
+    if (this.finished || this.draining) return;
+    this.draining = true;
+    if (this.cur) this.release(this.cur);
+    for (const o of this.ready) this.release(o);
+    for (const o of this.pending.values()) this.release(o);
+    this.checkDrained();
+  }
+
+  /** The caller aborted: the next read throws `error`, whatever is buffered; the call is done for the pool. */
+  cancel(error: Error): void {
+    if (this.finished) return;
+    this.failure = error;
+    this.cur = null;
+    this.ready.length = 0;
+    this.pending.clear();
+    this.wakeUp();
+    this.notify();
+  }
+
+  /** Nobody will read on (the pool is disposed): drop what is buffered and cancel what runs, as a break would. */
+  abandon(): void {
+    this.end();
+  }
+
+  private release(o: ChunkOutcome): void {
+    if (this.released.has(o)) return;
+    this.released.add(o);
+    if (!o.skipped) this.job.consumed(o.size);
+  }
+
+  /** While draining: tell the pool once nothing more will arrive (all chunks in, a failure that stops the call, or an abort). */
+  private checkDrained(): void {
+    if (!this.draining || this.notified) return;
+    const stopped = this.failedInOrder && this.job.spec.stopOnError;
+    if (stopped || this.failure !== undefined || (this.total >= 0 && this.received >= this.total)) this.notify();
+  }
+
+  private notify(): void {
+    if (this.notified) return;
+    this.notified = true;
+    this.onSettled(this);
   }
 
   private wakeUp(): void {
@@ -160,7 +229,7 @@ export class IterSink<T> implements Sink, AsyncIterableIterator<T> {
         }
         this.cur = null;
         this.delivered++;
-        if (!c.skipped) this.job.consumed(c.size);
+        this.release(c);
         const err = firstError(c, this.job.spec.fn);
         if (err) {
           this.end();
@@ -203,7 +272,7 @@ export class IterSink<T> implements Sink, AsyncIterableIterator<T> {
     this.finished = true;
     this.ready.length = 0;
     this.pending.clear();
-    this.onSettled(this);
+    this.notify();
   }
 }
 
@@ -258,6 +327,18 @@ export class RecordSink implements Sink, AsyncIterableIterator<TaskRecord> {
 
   abort(error: Error): void {
     this.inner.abort(error);
+  }
+
+  drain(): void {
+    this.inner.drain();
+  }
+
+  cancel(error: Error): void {
+    this.inner.cancel(error);
+  }
+
+  abandon(): void {
+    this.inner.abandon();
   }
 
   [Symbol.asyncIterator](): AsyncIterableIterator<TaskRecord> {

@@ -1,15 +1,18 @@
 // The public API: multiprocessing.Pool's calls, on one scheduler for every mode.
-import { LaunchError, OptionError, PoolClosedError } from './errors.js';
+import { abortErrorOf, LaunchError, OptionError, PoolClosedError } from './errors.js';
 import type { Launcher } from './launch/launcher.js';
 import { LocalLauncher } from './launch/local.js';
 import { ArraySink, IterSink, RecordSink, type TaskRecord } from './ordering.js';
-import { resolveMapOptions, resolveOptions, type MapOptions, type Mode, type PoolOptions, type ResolvedOptions } from './options.js';
+import { resolveMapOptions, resolveOptions, type MapOptions, type Mode, type PoolOptions, type RecordOptions, type ResolvedOptions } from './options.js';
 import type { AgentConfig, TaskKind } from './protocol/messages.js';
-import { Job, type Input, type Sink } from './scheduler/job.js';
+import { Job, type Input } from './scheduler/job.js';
 import { Scheduler, type AgentState } from './scheduler/scheduler.js';
 import { pickMode } from './launch/pick.js';
 import { encodeTransferable } from './protocol/codec.js';
+import type { Items, TaskArgs, TaskItem, TaskName, TaskResult, UntypedModule } from './task-types.js';
 import { SHARED_KEY, VIEW_CTORS, isSharedRef, type SharedRef } from './shared.js';
+
+export type { RecordOptions } from './options.js';
 
 /** A node of the running pool. */
 export interface NodeInfo {
@@ -21,14 +24,6 @@ export interface NodeInfo {
 
 type SettleSink = ArraySink<unknown> | IterSink<unknown> | RecordSink;
 
-/** Options of imapRecords and runCommands. */
-export interface RecordOptions extends MapOptions {
-  /** Input indices already finished (resume): not run, no record. */
-  skip?: ReadonlySet<number>;
-  /** Items are argument arrays (starmap). */
-  star?: boolean;
-}
-
 /** Per node: what it ran and how busy it was. */
 export interface NodeStats {
   node: string;
@@ -39,10 +34,14 @@ export interface NodeStats {
   busyMs: number;
 }
 
-/** A pool of workers on one machine or across every node of an allocation. */
-export class Pool implements AsyncDisposable {
+/**
+ * A pool of workers on one machine or across every node of an allocation. `M`, the task module's
+ * type (`Pool.open<typeof import('./tasks.js')>(…)`), makes calls check export names, arguments and
+ * results; without it any name goes and results are `unknown` (or the type given to each call).
+ */
+export class Pool<M extends object = UntypedModule> implements AsyncDisposable {
   private state: 'open' | 'closing' | 'closed' = 'open';
-  private readonly active = new Map<Sink, Job>();
+  private readonly active = new Map<SettleSink, Job>();
   private drained: (() => void) | null = null;
   private closing: Promise<void> | null = null;
 
@@ -55,10 +54,16 @@ export class Pool implements AsyncDisposable {
   ) {}
 
   /** Start the workers (and the agents on every node) and resolve when all are ready to run tasks. */
-  static async open(options: PoolOptions): Promise<Pool> {
+  static async open<M extends object = UntypedModule>(options: PoolOptions): Promise<Pool<M>> {
     const opts = resolveOptions(options);
+    const signal = options.signal;
+    if (signal?.aborted) throw abortErrorOf(signal);
     const mode = pickMode(opts);
-    const launcher = await makeLauncher(mode, opts);
+    const launcher = await makeLauncher(mode, launchOptions(opts));
+    if (signal?.aborted) {
+      await launcher.stop(false).catch(() => undefined);
+      throw abortErrorOf(signal);
+    }
     const config: AgentConfig = {
       module: opts.moduleUrl,
       initializer: opts.initializer,
@@ -79,9 +84,9 @@ export class Pool implements AsyncDisposable {
       log,
       cpusOf: (node) => launcher.cpusOf?.(node),
     });
-    const pool = new Pool(scheduler, launcher, opts, mode);
+    const pool = new Pool<M>(scheduler, launcher, opts, mode);
     try {
-      await pool.startAgents();
+      await pool.startAgents(signal);
     } catch (e) {
       scheduler.shutdown();
       await launcher.stop(false).catch(() => undefined);
@@ -91,12 +96,15 @@ export class Pool implements AsyncDisposable {
       const nodes = scheduler.readyAgents;
       log(`${mode} mode: ${nodes.length} node${nodes.length === 1 ? '' : 's'} (${compressNames(nodes.map((a) => a.node))}), ${scheduler.totalWorkers} workers`);
     }
+    pool.updateRef();
     return pool;
   }
 
-  private startAgents(): Promise<void> {
+  private startAgents(signal: AbortSignal | undefined): Promise<void> {
     const { scheduler, launcher, opts } = this;
     return new Promise<void>((resolve, reject) => {
+      const onAbort = () => finish(abortErrorOf(signal!));
+      signal?.addEventListener('abort', onAbort, { once: true });
       const failures = new Map<string, string>();
       let settled = false;
       let timer: NodeJS.Timeout | undefined;
@@ -106,6 +114,7 @@ export class Pool implements AsyncDisposable {
         if (settled) return;
         settled = true;
         clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
         if (err) reject(err);
         else resolve();
       };
@@ -153,7 +162,7 @@ export class Pool implements AsyncDisposable {
         if (!failures.has(node)) failures.set(node, why);
         check();
       };
-      launcher.start(scheduler, opts, failed).then(check, (e: unknown) => finish(e instanceof Error ? e : new LaunchError(String(e))));
+      launcher.start(scheduler, launchOptions(opts), failed).then(check, (e: unknown) => finish(e instanceof Error ? e : new LaunchError(String(e))));
     });
   }
 
@@ -221,8 +230,13 @@ export class Pool implements AsyncDisposable {
     if (this.opts.moduleUrl === null) throw new OptionError(`this pool has no task module (options.module), so it cannot run '${fn}'`);
   }
 
-  private submit(fn: string, kind: TaskKind, items: Input, o: MapOptions | undefined, sink: SettleSink, stopOnError = true, skip?: ReadonlySet<number>): Job {
-    const m = resolveMapOptions(o, this.opts.timeout);
+  /** Remove each pending call's abort listener. */
+  private readonly unlisten = new Map<SettleSink, () => void>();
+
+  private submit(fn: string, kind: TaskKind, items: Input, o: MapOptions | RecordOptions | undefined, sink: SettleSink, records = false): Job {
+    const m = resolveMapOptions(o, this.opts.timeout, records);
+    const stopOnError = !records;
+    const skip = records ? (o as RecordOptions | undefined)?.skip : undefined;
     const job = new Job(
       { fn, kind, chunksize: m.chunksize, stopOnError, timeoutMs: m.timeout, ...(skip ? { skip } : {}) },
       items,
@@ -233,45 +247,86 @@ export class Pool implements AsyncDisposable {
     sink.job = job;
     this.active.set(sink, job);
     this.scheduler.addJob(job);
+    this.updateRef();
+    const signal = o?.signal;
+    if (signal) {
+      // Dispatch happens on a later microtask: a call aborted already is cancelled before any chunk leaves.
+      const onAbort = () => sink.cancel(abortErrorOf(signal));
+      if (signal.aborted) onAbort();
+      else {
+        signal.addEventListener('abort', onAbort, { once: true });
+        this.unlisten.set(sink, () => signal.removeEventListener('abort', onAbort));
+      }
+    }
     return job;
+  }
+
+  /** share/unshare transfers in progress. */
+  private transfers = 0;
+  private refd = true;
+
+  /**
+   * Keep the process alive while work is in flight (a call pending, a transfer, a close), and let it
+   * exit while the pool is idle: the launcher unreferences threads, agent processes and sockets.
+   */
+  private updateRef(): void {
+    const want = this.state === 'closing' || this.active.size > 0 || this.transfers > 0;
+    if (want === this.refd || this.state === 'closed') return;
+    this.refd = want;
+    if (want) this.launcher.ref?.();
+    else this.launcher.unref?.();
+  }
+
+  private async busy<T>(p: () => Promise<T>): Promise<T> {
+    this.transfers++;
+    this.updateRef();
+    try {
+      return await p();
+    } finally {
+      this.transfers--;
+      this.updateRef();
+    }
   }
 
   private settled = (sink: SettleSink): void => {
     const job = this.active.get(sink);
     if (!job) return;
     this.active.delete(sink);
+    this.unlisten.get(sink)?.();
+    this.unlisten.delete(sink);
     this.scheduler.cancelJob(job);
+    this.updateRef();
     if (this.active.size === 0) this.drained?.();
   };
 
   /** Apply an export to every item; results in input order. Rejects with a TaskError at the first failing item. */
-  async map<T = unknown>(fn: string, items: Input, options?: MapOptions): Promise<T[]> {
+  async map<T = unknown, K extends TaskName<M> = TaskName<M>>(fn: K, items: Items<TaskItem<M, K>>, options?: MapOptions): Promise<TaskResult<M, K, T>[]> {
     this.check(fn);
-    const sink = new ArraySink<T>(this.settled as (s: ArraySink<T>) => void);
+    const sink = new ArraySink<TaskResult<M, K, T>>(this.settled as (s: ArraySink<TaskResult<M, K, T>>) => void);
     this.submit(fn, 'call', items, options, sink as ArraySink<unknown>);
     return sink.promise;
   }
 
   /** Like map, but each item is an array of arguments. */
-  async starmap<T = unknown>(fn: string, items: Input, options?: MapOptions): Promise<T[]> {
+  async starmap<T = unknown, K extends TaskName<M> = TaskName<M>>(fn: K, items: Items<TaskArgs<M, K>>, options?: MapOptions): Promise<TaskResult<M, K, T>[]> {
     this.check(fn);
-    const sink = new ArraySink<T>(this.settled as (s: ArraySink<T>) => void);
+    const sink = new ArraySink<TaskResult<M, K, T>>(this.settled as (s: ArraySink<TaskResult<M, K, T>>) => void);
     this.submit(fn, 'star', items, options, sink as ArraySink<unknown>);
     return sink.promise;
   }
 
   /** Lazy, ordered results; the input is read as workers free up, so it may be endless. */
-  imap<T = unknown>(fn: string, items: Input, options?: MapOptions): AsyncIterableIterator<T> {
+  imap<T = unknown, K extends TaskName<M> = TaskName<M>>(fn: K, items: Items<TaskItem<M, K>>, options?: MapOptions): AsyncIterableIterator<TaskResult<M, K, T>> {
     this.check(fn);
-    const sink = new IterSink<T>(true, this.settled as (s: IterSink<T>) => void);
+    const sink = new IterSink<TaskResult<M, K, T>>(true, this.settled as (s: IterSink<TaskResult<M, K, T>>) => void);
     this.submit(fn, 'call', items, options, sink as IterSink<unknown>);
     return sink;
   }
 
   /** Lazy results in completion order. */
-  imapUnordered<T = unknown>(fn: string, items: Input, options?: MapOptions): AsyncIterableIterator<T> {
+  imapUnordered<T = unknown, K extends TaskName<M> = TaskName<M>>(fn: K, items: Items<TaskItem<M, K>>, options?: MapOptions): AsyncIterableIterator<TaskResult<M, K, T>> {
     this.check(fn);
-    const sink = new IterSink<T>(false, this.settled as (s: IterSink<T>) => void);
+    const sink = new IterSink<TaskResult<M, K, T>>(false, this.settled as (s: IterSink<TaskResult<M, K, T>>) => void);
     this.submit(fn, 'call', items, options, sink as IterSink<unknown>);
     return sink;
   }
@@ -280,10 +335,10 @@ export class Pool implements AsyncDisposable {
    * Every task's outcome as a TaskRecord, in completion order. A failing task is a record with
    * `ok: false`, not an exception, and the others go on (what the CLI writes as JSON Lines).
    */
-  imapRecords(fn: string, items: Input, options?: RecordOptions): AsyncIterableIterator<TaskRecord> {
+  imapRecords(fn: TaskName<M>, items: Input, options?: RecordOptions): AsyncIterableIterator<TaskRecord> {
     this.check(fn);
     const sink = new RecordSink(this.settled as (s: RecordSink) => void);
-    this.submit(fn, options?.star ? 'star' : 'call', items, options, sink, false, options?.skip);
+    this.submit(fn, options?.star ? 'star' : 'call', items, options, sink, true);
     return sink;
   }
 
@@ -294,7 +349,7 @@ export class Pool implements AsyncDisposable {
   runCommands(commands: Input, options?: RecordOptions): AsyncIterableIterator<TaskRecord> {
     this.checkOpen();
     const sink = new RecordSink(this.settled as (s: RecordSink) => void);
-    this.submit('', 'shell', commands, options, sink, false, options?.skip);
+    this.submit('', 'shell', commands, options, sink, true);
     return sink;
   }
 
@@ -322,14 +377,14 @@ export class Pool implements AsyncDisposable {
       bytes = encodeTransferable(value);
     }
     const id = this.scheduler.addShare(kind, ctor, bytes);
-    await this.scheduler.shareReady(id);
+    await this.busy(() => this.scheduler.shareReady(id));
     return { [SHARED_KEY]: id, bytes: bytes.byteLength };
   }
 
   /** Release a shared value on every node; resolves when the nodes report it released. */
   async unshare(ref: SharedRef): Promise<void> {
     if (!isSharedRef(ref)) throw new OptionError(`unshare takes a handle returned by pool.share, got ${JSON.stringify(ref)}`);
-    await this.scheduler.removeShare(ref[SHARED_KEY]);
+    await this.busy(() => this.scheduler.removeShare(ref[SHARED_KEY]));
   }
 
   /** Per node: shared values it holds and bytes of shared data sent to it. */
@@ -363,16 +418,39 @@ export class Pool implements AsyncDisposable {
   }
 
   /** Run one task with these arguments. */
-  async apply<T = unknown>(fn: string, ...args: unknown[]): Promise<T> {
-    const [r] = await this.starmap<T>(fn, [args], { chunksize: 1 });
-    return r as T;
+  async apply<T = unknown, K extends TaskName<M> = TaskName<M>>(fn: K, ...args: TaskArgs<M, K>): Promise<TaskResult<M, K, T>> {
+    const [r] = await this.starmap<T, K>(fn, [args], { chunksize: 1 });
+    return r as TaskResult<M, K, T>;
   }
 
-  /** Finish what was submitted, then stop every worker and agent. */
+  /** apply with call options (`signal`, `timeout`): run one task with the arguments in `args`. */
+  async applyWith<T = unknown, K extends TaskName<M> = TaskName<M>>(fn: K, args: TaskArgs<M, K>, options?: Omit<MapOptions, 'chunksize'>): Promise<TaskResult<M, K, T>> {
+    if (!Array.isArray(args)) throw new OptionError(`applyWith takes the task's arguments as an array, got ${JSON.stringify(args)}`);
+    if (options !== undefined && typeof options === 'object' && options !== null && 'chunksize' in options) {
+      throw new OptionError('applyWith runs one task: options.chunksize does not apply');
+    }
+    const [r] = await this.starmap<T, K>(fn, [args], { ...options, chunksize: 1 });
+    return r as TaskResult<M, K, T>;
+  }
+
+  /**
+   * Finish what was submitted, then stop every worker and agent. Resolves once every call made
+   * before it has finished, whatever was done with their iterators: an imap/imapUnordered/
+   * imapRecords/runCommands iterator nobody reads (never iterated, or read part way) no longer holds
+   * its input back; its input is read to the end and its results are kept for a reader that comes
+   * later, or dropped with the iterator. An endless input is read for ever: end such an iterator
+   * (break, or `it.return()`) or call terminate().
+   *
+   * A pool left open does not keep the process alive while it is idle (local and emulate modes):
+   * its threads, agent processes and sockets are unreferenced whenever no call is pending, and
+   * referenced while one is, so a script that forgets close() still exits once its work is done.
+   */
   close(): Promise<void> {
     if (this.closing) return this.closing;
     if (this.state === 'closed') return Promise.resolve();
     this.state = 'closing';
+    this.updateRef();
+    for (const sink of this.active.keys()) if (!(sink instanceof ArraySink)) sink.drain();
     this.closing = (async () => {
       if (this.active.size > 0) await new Promise<void>((r) => (this.drained = r));
       await this.stop(true);
@@ -382,26 +460,59 @@ export class Pool implements AsyncDisposable {
 
   /** Stop now: pending work rejects with a PoolClosedError, workers are terminated. */
   async terminate(): Promise<void> {
-    if (this.state === 'closed') return this.closing ?? undefined;
+    if (this.state === 'closed') return this.stopped ?? undefined;
     this.state = 'closed';
     this.scheduler.abortAll(new PoolClosedError('the pool was terminated while this call was pending'));
     this.active.clear();
+    for (const off of this.unlisten.values()) off();
+    this.unlisten.clear();
     this.drained?.();
-    this.closing = this.stop(false);
-    return this.closing;
+    return this.stop(false);
   }
 
-  private async stop(graceful: boolean): Promise<void> {
+  private stopped: Promise<void> | null = null;
+
+  /** Tell the agents to shut down and stop the launcher; once, whichever of close and terminate comes first. */
+  private stop(graceful: boolean): Promise<void> {
+    if (this.stopped) return this.stopped;
+    // Stay alive until everything has stopped, so that `await pool.close()` is never cut short.
+    if (!this.refd) this.launcher.ref?.();
+    this.refd = true;
     this.state = 'closed';
     clearTimeout(this.lostTimer);
     for (const a of this.scheduler.agents) if (!a.lost) a.link.send({ t: 'shutdown', graceful });
     this.scheduler.shutdown();
-    await this.launcher.stop(graceful);
+    this.stopped = this.launcher.stop(graceful);
+    return this.stopped;
   }
 
+  /**
+   * `await using`: the end of the block, normal or by an exception (which dispose cannot see).
+   * Iterators not read to the end are abandoned at once, as a `break` would (nobody can read them
+   * after the block); calls still pending (a map whose promise was never awaited) are waited for at
+   * most `options.disposeTimeout` ms (default 5000), then the pool is terminated and they reject
+   * with a PoolClosedError. Call close() yourself to wait for everything.
+   */
   async [Symbol.asyncDispose](): Promise<void> {
-    await this.close();
+    if (this.state === 'closed') return this.stopped ?? undefined;
+    if (this.state === 'open') for (const sink of [...this.active.keys()]) if (!(sink instanceof ArraySink)) sink.abandon();
+    const closed = this.close();
+    if (this.active.size === 0) return closed;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<'late'>((r) => (timer = setTimeout(() => r('late'), this.opts.disposeTimeout)));
+    const how = await Promise.race([closed.then(() => 'closed' as const), late]);
+    clearTimeout(timer);
+    if (how === 'late') await this.terminate();
+    await closed;
   }
+}
+
+/**
+ * What launchers see: `env` laid over process.env, never instead of it, so agents, srun and the
+ * workers keep PATH and the rest; `opts.env` alone is where Slurm and SLURMPOOL_* settings are read.
+ */
+function launchOptions(opts: ResolvedOptions): ResolvedOptions {
+  return opts.env === process.env ? opts : { ...opts, env: { ...process.env, ...opts.env } };
 }
 
 function compressNames(names: string[]): string {

@@ -129,6 +129,7 @@ export class Agent {
       },
     );
     this.pool = pool;
+    if (!this.refd) pool.unref();
     try {
       await pool.start();
     } catch (e) {
@@ -173,6 +174,20 @@ export class Agent {
     if (graceful && this.pool) await this.pool.idle();
     this.flush();
     await this.stop();
+  }
+
+  private refd = true;
+
+  /** Keep the process alive for this agent's threads (in-process agents: work in flight). */
+  ref(): void {
+    this.refd = true;
+    this.pool?.ref();
+  }
+
+  /** Let the process exit while this agent's threads are idle (in-process agents). */
+  unref(): void {
+    this.refd = false;
+    this.pool?.unref();
   }
 
   /** Stop the workers and close the link. Safe to call more than once. */

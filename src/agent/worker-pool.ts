@@ -5,6 +5,7 @@ import type { ChunkResult, ChunkSpec } from '../protocol/messages.js';
 import type { FromWorker, SharedEntry, ToWorker, WorkerInit } from './thread-messages.js';
 import { decode, EMPTY_VALUES, encodeTransferable, LARGE_BYTES, ownCopy, ownsBuffer } from '../protocol/codec.js';
 import { SLOT_CHUNK, SLOT_LENGTH, SLOT_OFFSET, SLOT_STARTED, SLOT_STOP } from './thread-messages.js';
+import { workerExecArgv } from './exec-argv.js';
 
 const WORKER_FILE = new URL('./worker.js', import.meta.url);
 
@@ -177,6 +178,20 @@ export class WorkerPool {
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
+  private refd = true;
+
+  /** Keep the process alive for these threads (work in flight), now and for threads started later. */
+  ref(): void {
+    this.refd = true;
+    for (const s of this.slots) s?.worker.ref();
+  }
+
+  /** Let the process exit while these threads are idle, now and for threads started later. */
+  unref(): void {
+    this.refd = false;
+    for (const s of this.slots) s?.worker.unref();
+  }
+
   /** Stop every worker now. */
   async terminate(): Promise<void> {
     this.closing = true;
@@ -200,6 +215,7 @@ export class WorkerPool {
     const worker = new Worker(WORKER_FILE, {
       workerData: init,
       env: this.opts.env,
+      execArgv: workerExecArgv(),
       ...(this.opts.maxHeapMB > 0 ? { resourceLimits: { maxOldGenerationSizeMb: this.opts.maxHeapMB } } : {}),
     });
     const slotView = new Float64Array(sab);
@@ -253,6 +269,8 @@ export class WorkerPool {
       settle = undefined;
       this.onExit(s, code);
     });
+    // After the listeners: adding one refs the worker's port again.
+    if (!this.refd) worker.unref();
     return started;
   }
 

@@ -141,6 +141,25 @@ export class EmulateLauncher implements Launcher {
     return [exit, tail].filter(Boolean).join(': ');
   }
 
+  ref(): void {
+    this.setRef(true);
+  }
+
+  unref(): void {
+    this.setRef(false);
+  }
+
+  /** The spawn helper (and so its watch over the agent processes), the listening port and the agents' sockets. */
+  private setRef(on: boolean): void {
+    if (on) {
+      this.spawner?.ref();
+      this.server?.ref();
+    } else {
+      this.spawner?.unref();
+      this.server?.unref();
+    }
+  }
+
   async stop(graceful: boolean): Promise<void> {
     this.stopping = true;
     await this.spawner?.stopAll(graceful ? 5000 : 500);

@@ -16,6 +16,10 @@ export interface Launcher {
   readonly nodes: string[];
   /** Stop what was started (processes, listeners); called once, after the agents were told to shut down. */
   stop(graceful: boolean): Promise<void>;
+  /** Keep the process alive for the agents (work in flight); launchers that can, local and emulate. */
+  ref?(): void;
+  /** Let the process exit while the pool is idle: threads, agent processes and sockets unreferenced. */
+  unref?(): void;
   /** Why a node's agent failed to start, if the launcher knows (e.g. srun's stderr). */
   failureOf?(node: string): string | undefined;
   /** CPUs the allocation gives a node, when the launcher knows (the agent is told; it wins over the step's own count). */

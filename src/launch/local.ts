@@ -22,6 +22,14 @@ export class LocalLauncher implements Launcher {
     scheduler.addAgent(coordEnd, node);
   }
 
+  ref(): void {
+    this.agent?.ref();
+  }
+
+  unref(): void {
+    this.agent?.unref();
+  }
+
   async stop(): Promise<void> {
     await this.agent?.stop();
     await this.stopped;

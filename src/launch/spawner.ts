@@ -98,6 +98,17 @@ export class Spawner {
     this.close();
   }
 
+  /** Keep this process alive for the helper (while work is in flight), or not (idle). */
+  ref(): void {
+    this.helper.ref();
+    (this.helper.channel as { ref?(): void } | undefined)?.ref?.();
+  }
+
+  unref(): void {
+    this.helper.unref();
+    (this.helper.channel as { unref?(): void } | undefined)?.unref?.();
+  }
+
   close(): void {
     if (this.closed) return;
     this.closed = true;

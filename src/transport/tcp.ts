@@ -286,6 +286,7 @@ export class CoordinatorServer {
     const peer = peerOf(s);
     const source = s.remoteAddress ?? '?';
     this.sockets.add(s);
+    if (!this.refd) s.unref();
     s.on('close', () => this.sockets.delete(s));
     if (this.pending.size >= MAX_PENDING_HANDSHAKES) this.evict();
     this.pending.add(s);
@@ -383,6 +384,22 @@ export class CoordinatorServer {
     if (extra.length) throw new ProtocolError('agent sent messages before the handshake finished');
     const link = new TcpLink<ToAgent, FromAgent>(s, decoder, `${hello.node} (${peer})`, checkFromAgent, this.opts.log);
     this.opts.onAgent(link, hello.node);
+  }
+
+  private refd = true;
+
+  /** Keep the process alive for the port and every agent's socket (work in flight). */
+  ref(): void {
+    this.refd = true;
+    this.server?.ref();
+    for (const s of this.sockets) s.ref();
+  }
+
+  /** Let the process exit while the pool is idle: the port and every agent's socket unreferenced. */
+  unref(): void {
+    this.refd = false;
+    this.server?.unref();
+    for (const s of this.sockets) s.unref();
   }
 
   async close(): Promise<void> {
