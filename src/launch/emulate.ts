@@ -5,6 +5,7 @@ import type { EmulateSpec, ResolvedOptions } from '../options.js';
 import type { Scheduler } from '../scheduler/scheduler.js';
 import type { CoordinatorServer } from '../transport/tcp.js';
 import { agentEnv, CLI_MAIN, startCoordinator, Tail } from './agents.js';
+import { describeFailure } from './failure.js';
 import type { Launcher } from './launcher.js';
 
 /** The environment Slurm would give a task on node `index` of an emulated allocation. */
@@ -76,10 +77,7 @@ export class EmulateLauncher implements Launcher {
   }
 
   failureOf(node: string): string | undefined {
-    const exit = this.exits.get(node);
-    const tail = this.tails.get(node)?.value;
-    if (!exit && !tail) return undefined;
-    return [exit, tail].filter(Boolean).join(': ');
+    return describeFailure(this.exits.get(node), this.tails.get(node)?.value);
   }
 
   /** The agent process of a node, for tests that kill nodes. */

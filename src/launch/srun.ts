@@ -6,6 +6,7 @@ import type { Scheduler } from '../scheduler/scheduler.js';
 import { readAllocation, type Allocation } from '../slurm/index.js';
 import type { CoordinatorServer } from '../transport/tcp.js';
 import { agentEnv, CLI_MAIN, startCoordinator, Tail } from './agents.js';
+import { describeFailure } from './failure.js';
 import type { Launcher } from './launcher.js';
 
 /**
@@ -96,10 +97,7 @@ export class SrunLauncher implements Launcher {
   }
 
   failureOf(node: string): string | undefined {
-    const exit = this.exits.get(node);
-    const tail = this.tails.get(node)?.value;
-    if (!exit && !tail) return undefined;
-    return [exit, tail ? `srun said: ${tail}` : ''].filter(Boolean).join('; ');
+    return describeFailure(this.exits.get(node), this.tails.get(node)?.value);
   }
 
   async stop(graceful: boolean): Promise<void> {
