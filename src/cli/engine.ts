@@ -6,6 +6,7 @@ import type { TaskRecord } from '../ordering.js';
 import type { CommandResult } from '../agent/shell.js';
 import { JournalMismatch, prepareResume, readJournal, type SavedRecord } from '../results/journal.js';
 import { toJsonLine } from '../results/record.js';
+import { LockHeld, RunLock, STALE_MS } from '../results/lock.js';
 import { ResultsFile, StdoutRecords, unwritable, type RecordOut } from '../results/writer.js';
 import { ReportBuilder, writeModel, writeReport, type RunMeta } from '../report/index.js';
 import { formatDuration } from './durations.js';
@@ -64,17 +65,37 @@ interface Counters {
 /** Run a plan to the end (or to a stop) and return the exit status. */
 export async function execute(plan: Plan, c: Common, r: Renderer, argv: readonly string[]): Promise<number> {
   const t0 = Date.now();
-  // 1. The results file: checked, repaired and read back (resume) before any work starts.
-  let done = new Set<number>();
-  let out: RecordOut | null = null;
   if (c.report) {
     const why = unwritable(c.report);
     if (why) throw new CliError(`cannot write the report to ${c.report}: ${why}`);
   }
-  const report = c.report && !c.output ? new ReportBuilder() : null;
+  // 0. One run per results file, for the whole run (resume's rewrite included).
+  let lock: RunLock | null = null;
   if (c.output) {
     const why = unwritable(c.output);
     if (why) throw new CliError(`cannot write results to ${c.output}: ${why}`);
+    try {
+      lock = RunLock.acquire(c.output, { log: (l) => r.warn(l), command: ['slurmpool', ...argv].map(shellQuote).join(' ') });
+    } catch (e) {
+      if (e instanceof LockHeld) {
+        throw new CliError(e.message, EXIT.usage, `wait for that run to end; a lock whose run died is taken over by itself (same host: at once; another host: after ${STALE_MS / 1000} s without a refresh)`);
+      }
+      throw new CliError(`cannot lock ${c.output}: ${(e as Error).message}`);
+    }
+  }
+  try {
+    return await executeLocked(plan, c, r, argv, t0, lock);
+  } finally {
+    lock?.release();
+  }
+}
+
+async function executeLocked(plan: Plan, c: Common, r: Renderer, argv: readonly string[], t0: number, lock: RunLock | null): Promise<number> {
+  // 1. The results file: checked, repaired and read back (resume) before any work starts.
+  let done = new Set<number>();
+  let out: RecordOut | null = null;
+  const report = c.report && !c.output ? new ReportBuilder() : null;
+  if (c.output) {
     if (c.resume) {
       try {
         const state = prepareResume(c.output, plan.check);
@@ -96,6 +117,7 @@ export async function execute(plan: Plan, c: Common, r: Renderer, argv: readonly
       stop({ kind: 'write-error', message: `cannot write to ${c.output} (${e.message}); the file keeps every record written before it, and the tasks not recorded run again with --resume` });
     };
     out = file;
+    if (lock) lock.onLost = (why) => stop({ kind: 'lock-lost', message: `${why}; another run may be writing ${c.output}` });
   } else if (plan.recordsToStdout) {
     out = new StdoutRecords();
   }
