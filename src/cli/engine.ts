@@ -6,6 +6,7 @@ import type { TaskRecord } from '../ordering.js';
 import type { CommandResult } from '../agent/shell.js';
 import { JournalMismatch, prepareResume, readJournal, type SavedRecord } from '../results/journal.js';
 import { toJsonLine } from '../results/record.js';
+import { headerLine, kindMismatch, workMismatch, type MapWork, type RunWork } from '../results/header.js';
 import { LockHeld, RunLock, STALE_MS } from '../results/lock.js';
 import { ResultsFile, StdoutRecords, unwritable, type RecordOut } from '../results/writer.js';
 import { ReportBuilder, writeModel, writeReport, type RunMeta } from '../report/index.js';
@@ -36,6 +37,8 @@ export interface Plan {
   show?(index: number, r: TaskRecord): void;
   /** Records go to standard output when there is no results file. */
   recordsToStdout: boolean;
+  /** What defines the work, for the results file's header and --resume's check of it. */
+  work: RunWork | MapWork;
 }
 
 /** Signals that stop a run gracefully: Slurm's walltime/scancel (TERM) and the --signal warnings (USR1/USR2). */
@@ -98,7 +101,10 @@ async function executeLocked(plan: Plan, c: Common, r: Renderer, argv: readonly 
   if (c.output) {
     if (c.resume) {
       try {
-        const state = prepareResume(c.output, plan.check);
+        const state = prepareResume(c.output, plan.check, {
+          kind: (h, name) => kindMismatch(h.header, plan.command, name, h.line),
+          work: (h, name) => workMismatch(h.header, { run: plan.command, work: plan.work }, name, h.line),
+        });
         for (const n of state.notes) r.warn(n);
         done = state.done;
         if (done.size > 0 || state.failedBefore.length > 0) {
@@ -108,7 +114,7 @@ async function executeLocked(plan: Plan, c: Common, r: Renderer, argv: readonly 
         if (e instanceof JournalMismatch) throw new CliError(`cannot resume: ${e.message}`, EXIT.usage, 'write to a new --output file, or use --overwrite to start again');
         throw e;
       }
-    } else if (!c.overwrite && existsSync(c.output) && statSync(c.output).size > 0) {
+    } else if (!c.overwrite && existsSync(c.output) && statSync(c.output).size > 0 && holdsSomething(c.output)) {
       const n = readJournal(c.output)?.records.size ?? 0;
       throw new CliError(`${c.output} already holds ${n} record${n === 1 ? '' : 's'}`, EXIT.usage, 'add --resume to continue that run (its finished tasks are skipped), or --overwrite to start again');
     }
@@ -201,6 +207,23 @@ async function executeLocked(plan: Plan, c: Common, r: Renderer, argv: readonly 
     }
     if (forced) void pool.terminate();
     runStart = Date.now();
+    // The results file starts with the run's header (a resumed run appends its own, before its records).
+    if (out instanceof ResultsFile) {
+      out.write(
+        headerLine({
+          version: 1,
+          run: plan.command,
+          kind: plan.kind,
+          command: ['slurmpool', ...argv].map(shellQuote).join(' '),
+          mode: pool.mode,
+          ...(process.env.SLURM_JOB_ID ? { jobId: process.env.SLURM_JOB_ID } : {}),
+          tasks: plan.total,
+          ...(plan.command === 'map' ? { fn: plan.fn } : {}),
+          started: runStart,
+          work: plan.work,
+        }),
+      );
+    }
     startupMs = runStart - t0;
 
     // 4. The time limit: learn task durations, start none that cannot finish, stop before the end.
@@ -322,6 +345,12 @@ async function executeLocked(plan: Plan, c: Common, r: Renderer, argv: readonly 
   const workers = nodes.length > 0 ? nodes.reduce((s, n) => s + n.workers, 0) : 0;
   r.summary(makeSummary(plan, c, feed, counters, nodes, pool?.mode ?? 'none', workers, wallMs, startupMs, fatal ? { kind: 'error', message: String((fatal as Error).message ?? fatal) } : stopped, argv, exitCode), summaryToStdout);
   return exitCode;
+}
+
+/** Whether a results file holds anything but run headers and blank lines (records, or lines we would lose). */
+function holdsSomething(path: string): boolean {
+  const j = readJournal(path);
+  return j !== null && (j.records.size > 0 || j.bad.length > 0 || j.torn !== null);
 }
 
 function nodeSummaries(pool: Pool, wallMs: number): NodeSummary[] {

@@ -1,5 +1,6 @@
 // Task inputs, read and checked before any work starts: task files, JSON Lines items, ranges.
 import { readFileSync, statSync } from 'node:fs';
+import { sha256 } from '../results/header.js';
 import { CliError } from './errors.js';
 
 /** The commands of a task file and the 1-based line each came from. */
@@ -7,6 +8,8 @@ export interface TaskFile {
   name: string;
   commands: string[];
   lines: number[];
+  /** sha256 of the whole text (the run header's identity of the work). */
+  sha256: string;
 }
 
 /** All of standard input as text. */
@@ -51,7 +54,7 @@ export function parseTaskFile(text: string, name: string): TaskFile {
       all.length === 0 ? `${name} is empty: it has no commands to run` : `${name} has no commands: its ${all.length} line${all.length === 1 ? ' is' : 's are'} blank or # comments`,
     );
   }
-  return { name, commands, lines };
+  return { name, commands, lines, sha256: sha256(text) };
 }
 
 /** Read a task file, or standard input for "-". */
@@ -65,6 +68,8 @@ export interface Items {
   name: string;
   items: unknown[];
   lines: number[];
+  /** sha256 of the whole text. */
+  sha256: string;
 }
 
 /** Parse JSON Lines: one JSON value a line, blank lines skipped; a bad line is named by its number. */
@@ -84,7 +89,7 @@ export function parseJsonLines(text: string, name: string): Items {
     }
   }
   if (items.length === 0) throw new CliError(`${name} has no items: ${all.length <= 1 && all[0] === '' ? 'it is empty' : 'every line is blank'}`);
-  return { name, items, lines };
+  return { name, items, lines, sha256: sha256(text) };
 }
 
 /** Read --input FILE (JSON Lines), or standard input for "-". */

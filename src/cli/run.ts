@@ -1,4 +1,5 @@
 // slurmpool run TASKFILE: one shell command a line, each on some node, with its own cores.
+import { resolve } from 'node:path';
 import { taskCommand, type CommandResult } from '../agent/shell.js';
 import { commandRecord } from '../results/record.js';
 import { execute, type Plan } from './engine.js';
@@ -31,6 +32,7 @@ export async function runTaskFile(args: Record<string, unknown>, r: Renderer, ar
       return null;
     },
     recordsToStdout: c.json && !c.output,
+    work: { taskFile: name === '-' ? '-' : resolve(name), sha256: tf.sha256 },
   };
   if (human) {
     // No results file: each command's output as it finishes, whole (GNU parallel's --group).

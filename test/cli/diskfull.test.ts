@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { cli, tmp } from './helpers.js';
+import { cli, records, tmp } from './helpers.js';
 
 /** A 48 KiB tmpfs (needs root): the disk that fills up. */
 function tinyDisk(): { dir: string | null; why: string } {
@@ -39,14 +39,14 @@ describe.skipIf(!disk.dir)(`results on a full disk ${disk.why}`, () => {
       expect(String(r.stderr)).toMatch(/stopped early \(write-error\): cannot write to .*res\.jsonl \(ENOSPC: no space left on device/);
       const text = readFileSync(out, 'utf8');
       expect(text.endsWith('\n')).toBe(true);
-      const recs = text.trim().split('\n').map((l) => JSON.parse(l) as { index: number });
+      const recs = records(text, true);
       expect(recs.length).toBeGreaterThan(0);
       expect(recs.length).toBeLessThan(600);
       // Move the journal to a disk with room and resume there: every task recorded exactly once.
       const moved = t.write('res.jsonl', text);
       const r2 = await cli(['run', tasks, '-o', moved, '--resume', '--workers', '2']);
       expect(r2.exitCode, String(r2.stderr)).toBe(0);
-      const all = readFileSync(moved, 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { index: number }).index);
+      const all = records(moved).map((x) => x.index);
       expect(all.length).toBe(600);
       expect(new Set(all).size).toBe(600);
     } finally {

@@ -4,16 +4,13 @@ import { existsSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { afterAll, describe, expect, it } from 'vitest';
 import { RunLock } from '../../src/results/lock.js';
-import { cli, cleanEnv, exactlyOnce, records, tmp, until } from './helpers.js';
+import { cli, cleanEnv, exactlyOnce, recordCount, records, tmp, until } from './helpers.js';
 
 const t = tmp();
 afterAll(() => t.done());
 
 const N = 60;
 
-function lines(file: string): number {
-  return existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter(Boolean).length : 0;
-}
 
 /** A pid that no process has now: a child that has exited. */
 function deadPid(): number {
@@ -30,7 +27,7 @@ describe('one run per results file', () => {
     const tasks = t.write('two.txt', ['echo task 0', ...Array.from({ length: N - 1 }, (_, i) => `${wait}; echo task ${i + 1}`)].join('\n') + '\n');
     const out = t.path('two.jsonl');
     const first = cli(['run', tasks, '-o', out, '--resume', '--workers', '2']);
-    await until(() => lines(out) >= 1, 60_000, 'the first run\'s first record');
+    await until(() => recordCount(out) >= 1, 60_000, 'the first run\'s first record');
     const second = await cli(['run', tasks, '-o', out, '--resume', '--workers', '2']);
     writeFileSync(flag, '');
     const a = await first;

@@ -22,7 +22,7 @@ describe('slurmpool report / status / --report', () => {
 
       const st = await cli(['status', t.path('res.jsonl')], { cwd: t.dir });
       expect(st.exitCode).toBe(0);
-      expect(String(st.stdout)).toMatch(/21 tasks done, 1 failed/);
+      expect(String(st.stdout)).toMatch(/21 tasks done of 21 \(100\.0%\), 1 failed/);
       expect(String(st.stdout)).toMatch(/emu1/);
       const js = await cli(['status', t.path('res.jsonl'), '--json'], { cwd: t.dir });
       expect(JSON.parse(String(js.stdout).trim().split('\n')[0]!)).toMatchObject({ failed: 1 });
