@@ -1,5 +1,5 @@
 // What run and map share: results file and resume, signals and grace, the time limit, progress and the summary.
-import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { Pool } from '../pool.js';
 import { OptionError, SlurmpoolError } from '../errors.js';
 import type { TaskRecord } from '../ordering.js';
@@ -8,12 +8,13 @@ import { JournalMismatch, prepareResume, readJournal, type SavedRecord } from '.
 import { toJsonLine } from '../results/record.js';
 import { headerLine, kindMismatch, workMismatch, type MapWork, type RunWork } from '../results/header.js';
 import { LockHeld, RunLock, STALE_MS } from '../results/lock.js';
+import { makeLogDir } from '../results/logdir.js';
 import { ResultsFile, StdoutRecords, unwritable, type RecordOut } from '../results/writer.js';
 import { ReportBuilder, writeModel, writeReport, type RunMeta } from '../report/index.js';
 import { formatDuration } from './durations.js';
 import { CliError, EXIT } from './errors.js';
 import { Feed, type StopReason } from './feed.js';
-import { poolOptions, type Common } from './options.js';
+import { checkNodeCounts, poolOptions, type Common } from './options.js';
 import type { NodeSummary, ProgressInfo, Renderer, Summary } from './render.js';
 import { END_MARGIN_MS, findEndTime, TimeGate } from './timeleft.js';
 
@@ -68,6 +69,7 @@ interface Counters {
 /** Run a plan to the end (or to a stop) and return the exit status. */
 export async function execute(plan: Plan, c: Common, r: Renderer, argv: readonly string[]): Promise<number> {
   const t0 = Date.now();
+  checkNodeCounts(c, process.env);
   if (c.report) {
     const why = unwritable(c.report);
     if (why) throw new CliError(`cannot write the report to ${c.report}: ${why}`);
@@ -129,7 +131,7 @@ async function executeLocked(plan: Plan, c: Common, r: Renderer, argv: readonly 
   }
   if (c.logDir) {
     try {
-      mkdirSync(c.logDir, { recursive: true });
+      makeLogDir(c.logDir);
     } catch (e) {
       throw new CliError(`cannot create --log-dir ${c.logDir}: ${(e as Error).message}`);
     }
