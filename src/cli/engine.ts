@@ -4,7 +4,7 @@ import { Pool } from '../pool.js';
 import { OptionError, SlurmpoolError } from '../errors.js';
 import type { TaskRecord } from '../ordering.js';
 import type { CommandResult } from '../agent/shell.js';
-import { JournalMismatch, prepareResume, readJournal, type SavedRecord } from '../results/journal.js';
+import { JournalMismatch, prepareResume, readJournal, ResumeWriteError, type SavedRecord } from '../results/journal.js';
 import { toJsonLine } from '../results/record.js';
 import { headerLine, kindMismatch, workMismatch, type MapWork, type RunWork } from '../results/header.js';
 import { LockHeld, RunLock, STALE_MS } from '../results/lock.js';
@@ -114,6 +114,7 @@ async function executeLocked(plan: Plan, c: Common, r: Renderer, argv: readonly 
         }
       } catch (e) {
         if (e instanceof JournalMismatch) throw new CliError(`cannot resume: ${e.message}`, EXIT.usage, 'write to a new --output file, or use --overwrite to start again');
+        if (e instanceof ResumeWriteError) throw new CliError(e.message, EXIT.usage, 'free space on that disk (or move the results file to one with room) and run the same command again');
         throw e;
       }
     } else if (!c.overwrite && existsSync(c.output) && statSync(c.output).size > 0 && holdsSomething(c.output)) {

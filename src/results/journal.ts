@@ -1,5 +1,5 @@
 // The results file read back as a journal: which tasks finished, for --resume. Each task ends with exactly one record.
-import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, statSync, truncateSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, statSync, truncateSync, unlinkSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { headerOf } from './header.js';
 
@@ -159,6 +159,11 @@ export function prepareResume(path: string, check?: (r: SavedRecord) => string |
   return state;
 }
 
+/** The resume rewrite of a results file failed (disk full, quota…); the file is unchanged. */
+export class ResumeWriteError extends Error {
+  override name = 'ResumeWriteError';
+}
+
 /** A saved record does not match the current input. */
 export class JournalMismatch extends Error {
   override name = 'JournalMismatch';
@@ -168,17 +173,29 @@ export class JournalMismatch extends Error {
 function rewrite(path: string, lines: string[]): void {
   const mode = statSync(path).mode & 0o777;
   const tmp = join(dirname(path), `.${basename(path)}.resume-${process.pid}`);
-  const fd = openSync(tmp, 'w', mode);
   try {
-    const body = lines.length ? `${lines.join('\n')}\n` : '';
-    const buf = Buffer.from(body);
-    let off = 0;
-    while (off < buf.length) off += writeSync(fd, buf, off, buf.length - off);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
+    const fd = openSync(tmp, 'w', mode);
+    try {
+      const body = lines.length ? `${lines.join('\n')}\n` : '';
+      const buf = Buffer.from(body);
+      let off = 0;
+      while (off < buf.length) off += writeSync(fd, buf, off, buf.length - off);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, path);
+  } catch (e) {
+    // Never leave the half-written copy behind (on a full disk it holds the space the user needs back).
+    try {
+      unlinkSync(tmp);
+    } catch {
+      // not created, or already renamed
+    }
+    const code = (e as NodeJS.ErrnoException).code;
+    const why = code === 'ENOSPC' ? 'the disk is full (ENOSPC)' : code === 'EDQUOT' ? 'the disk quota is exceeded (EDQUOT)' : (e as Error).message;
+    throw new ResumeWriteError(`cannot rewrite ${path} for --resume: ${why} while writing its new copy ${tmp} (removed again); ${path} is unchanged`);
   }
-  renameSync(tmp, path);
   try {
     const dfd = openSync(dirname(path), 'r');
     try {

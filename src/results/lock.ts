@@ -187,7 +187,7 @@ export class RunLock {
 function tryCreate(path: string, text: string): number | null {
   let fd: number;
   try {
-    fd = openSync(path, 'wx', 0o644);
+    fd = openSync(path, 'wx', 0o666);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'EEXIST') return null;
     throw new Error(`cannot create the lock file ${path}: ${(e as Error).message}`);

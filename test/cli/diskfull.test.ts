@@ -1,6 +1,6 @@
 // A results file on a full disk: a clean stop, a valid journal, and --resume finishes the rest.
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -50,6 +50,39 @@ describe.skipIf(!disk.dir)(`results on a full disk ${disk.why}`, () => {
       expect(all.length).toBe(600);
       expect(new Set(all).size).toBe(600);
     } finally {
+      t.done();
+    }
+  });
+
+  it('a --resume rewrite that finds the disk full says so, names the file, removes its temporary copy and leaves the file as it was', async () => {
+    const t = tmp();
+    const dir = mkdtempSync(join(tmpdir(), 'slurmpool-rwfull-'));
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', dir], { stdio: 'pipe' });
+    try {
+      const N = 100;
+      const tasks = t.write('tasks.txt', Array.from({ length: N }, (_, i) => `echo ${i}`).join('\n') + '\n');
+      // A journal with one failure record: resume must rewrite it without that record.
+      const recs = Array.from({ length: N }, (_, i) =>
+        JSON.stringify({ index: i, line: i + 1, ok: i !== 5, command: `echo ${i}`, exitCode: i === 5 ? 1 : 0, stdout: `${i}\n${'.'.repeat(200)}`, node: 'n1', worker: 0, started: 1, ended: 2, attempts: 1 }),
+      );
+      const res = join(dir, 'res.jsonl');
+      const text = `${recs.join('\n')}\n`;
+      writeFileSync(res, text);
+      // Fill the disk but for room for the lock file: the rewrite's copy (about as large as the file) cannot fit.
+      const st = statfsSync(dir);
+      const free = Number(st.bavail) * Number(st.bsize);
+      expect(free).toBeGreaterThan(8192);
+      writeFileSync(join(dir, 'filler'), Buffer.alloc(free - 8192));
+      const r = await cli(['run', tasks, '-o', res, '--resume']);
+      expect(r.exitCode, String(r.stderr)).toBe(2);
+      const err = String(r.stderr);
+      expect(err).toContain(`cannot rewrite ${res} for --resume: the disk is full (ENOSPC) while writing its new copy ${join(dir, '.res.jsonl.resume-')}`);
+      expect(err).toContain(`(removed again); ${res} is unchanged`);
+      expect(readdirSync(dir).sort()).toEqual(['filler', 'res.jsonl']);
+      expect(readFileSync(res, 'utf8')).toBe(text);
+    } finally {
+      execFileSync('umount', [dir]);
+      rmSync(dir, { recursive: true, force: true });
       t.done();
     }
   });
