@@ -2,6 +2,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import { sha256 } from '../results/header.js';
 import { CliError } from './errors.js';
+import { memoryTaskSource, openTaskFile, type TaskSource } from './taskfile.js';
 
 /** The commands of a task file and the 1-based line each came from. */
 export interface TaskFile {
@@ -20,14 +21,7 @@ export async function readStdin(): Promise<string> {
 }
 
 function readText(path: string, what: string): string {
-  let st;
-  try {
-    st = statSync(path);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new CliError(code === 'ENOENT' ? `${what} ${path} does not exist` : `${what} ${path} cannot be read: ${(e as Error).message}`);
-  }
-  if (st.isDirectory()) throw new CliError(`${what} ${path} is a directory, not a file`);
+  checkFile(path, what);
   try {
     return readFileSync(path, 'utf8');
   } catch (e) {
@@ -57,10 +51,26 @@ export function parseTaskFile(text: string, name: string): TaskFile {
   return { name, commands, lines, sha256: sha256(text) };
 }
 
-/** Read a task file, or standard input for "-". */
-export async function readTaskFile(path: string): Promise<TaskFile> {
-  if (path === '-') return parseTaskFile(await readStdin(), 'standard input');
-  return parseTaskFile(readText(path, 'task file'), `task file ${path}`);
+/**
+ * A task file, or standard input for "-". A file is streamed (checked, counted and hashed in one pass;
+ * commands read back as they are needed); standard input, which cannot be read twice, is held in memory.
+ */
+export async function readTaskFile(path: string): Promise<TaskSource> {
+  if (path === '-') return memoryTaskSource(parseTaskFile(await readStdin(), 'standard input'));
+  checkFile(path, 'task file');
+  return openTaskFile(path);
+}
+
+/** Refuse a path that does not exist or is a folder, naming it. */
+function checkFile(path: string, what: string): void {
+  let st;
+  try {
+    st = statSync(path);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new CliError(code === 'ENOENT' ? `${what} ${path} does not exist` : `${what} ${path} cannot be read: ${(e as Error).message}`);
+  }
+  if (st.isDirectory()) throw new CliError(`${what} ${path} is a directory, not a file`);
 }
 
 /** Items of a JSON Lines input and the 1-based line each came from. */

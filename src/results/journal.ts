@@ -127,11 +127,14 @@ export function prepareResume(path: string, check?: (r: SavedRecord) => string |
     const why = checkHeader?.kind(h, name);
     if (why) throw new JournalMismatch(why);
   }
-  for (const r of j.records.values()) {
+  if (check) {
     // Failed tasks run again from the current input, so only kept (successful) records must still match it.
-    if (!r.ok) continue;
-    const why = check?.(r);
-    if (why) throw new JournalMismatch(`${name} line ${r.line}: ${why}`);
+    // In task order: the input is read forward (a task file is streamed, not held in memory).
+    const kept = [...j.records.values()].filter((r) => r.ok).sort((a, b) => a.index - b.index);
+    for (const r of kept) {
+      const why = check(r);
+      if (why) throw new JournalMismatch(`${name} line ${r.line}: ${why}`);
+    }
   }
   // Every run that wrote to the file must have done the same work as this one.
   for (const h of j.headers) {
