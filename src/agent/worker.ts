@@ -59,8 +59,8 @@ const taskContext = new AsyncLocalStorage<{ index: number; fn: string }>();
 
 // A promise a task rejected after the task returned (nobody awaits it) must not end this thread: that
 // would be blamed on whatever task runs next. It is logged, naming the task that started it (the async
-// context of the code that rejected it); no task's outcome changes. Errors thrown outside any task by
-// such code (an uncaught exception in a timer) are logged the same way.
+// context of the code that rejected it); no task's outcome changes. (An exception thrown by such code,
+// in a timer say, still ends the thread, as a crash does: the task running then is retried alone.)
 function strayError(what: string, e: unknown): void {
   const t = taskContext.getStore();
   const who = t ? `started by ${t.fn ? `'${t.fn}' on item ${t.index}` : `task ${t.index}`}` : 'not traced to a task';
