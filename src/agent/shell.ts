@@ -28,6 +28,11 @@ export interface CommandResult {
   /** The output was larger than the inline limit and was written to this file (SLURMPOOL_LOG_DIR). */
   stdoutFile?: string;
   stderrFile?: string;
+  /**
+   * Large output could not be written to the log folder (disk full, read-only, quota): the task fails
+   * with this error; its output's first --inline-max bytes stay in the record.
+   */
+  outputError?: { message: string; code?: string };
   /** When the command started, epoch ms. */
   startedAt: number;
   durationMs: number;
@@ -156,7 +161,7 @@ function readHead(fd: number, bytes: number): string {
 }
 
 /** A captured stream: small output into the record, large output to the log folder or cut. */
-function takeOutput(file: string, id: number, stream: 'out' | 'err', o: OutputOptions): { text: string; file?: string } {
+function takeOutput(file: string, id: number, stream: 'out' | 'err', o: OutputOptions): { text: string; file?: string; error?: { message: string; code?: string } } {
   // Most commands print little or nothing: one stat decides, without opening the file.
   if ((statSync(file, { throwIfNoEntry: false })?.size ?? 0) === 0) return { text: '' };
   let fd: number;
@@ -172,11 +177,24 @@ function takeOutput(file: string, id: number, stream: 'out' | 'err', o: OutputOp
     if (o.logDir) {
       const dest = join(o.logDir, logFileName(id, stream));
       const dir = dirname(dest);
-      if (!madeDirs.has(dir)) {
-        mkdirSync(dir, { recursive: true });
-        madeDirs.add(dir);
+      try {
+        if (!madeDirs.has(dir)) {
+          mkdirSync(dir, { recursive: true });
+          madeDirs.add(dir);
+        }
+        copyFileSync(file, dest);
+      } catch (e) {
+        // Disk full, read-only, quota: the task fails saying so, keeping the head of its output; no half file is left.
+        try {
+          rmSync(dest, { force: true });
+        } catch {
+          // nothing to remove
+        }
+        const code = (e as NodeJS.ErrnoException).code;
+        const head = readHead(fd, Math.min(size, o.inlineMax));
+        const message = `cannot write its std${stream} (${size} bytes) to ${dest}: ${(e as Error).message}`;
+        return { text: `${head}\n[slurmpool: ${size - Buffer.byteLength(head)} more bytes lost: ${message}]`, error: { message, ...(code ? { code } : {}) } };
       }
-      copyFileSync(file, dest);
       return { text: '', file: dest };
     }
     const keep = Math.min(size, MAX_CAPTURE);
@@ -465,6 +483,8 @@ async function runWithHelper(h: Helper, id: number, command: string, timeoutMs: 
   };
   if (out.file) result.stdoutFile = out.file;
   if (err.file) result.stderrFile = err.file;
+  const outputError = out.error ?? err.error;
+  if (outputError) result.outputError = outputError;
   if (cpus) result.cpus = cpus;
   return result;
 }

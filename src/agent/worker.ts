@@ -1,11 +1,13 @@
 // The only file that runs inside a worker thread: import the task module once, run chunks.
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { parentPort, workerData } from 'node:worker_threads';
 import { toErrorRecord } from '../errors.js';
 import type { ChunkResult, ChunkSpec, ItemFailure } from '../protocol/messages.js';
 import type { FromWorker, SharedEntry, ToWorker, WorkerInit } from './thread-messages.js';
 import { SHARED_KEY, viewOf } from '../shared.js';
 import { SLOT_CHUNK, SLOT_OFFSET, SLOT_STARTED, SLOT_STOP } from './thread-messages.js';
-import { decode, decodeListLike, encodeList, encodeTransferable } from '../protocol/codec.js';
+import { decode, decodeListLike, encode, encodeList, encodeTransferable } from '../protocol/codec.js';
+import type { CommandResult } from './shell.js';
 
 const init = workerData as WorkerInit;
 const port = parentPort!;
@@ -50,6 +52,78 @@ function resolveShared(item: unknown): unknown {
     for (const k in o) if (isRef(o[k])) o[k] = sharedValue(o[k] as Record<string, unknown>);
   }
   return item;
+}
+
+/** The task a piece of code runs for: async work a task starts (timers, promises) carries it along. */
+const taskContext = new AsyncLocalStorage<{ index: number; fn: string }>();
+
+// A promise a task rejected after the task returned (nobody awaits it) must not end this thread: that
+// would be blamed on whatever task runs next. It is logged, naming the task that started it (the async
+// context of the code that rejected it); no task's outcome changes. (An exception thrown by such code,
+// in a timer say, still ends the thread, as a crash does: the task running then is retried alone.)
+function strayError(what: string, e: unknown): void {
+  const t = taskContext.getStore();
+  const who = t ? `started by ${t.fn ? `'${t.fn}' on item ${t.index}` : `task ${t.index}`}` : 'not traced to a task';
+  const text = e instanceof Error ? (e.stack ?? `${e.name}: ${e.message}`) : String(e);
+  const node = init.env.SLURMPOOL_NODE ? `node ${init.env.SLURMPOOL_NODE} ` : '';
+  process.stderr.write(`slurmpool: ${node}worker ${init.workerIndex}: ${what} (${who}; no task is failed for it): ${text}\n`);
+}
+process.on('unhandledRejection', (reason) => strayError('a promise rejected with nobody waiting for it', reason));
+
+/** Why a value cannot be encoded, and where in it: a cycle, a Symbol, or what msgpackr said. */
+export function unencodable(value: unknown, e: unknown): string {
+  // The objects on the path from the result to where the walk is, with where each is.
+  const ancestors = new Map<object, string>();
+  const walk = (v: unknown, at: string, depth: number): string | null => {
+    if (typeof v === 'symbol') return `${at} is a Symbol (${String(v)})`;
+    if (v === null || typeof v !== 'object') return null;
+    const back = ancestors.get(v);
+    if (back !== undefined) return `${at} refers back to ${back}: a circular structure`;
+    if (depth > 2000) return `${at} is nested more than 2,000 levels deep`;
+    ancestors.set(v, at);
+    const entries: [string, unknown][] = v instanceof Map ? [...v.entries()].map(([k, x]) => [`.get(${String(k)})`, x]) : Array.isArray(v) ? v.map((x, i) => [`[${i}]`, x]) : ArrayBuffer.isView(v) ? [] : Object.entries(v).map(([k, x]) => [`.${k}`, x]);
+    for (const [k, x] of entries) {
+      const why = walk(x, `${at}${k}`, depth + 1);
+      if (why) return why;
+    }
+    ancestors.delete(v);
+    return null;
+  };
+  const why = walk(value, 'the result', 0);
+  const kind = value === null ? 'null' : Array.isArray(value) ? 'array' : typeof value === 'object' ? (value.constructor?.name ?? 'object') : typeof value;
+  return `the task's result (${kind}) could not be encoded to send back: ${why ?? (e instanceof Error ? e.message : String(e))}`;
+}
+
+/**
+ * Encode a chunk's values. A value msgpack cannot hold (a cycle, a Symbol) fails its own item with a
+ * clear error and is sent as undefined; the other items keep their values.
+ */
+function encodeValues(c: ChunkSpec, values: unknown[], failures: ItemFailure[]): Uint8Array {
+  try {
+    return encodeOwnedList(values);
+  } catch {
+    const failed = new Set(failures.map((f) => f.offset));
+    for (let i = 0; i < values.length; i++) {
+      if (failed.has(i)) continue;
+      try {
+        encode(values[i]);
+      } catch (e) {
+        failures.push({ offset: i, error: { name: 'ResultNotEncodable', message: `item ${c.start + i}: ${unencodable(values[i], e)}`, kind: 'error' } });
+        values[i] = undefined;
+      }
+    }
+    failures.sort((a, b) => a.offset - b.offset);
+    if (c.stopOnError && failures.length > 0) values.length = failures[0]!.offset;
+    return encodeOwnedList(values);
+  }
+}
+
+/** Every item of a chunk failed by an error outside its tasks (a bad chunk, an internal error): the thread goes on. */
+function chunkFailed(c: ChunkSpec, e: unknown, started: number): ChunkResult {
+  const error = toErrorRecord(e, 'error');
+  error.message = `this chunk could not be run (items ${c.start}–${c.start + c.count - 1}): ${error.message}`;
+  const failures: ItemFailure[] = c.stopOnError ? [{ offset: 0, error }] : Array.from({ length: c.count }, (_, i) => ({ offset: i, error }));
+  return { id: c.id, worker: init.workerIndex, values: encodeOwnedList([]), failures, started, ended: Date.now() };
 }
 
 /** Flush results at least this often while a batch runs, so finished work is not held back (a batch aims at about 2 ms of work). */
@@ -124,14 +198,24 @@ async function runChunk(c: ChunkSpec): Promise<ChunkResult> {
       }
       slot[SLOT_OFFSET] = i;
       slot[SLOT_STARTED] = Date.now();
-      const r = await (shell ??= await import('./shell.js')).runShell(String(items[i]), c.start + i, init.workerIndex, init.env, c.timeoutMs);
+      let r: CommandResult;
+      try {
+        r = await (shell ??= await import('./shell.js')).runShell(String(items[i]), c.start + i, init.workerIndex, init.env, c.timeoutMs);
+      } catch (e) {
+        // Not the command's failure (it has its exit status): the machinery around it. This item fails, the thread goes on.
+        failures.push({ offset: i, error: toErrorRecord(e, 'error') });
+        values[i] = undefined;
+        continue;
+      }
       values[i] = r;
-      if (r.exitCode !== 0) {
+      if (r.outputError) {
+        failures.push({ offset: i, error: { name: 'OutputError', message: r.outputError.message, ...(r.outputError.code ? { code: r.outputError.code } : {}), kind: 'error' } });
+      } else if (r.exitCode !== 0) {
         const why = r.timedOut ? `timed out after ${c.timeoutMs} ms` : r.signal ? `killed by ${r.signal}` : `exited with status ${r.exitCode}`;
         failures.push({ offset: i, error: { name: 'CommandError', message: `command ${why}: ${r.command}`, kind: r.timedOut ? 'timeout' : 'error' } });
       }
     }
-    return { id: c.id, worker: init.workerIndex, values: encodeOwnedList(values), failures, started, ended: clock() };
+    return { id: c.id, worker: init.workerIndex, values: encodeValues(c, values, failures), failures, started, ended: clock() };
   }
   const fn = resolveFn(c.fn);
   if (fn instanceof Error) {
@@ -150,7 +234,7 @@ async function runChunk(c: ChunkSpec): Promise<ChunkResult> {
     if (timed) slot[SLOT_STARTED] = Date.now();
     try {
       const item = everShared ? resolveShared(items[i]) : items[i];
-      let v = star ? fn(...(item as unknown[])) : fn(item);
+      let v = taskContext.run({ index: c.start + i, fn: c.fn }, () => (star ? fn(...(item as unknown[])) : fn(item)));
       if (isThenable(v)) v = await v;
       values[i] = v;
     } catch (e) {
@@ -162,7 +246,7 @@ async function runChunk(c: ChunkSpec): Promise<ChunkResult> {
       values[i] = undefined;
     }
   }
-  return { id: c.id, worker: init.workerIndex, values: encodeOwnedList(values), failures, started, ended: clock() };
+  return { id: c.id, worker: init.workerIndex, values: encodeValues(c, values, failures), failures, started, ended: clock() };
 }
 
 /** Results finished but not yet posted (batched with the next ones unless they wait too long). */
@@ -188,7 +272,13 @@ async function drain(): Promise<void> {
       lastFlush = clock();
       for (let k = 0; k < batch.length; k++) {
         const c = batch[k]!;
-        const r = await runChunk(c);
+        const t = Date.now();
+        let r: ChunkResult;
+        try {
+          r = await runChunk(c);
+        } catch (e) {
+          r = chunkFailed(c, e, t);
+        }
         out.push(r);
         tasksDone += c.count;
         if (init.maxTasks > 0 && tasksDone >= init.maxTasks) {
@@ -213,7 +303,12 @@ async function drain(): Promise<void> {
 
 async function main(): Promise<void> {
   try {
-    if (init.module !== null) mod = (await import(init.module)) as Record<string, unknown>;
+    if (init.module !== null) {
+      const ns = (await import(init.module)) as Record<string, unknown>;
+      // CommonJS `module.exports = { name: fn }`: Node names no exports for it, the object is the default.
+      const d = ns.default;
+      mod = d !== null && typeof d === 'object' && !Array.isArray(d) ? { ...(d as Record<string, unknown>), ...ns } : ns;
+    }
     if (init.initializer !== null) {
       const f = mod[init.initializer];
       if (typeof f !== 'function') {

@@ -1,17 +1,20 @@
 // What run and map share: results file and resume, signals and grace, the time limit, progress and the summary.
-import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { Pool } from '../pool.js';
 import { OptionError, SlurmpoolError } from '../errors.js';
 import type { TaskRecord } from '../ordering.js';
 import type { CommandResult } from '../agent/shell.js';
-import { JournalMismatch, prepareResume, readJournal, type SavedRecord } from '../results/journal.js';
+import { JournalMismatch, prepareResume, readJournal, ResumeWriteError, type SavedRecord } from '../results/journal.js';
 import { toJsonLine } from '../results/record.js';
+import { headerLine, kindMismatch, workMismatch, type MapWork, type RunWork } from '../results/header.js';
+import { LockHeld, RunLock, STALE_MS } from '../results/lock.js';
+import { makeLogDir } from '../results/logdir.js';
 import { ResultsFile, StdoutRecords, unwritable, type RecordOut } from '../results/writer.js';
 import { ReportBuilder, writeModel, writeReport, type RunMeta } from '../report/index.js';
 import { formatDuration } from './durations.js';
 import { CliError, EXIT } from './errors.js';
 import { Feed, type StopReason } from './feed.js';
-import { poolOptions, type Common } from './options.js';
+import { checkNodeCounts, poolOptions, type Common } from './options.js';
 import type { NodeSummary, ProgressInfo, Renderer, Summary } from './render.js';
 import { END_MARGIN_MS, findEndTime, TimeGate } from './timeleft.js';
 
@@ -35,6 +38,8 @@ export interface Plan {
   show?(index: number, r: TaskRecord): void;
   /** Records go to standard output when there is no results file. */
   recordsToStdout: boolean;
+  /** What defines the work, for the results file's header and --resume's check of it. */
+  work: RunWork | MapWork;
 }
 
 /** Signals that stop a run gracefully: Slurm's walltime/scancel (TERM) and the --signal warnings (USR1/USR2). */
@@ -64,20 +69,44 @@ interface Counters {
 /** Run a plan to the end (or to a stop) and return the exit status. */
 export async function execute(plan: Plan, c: Common, r: Renderer, argv: readonly string[]): Promise<number> {
   const t0 = Date.now();
-  // 1. The results file: checked, repaired and read back (resume) before any work starts.
-  let done = new Set<number>();
-  let out: RecordOut | null = null;
+  checkNodeCounts(c, process.env);
   if (c.report) {
     const why = unwritable(c.report);
     if (why) throw new CliError(`cannot write the report to ${c.report}: ${why}`);
   }
-  const report = c.report && !c.output ? new ReportBuilder() : null;
+  // 0. One run per results file, for the whole run (resume's rewrite included).
+  let lock: RunLock | null = null;
   if (c.output) {
     const why = unwritable(c.output);
     if (why) throw new CliError(`cannot write results to ${c.output}: ${why}`);
+    try {
+      lock = RunLock.acquire(c.output, { log: (l) => r.warn(l), command: ['slurmpool', ...argv].map(shellQuote).join(' ') });
+    } catch (e) {
+      if (e instanceof LockHeld) {
+        throw new CliError(e.message, EXIT.usage, `wait for that run to end; a lock whose run died is taken over by itself (same host: at once; another host: after ${STALE_MS / 1000} s without a refresh)`);
+      }
+      throw new CliError(`cannot lock ${c.output}: ${(e as Error).message}`);
+    }
+  }
+  try {
+    return await executeLocked(plan, c, r, argv, t0, lock);
+  } finally {
+    lock?.release();
+  }
+}
+
+async function executeLocked(plan: Plan, c: Common, r: Renderer, argv: readonly string[], t0: number, lock: RunLock | null): Promise<number> {
+  // 1. The results file: checked, repaired and read back (resume) before any work starts.
+  let done = new Set<number>();
+  let out: RecordOut | null = null;
+  const report = c.report && !c.output ? new ReportBuilder() : null;
+  if (c.output) {
     if (c.resume) {
       try {
-        const state = prepareResume(c.output, plan.check);
+        const state = prepareResume(c.output, plan.check, {
+          kind: (h, name) => kindMismatch(h.header, plan.command, name, h.line),
+          work: (h, name) => workMismatch(h.header, { run: plan.command, work: plan.work }, name, h.line),
+        });
         for (const n of state.notes) r.warn(n);
         done = state.done;
         if (done.size > 0 || state.failedBefore.length > 0) {
@@ -85,9 +114,10 @@ export async function execute(plan: Plan, c: Common, r: Renderer, argv: readonly
         }
       } catch (e) {
         if (e instanceof JournalMismatch) throw new CliError(`cannot resume: ${e.message}`, EXIT.usage, 'write to a new --output file, or use --overwrite to start again');
+        if (e instanceof ResumeWriteError) throw new CliError(e.message, EXIT.usage, 'free space on that disk (or move the results file to one with room) and run the same command again');
         throw e;
       }
-    } else if (!c.overwrite && existsSync(c.output) && statSync(c.output).size > 0) {
+    } else if (!c.overwrite && existsSync(c.output) && statSync(c.output).size > 0 && holdsSomething(c.output)) {
       const n = readJournal(c.output)?.records.size ?? 0;
       throw new CliError(`${c.output} already holds ${n} record${n === 1 ? '' : 's'}`, EXIT.usage, 'add --resume to continue that run (its finished tasks are skipped), or --overwrite to start again');
     }
@@ -96,12 +126,13 @@ export async function execute(plan: Plan, c: Common, r: Renderer, argv: readonly
       stop({ kind: 'write-error', message: `cannot write to ${c.output} (${e.message}); the file keeps every record written before it, and the tasks not recorded run again with --resume` });
     };
     out = file;
+    if (lock) lock.onLost = (why) => stop({ kind: 'lock-lost', message: `${why}; another run may be writing ${c.output}` });
   } else if (plan.recordsToStdout) {
     out = new StdoutRecords();
   }
   if (c.logDir) {
     try {
-      mkdirSync(c.logDir, { recursive: true });
+      makeLogDir(c.logDir);
     } catch (e) {
       throw new CliError(`cannot create --log-dir ${c.logDir}: ${(e as Error).message}`);
     }
@@ -179,6 +210,23 @@ export async function execute(plan: Plan, c: Common, r: Renderer, argv: readonly
     }
     if (forced) void pool.terminate();
     runStart = Date.now();
+    // The results file starts with the run's header (a resumed run appends its own, before its records).
+    if (out instanceof ResultsFile) {
+      out.write(
+        headerLine({
+          version: 1,
+          run: plan.command,
+          kind: plan.kind,
+          command: ['slurmpool', ...argv].map(shellQuote).join(' '),
+          mode: pool.mode,
+          ...(process.env.SLURM_JOB_ID ? { jobId: process.env.SLURM_JOB_ID } : {}),
+          tasks: plan.total,
+          ...(plan.command === 'map' ? { fn: plan.fn } : {}),
+          started: runStart,
+          work: plan.work,
+        }),
+      );
+    }
     startupMs = runStart - t0;
 
     // 4. The time limit: learn task durations, start none that cannot finish, stop before the end.
@@ -300,6 +348,12 @@ export async function execute(plan: Plan, c: Common, r: Renderer, argv: readonly
   const workers = nodes.length > 0 ? nodes.reduce((s, n) => s + n.workers, 0) : 0;
   r.summary(makeSummary(plan, c, feed, counters, nodes, pool?.mode ?? 'none', workers, wallMs, startupMs, fatal ? { kind: 'error', message: String((fatal as Error).message ?? fatal) } : stopped, argv, exitCode), summaryToStdout);
   return exitCode;
+}
+
+/** Whether a results file holds anything but run headers and blank lines (records, or lines we would lose). */
+function holdsSomething(path: string): boolean {
+  const j = readJournal(path);
+  return j !== null && (j.records.size > 0 || j.bad.length > 0 || j.torn !== null);
 }
 
 function nodeSummaries(pool: Pool, wallMs: number): NodeSummary[] {

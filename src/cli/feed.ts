@@ -41,7 +41,7 @@ export class Feed implements Iterable<unknown> {
 
   /** The task index of feed position `pos` (a record's index). */
   originalIndex(pos: number): number {
-    return this.positions[pos] ?? pos;
+    return this.done.size === 0 ? pos : (this.positions[pos] ?? pos);
   }
 
   /** Tasks not yet handed out when the feed stopped. */
@@ -61,7 +61,8 @@ export class Feed implements Iterable<unknown> {
           return { done: true, value: undefined };
         }
         const i = this.next++;
-        this.positions.push(i);
+        // Nothing skipped: position and index are the same, and millions of tasks need no table.
+        if (this.done.size > 0) this.positions.push(i);
         this.handedOut++;
         return { done: false, value: this.make(i) };
       },

@@ -1,12 +1,16 @@
 // Task inputs, read and checked before any work starts: task files, JSON Lines items, ranges.
 import { readFileSync, statSync } from 'node:fs';
+import { sha256 } from '../results/header.js';
 import { CliError } from './errors.js';
+import { memoryTaskSource, openTaskFile, type TaskSource } from './taskfile.js';
 
 /** The commands of a task file and the 1-based line each came from. */
 export interface TaskFile {
   name: string;
   commands: string[];
   lines: number[];
+  /** sha256 of the whole text (the run header's identity of the work). */
+  sha256: string;
 }
 
 /** All of standard input as text. */
@@ -17,14 +21,7 @@ export async function readStdin(): Promise<string> {
 }
 
 function readText(path: string, what: string): string {
-  let st;
-  try {
-    st = statSync(path);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new CliError(code === 'ENOENT' ? `${what} ${path} does not exist` : `${what} ${path} cannot be read: ${(e as Error).message}`);
-  }
-  if (st.isDirectory()) throw new CliError(`${what} ${path} is a directory, not a file`);
+  checkFile(path, what);
   try {
     return readFileSync(path, 'utf8');
   } catch (e) {
@@ -51,13 +48,29 @@ export function parseTaskFile(text: string, name: string): TaskFile {
       all.length === 0 ? `${name} is empty: it has no commands to run` : `${name} has no commands: its ${all.length} line${all.length === 1 ? ' is' : 's are'} blank or # comments`,
     );
   }
-  return { name, commands, lines };
+  return { name, commands, lines, sha256: sha256(text) };
 }
 
-/** Read a task file, or standard input for "-". */
-export async function readTaskFile(path: string): Promise<TaskFile> {
-  if (path === '-') return parseTaskFile(await readStdin(), 'standard input');
-  return parseTaskFile(readText(path, 'task file'), `task file ${path}`);
+/**
+ * A task file, or standard input for "-". A file is streamed (checked, counted and hashed in one pass;
+ * commands read back as they are needed); standard input, which cannot be read twice, is held in memory.
+ */
+export async function readTaskFile(path: string): Promise<TaskSource> {
+  if (path === '-') return memoryTaskSource(parseTaskFile(await readStdin(), 'standard input'));
+  checkFile(path, 'task file');
+  return openTaskFile(path);
+}
+
+/** Refuse a path that does not exist or is a folder, naming it. */
+function checkFile(path: string, what: string): void {
+  let st;
+  try {
+    st = statSync(path);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new CliError(code === 'ENOENT' ? `${what} ${path} does not exist` : `${what} ${path} cannot be read: ${(e as Error).message}`);
+  }
+  if (st.isDirectory()) throw new CliError(`${what} ${path} is a directory, not a file`);
 }
 
 /** Items of a JSON Lines input and the 1-based line each came from. */
@@ -65,6 +78,8 @@ export interface Items {
   name: string;
   items: unknown[];
   lines: number[];
+  /** sha256 of the whole text. */
+  sha256: string;
 }
 
 /** Parse JSON Lines: one JSON value a line, blank lines skipped; a bad line is named by its number. */
@@ -84,7 +99,7 @@ export function parseJsonLines(text: string, name: string): Items {
     }
   }
   if (items.length === 0) throw new CliError(`${name} has no items: ${all.length <= 1 && all[0] === '' ? 'it is empty' : 'every line is blank'}`);
-  return { name, items, lines };
+  return { name, items, lines, sha256: sha256(text) };
 }
 
 /** Read --input FILE (JSON Lines), or standard input for "-". */

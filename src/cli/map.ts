@@ -1,5 +1,7 @@
 // slurmpool map MODULE EXPORT: apply an export of a module to JSON inputs, records as JSON Lines.
+import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { sha256File, type MapWork } from '../results/header.js';
 import { resolveModule } from '../options.js';
 import { OptionError } from '../errors.js';
 import { mapRecord } from '../results/record.js';
@@ -41,8 +43,10 @@ export async function mapModule(args: Record<string, unknown>, r: Renderer, argv
   let items: Items | null = null;
   let total: number;
   let item: (i: number) => unknown;
+  let inputId: MapWork['input'];
   if (range !== undefined) {
     const rg = parseRange(range);
+    inputId = { range: `${rg.start}:${rg.end}:${rg.step}` };
     total = rg.length;
     item = (i) => rg.start + i * rg.step;
   } else {
@@ -51,6 +55,7 @@ export async function mapModule(args: Record<string, unknown>, r: Renderer, argv
     }
     items = input === undefined ? parseJsonLines(await readStdin(), 'standard input') : await readItems(input);
     const its = items;
+    inputId = input === undefined || input === '-' ? { stdin: true, sha256: its.sha256 } : { file: resolve(input), sha256: its.sha256 };
     total = its.items.length;
     item = (i) => its.items[i];
   }
@@ -72,6 +77,7 @@ export async function mapModule(args: Record<string, unknown>, r: Renderer, argv
     record: (i, rec) => mapRecord(i, rec),
     check: (saved) => (saved.index >= total ? `it records task ${saved.index}, but the input has only ${total} items now` : null),
     recordsToStdout: !c.output,
+    work: { module: path, moduleSha256: await sha256File(path), fn, star, input: inputId },
   };
   return execute(plan, c, r, argv);
 }

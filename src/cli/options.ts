@@ -6,7 +6,8 @@ import type { PoolOptions } from '../options.js';
 import { parseEmulate } from '../options.js';
 import { OptionError } from '../errors.js';
 import { parseDuration } from './durations.js';
-import { CliError } from './errors.js';
+import { compressHostlist, readAllocation } from '../slurm/index.js';
+import { CliError, EXIT } from './errors.js';
 
 /** Options of run and map, as yargs reads them (numbers and durations as strings, checked by resolveCommon). */
 export const COMMON_OPTIONS: Record<string, YargsOption> = {
@@ -55,6 +56,8 @@ export interface Common {
   local: boolean;
   hosts: string[] | undefined;
   minNodes: number | undefined;
+  /** Where minNodes came from: `--min-nodes` or `SLURMPOOL_MIN_NODES`. */
+  minNodesFrom: string;
   graceMs: number;
   timeLeftMs: number | undefined;
   quiet: boolean;
@@ -168,6 +171,7 @@ export function resolveCommon(argv: Argv, env: NodeJS.ProcessEnv = process.env):
     local,
     hosts,
     minNodes: int(argv, 'min-nodes', env, 1),
+    minNodesFrom: raw(argv, 'min-nodes', env)?.from ?? '--min-nodes',
     graceMs: duration(argv, 'grace', env) ?? 30_000,
     timeLeftMs: duration(argv, 'time-left', env),
     quiet: bool(argv, 'quiet', env),
@@ -189,4 +193,45 @@ export function poolOptions(c: Common, extraEnv: Record<string, string>, log: ((
   if (c.local) o.mode = 'local';
   if (c.minNodes !== undefined) o.minNodes = c.minNodes;
   return o;
+}
+
+/** How many nodes a run with these settings starts, and what they are, in words; null when unknown before starting. */
+export function plannedNodes(c: Common, env: NodeJS.ProcessEnv): { count: number; what: string } | null {
+  if (c.local) return { count: 1, what: 'this machine (--local)' };
+  if (c.emulate !== undefined) {
+    const spec = parseEmulate(c.emulate, 'emulate');
+    return { count: spec.nodes, what: `the emulated allocation ${c.emulate}` };
+  }
+  if (c.hosts !== undefined) return { count: c.hosts.length, what: `the hosts named (${c.hosts.join(', ')})` };
+  if (env.SLURMPOOL_AGENT === '1') return { count: 1, what: 'this node (inside an agent)' };
+  const job = env.SLURM_JOB_ID ?? env.SLURM_JOBID;
+  if (!job) return { count: 1, what: 'this machine (not inside a Slurm allocation)' };
+  let alloc;
+  try {
+    alloc = readAllocation(env);
+  } catch {
+    return null; // malformed SLURM_* variables: Pool.open names them
+  }
+  if (!alloc) return null;
+  return { count: alloc.nodes.length, what: `Slurm job ${alloc.jobId}'s allocation (${compressHostlist(alloc.nodes)})` };
+}
+
+/**
+ * Refuse node counts the run cannot meet: --min-nodes (or SLURMPOOL_MIN_NODES) above the nodes it
+ * starts, and SLURMPOOL_NODES, which is not a setting (slurmpool uses every node it is given).
+ */
+export function checkNodeCounts(c: Common, env: NodeJS.ProcessEnv): void {
+  const planned = plannedNodes(c, env);
+  const asked = env.SLURMPOOL_NODES;
+  if (asked !== undefined && asked !== '') {
+    const more = planned && /^\d+$/.test(asked.trim()) && Number(asked) > planned.count ? `, and ${asked.trim()} is more than the ${planned.count} node${planned.count === 1 ? '' : 's'} of ${planned.what}` : '';
+    throw new CliError(
+      `SLURMPOOL_NODES=${JSON.stringify(asked)} is not a slurmpool setting: slurmpool runs on every node it is given${planned ? ` (here ${planned.count}: ${planned.what})` : ''}${more}`,
+      EXIT.usage,
+      'ask Slurm for the nodes (sbatch -N), and use --min-nodes / SLURMPOOL_MIN_NODES for how many must start; unset SLURMPOOL_NODES',
+    );
+  }
+  if (c.minNodes !== undefined && planned && c.minNodes > planned.count) {
+    throw new CliError(`${c.minNodesFrom} ${c.minNodes} is more than the ${planned.count} node${planned.count === 1 ? '' : 's'} of ${planned.what}: it could never be met`);
+  }
 }

@@ -1,4 +1,5 @@
 // slurmpool run TASKFILE: one shell command a line, each on some node, with its own cores.
+import { resolve } from 'node:path';
 import { taskCommand, type CommandResult } from '../agent/shell.js';
 import { commandRecord } from '../results/record.js';
 import { execute, type Plan } from './engine.js';
@@ -12,25 +13,39 @@ export async function runTaskFile(args: Record<string, unknown>, r: Renderer, ar
   // yargs reads a lone "-" (standard input) as an empty string.
   const name = args.taskfile === '' || args.taskfile === undefined ? '-' : String(args.taskfile);
   const tf = await readTaskFile(name);
-  const total = tf.commands.length;
+  const total = tf.count;
   const human = !c.output && !c.json;
+  // Lines of the commands handed out and not yet recorded: records come back in completion order, and
+  // reading them back from the file would move its cursor away from where the feed reads.
+  const lineOf = new Map<number, number>();
+  let recorded: { i: number; line: number } | null = null;
   const plan: Plan = {
     command: 'run',
     kind: 'shell',
     fn: '',
     total,
-    item: (i) => taskCommand(i, tf.commands[i]!),
-    record: (i, rec) => commandRecord(i, tf.lines[i], rec),
+    item: (i) => {
+      const t = tf.at(i);
+      lineOf.set(i, t.line);
+      return taskCommand(i, t.command);
+    },
+    record: (i, rec) => {
+      const line = lineOf.get(i) ?? tf.at(i).line;
+      lineOf.delete(i);
+      recorded = { i, line };
+      return commandRecord(i, line, rec);
+    },
     check: (saved) => {
       const i = saved.index;
       if (i >= total) return `it records task ${i}, but ${tf.name} has only ${total} commands now`;
       const cmd = saved.record.command;
-      if (typeof cmd === 'string' && cmd !== tf.commands[i]) {
-        return `task ${i} ran \`${cmd}\`, but ${tf.name} line ${tf.lines[i]} is now \`${tf.commands[i]}\`: the task file changed since that run`;
-      }
+      if (typeof cmd !== 'string') return null;
+      const now = tf.at(i);
+      if (cmd !== now.command) return `task ${i} ran \`${cmd}\`, but ${tf.name} line ${now.line} is now \`${now.command}\`: the task file changed since that run`;
       return null;
     },
     recordsToStdout: c.json && !c.output,
+    work: { taskFile: name === '-' ? '-' : resolve(name), sha256: tf.sha256 },
   };
   if (human) {
     // No results file: each command's output as it finishes, whole (GNU parallel's --group).
@@ -43,8 +58,13 @@ export async function runTaskFile(args: Record<string, unknown>, r: Renderer, ar
       if (v?.stderr) process.stderr.write(v.stderr);
       if (v?.stdoutFile) r.note(`task ${i}: stdout is in ${v.stdoutFile}`);
       if (v?.stderrFile) r.note(`task ${i}: stderr is in ${v.stderrFile}`);
-      if (!rec.ok) r.note(`task ${i} (line ${tf.lines[i]}) failed: ${rec.error?.message ?? 'unknown failure'}`);
+      const line = recorded?.i === i ? recorded.line : tf.at(i).line;
+      if (!rec.ok) r.note(`task ${i} (line ${line}) failed: ${rec.error?.message ?? 'unknown failure'}`);
     };
   }
-  return execute(plan, c, r, argv);
+  try {
+    return await execute(plan, c, r, argv);
+  } finally {
+    tf.close();
+  }
 }

@@ -24,6 +24,7 @@ export function cpusPerNodeText(counts: number[]): string {
   }
   return parts.join(',');
 }
+import { describeFailure } from './failure.js';
 
 /** The environment Slurm would give a task on node `index` of an emulated allocation. */
 export function emulatedNodeEnv(spec: EmulateSpec, index: number, jobId: string, prefix = 'emu'): Record<string, string> {
@@ -135,10 +136,7 @@ export class EmulateLauncher implements Launcher {
   }
 
   failureOf(node: string): string | undefined {
-    const exit = this.exits.get(node);
-    const tail = this.tails.get(node)?.value;
-    if (!exit && !tail) return undefined;
-    return [exit, tail].filter(Boolean).join(': ');
+    return describeFailure(this.exits.get(node), this.tails.get(node)?.value);
   }
 
   ref(): void {

@@ -7,6 +7,7 @@ import type { CoordinatorServer } from '../transport/tcp.js';
 import { agentEnv, CLI_MAIN, startCoordinator, Tail } from './agents.js';
 import { MAX_NODE_RESTARTS, type Launcher } from './launcher.js';
 import { Spawner } from './spawner.js';
+import { describeFailure } from './failure.js';
 
 /**
  * The srun command line for the agent of one node. One single-task step per node (as disBatch
@@ -124,10 +125,7 @@ export class SrunLauncher implements Launcher {
   }
 
   failureOf(node: string): string | undefined {
-    const exit = this.exits.get(node);
-    const tail = this.tails.get(node)?.value;
-    if (!exit && !tail) return undefined;
-    return [exit, tail ? `srun said: ${tail}` : ''].filter(Boolean).join('; ');
+    return describeFailure(this.exits.get(node), this.tails.get(node)?.value);
   }
 
   async stop(graceful: boolean): Promise<void> {

@@ -105,7 +105,8 @@ function errorCell(r: TaskRow): string {
   const e = r.error;
   const what = r.what ? `<div class="what"><code>${esc(clip(r.what, 200))}</code></div>` : '';
   const stack = e.stack ? `<details><summary>stack</summary><pre>${esc(e.stack)}</pre></details>` : '';
-  return `${what}<b>${esc(e.name)}</b>${e.kind && e.kind !== 'error' ? ` <small>(${esc(e.kind)})</small>` : ''}: ${esc(clip(e.message, 600))}${stack}`;
+  const stderr = r.stderrTail ? `<pre class="stderr" title="the end of its stderr">${esc(r.stderrTail)}</pre>` : '';
+  return `${what}<b>${esc(e.name)}</b>${e.kind && e.kind !== 'error' ? ` <small>(${esc(e.kind)})</small>` : ''}: ${esc(clip(e.message, 600))}${stderr}${stack}`;
 }
 
 function more(shown: number, total: number, what: string): string {

@@ -46,7 +46,7 @@ export async function writeModel(model: ReportModel, outPath: string, options?: 
   const html = renderReport(model, options);
   const tmp = join(dirname(outPath), `.${basename(outPath)}.${process.pid}.tmp`);
   try {
-    await writeFile(tmp, html, { mode: 0o644 });
+    await writeFile(tmp, html, { mode: 0o666 }); // less the umask, as any tool's output
     await rename(tmp, outPath);
   } catch (e) {
     await unlink(tmp).catch(() => undefined);

@@ -104,6 +104,8 @@ export interface TaskRow {
   attempts: number;
   error?: ReportError;
   what?: string;
+  /** The end of a failed task's stderr, when its record carries one. */
+  stderrTail?: string;
 }
 
 /** The run's header. */
@@ -297,6 +299,7 @@ export class ReportBuilder {
         if (t.error.stack !== undefined && this.stacks++ >= STACKS_KEPT) delete t.error.stack;
       }
       if (r.what !== undefined) t.what = r.what;
+      if (r.stderrTail !== undefined) t.stderrTail = r.stderrTail;
       return t;
     };
     if (r.outcome === FAILED) {

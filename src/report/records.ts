@@ -56,6 +56,21 @@ export interface NormRecord {
   error?: ReportError;
   /** The shell command of a `run` task. */
   what?: string;
+  /** The end of a failed task's stderr (its last lines), or where its stderr went (`--log-dir`). */
+  stderrTail?: string;
+}
+
+/** Lines and characters of stderr a failed task's row keeps. */
+export const STDERR_TAIL_LINES = 8;
+export const STDERR_TAIL_CHARS = 1000;
+
+/** The last lines of a stderr text, at most STDERR_TAIL_LINES lines and STDERR_TAIL_CHARS characters. */
+export function stderrTail(text: string): string {
+  const lines = text.replace(/\s+$/, '').split('\n');
+  let tail = lines.slice(-STDERR_TAIL_LINES).join('\n');
+  if (tail.length > STDERR_TAIL_CHARS) tail = `…${tail.slice(-(STDERR_TAIL_CHARS - 1))}`;
+  else if (lines.length > STDERR_TAIL_LINES) tail = `…\n${tail}`;
+  return tail;
 }
 
 /** A results-file line: metadata, a task record, or why it is neither. */
@@ -179,5 +194,11 @@ export function normalizeRecord(r: Obj): NormRecord | null {
   if (error) out.error = error;
   const what = r.command ?? value?.command;
   if (typeof what === 'string') out.what = str(what, 300);
+  if (!ok) {
+    const stderr = r.stderr ?? value?.stderr;
+    const file = r.stderrFile ?? value?.stderrFile;
+    if (typeof stderr === 'string' && stderr.trim() !== '') out.stderrTail = stderrTail(stderr);
+    else if (typeof file === 'string' && file !== '') out.stderrTail = `(stderr in ${str(file, 500)})`;
+  }
   return out;
 }

@@ -142,7 +142,10 @@ export class StatusTracker {
       return;
     }
     if (p.kind === 'meta') {
+      // A resumed run appends its own header: the run started with the first one.
+      const first = this.meta.started;
       mergeMeta(this.meta, p.meta);
+      if (first !== undefined && !(first >= (this.meta.started ?? Infinity))) this.meta.started = first;
       return;
     }
     const r = p.record;
@@ -171,6 +174,11 @@ export class StatusTracker {
   status(): RunStatus {
     const at = this.now();
     const from = Math.floor((at - this.windowMs) / 1000);
+    const firstStarts = [...this.nodes.values()].map((n) => n.firstStart).filter(Number.isFinite);
+    const runStart = this.meta.started ?? (firstStarts.length ? Math.min(...firstStarts) : NaN);
+    // The recent rate's window: the last windowMs, or the time since the run started when that is shorter
+    // (10 tasks in the first 5 s are 2 tasks/s, not 10/60). At least a second, so that the first records do not spike it.
+    const windowS = Math.max(1, Math.min(this.windowMs, at - runStart > 0 ? at - runStart : this.windowMs) / 1000);
     const metaNodes = new Map((this.meta.nodes ?? []).map((n) => [n.node, n]));
     const names = [...metaNodes.keys(), ...[...this.nodes.keys()].filter((n) => !metaNodes.has(n)).sort(new Intl.Collator('en', { numeric: true }).compare)];
     const nodes: NodeProgress[] = names.map((name) => {
@@ -189,13 +197,12 @@ export class StatusTracker {
         firstStart: a?.firstStart ?? NaN,
         lastEnded: a?.lastEnded ?? NaN,
         rate: active > 0 ? (a?.done ?? 0) / (active / 1000) : 0,
-        recentRate: recent / (this.windowMs / 1000),
+        recentRate: recent / windowS,
       };
     });
     const sum = (f: (n: NodeProgress) => number) => nodes.reduce((s, n) => s + f(n), 0);
-    const firsts = nodes.map((n) => n.firstStart).filter(Number.isFinite);
     const lasts = nodes.map((n) => n.lastEnded).filter(Number.isFinite);
-    const started = this.meta.started ?? (firsts.length ? Math.min(...firsts) : NaN);
+    const started = runStart;
     const lastActivity = lasts.length ? Math.max(...lasts) : NaN;
     const done = sum((n) => n.done);
     const recentRate = sum((n) => n.recentRate);
@@ -231,11 +238,12 @@ export function statusFromResults(path: string, options?: StatusOptions): Promis
 export function renderStatus(s: RunStatus): string {
   const lines: string[] = [];
   const what = s.meta.command ? ` ${s.meta.command}` : '';
-  const job = s.meta.jobId ? `job ${s.meta.jobId}, ` : '';
+  const job = [s.meta.jobId ? `job ${s.meta.jobId}` : '', s.meta.mode ? `${s.meta.mode} mode` : ''].filter(Boolean).join(', ');
   const total = s.total !== undefined ? ` of ${num(s.total)} (${pct(s.total > 0 ? s.done / s.total : 1)})` : '';
-  const eta = s.etaMs !== undefined ? `, about ${duration(s.etaMs)} left` : '';
+  const eta =
+    s.total === undefined ? '' : s.done >= s.total ? ', all recorded' : s.etaMs !== undefined ? `, about ${duration(s.etaMs)} left` : ', time left unknown (no task ended in the last minute)';
   lines.push(`slurmpool status:${what}`);
-  lines.push(`  ${job}${num(s.done)} tasks done${total}, ${num(s.failed)} failed; ${rate(s.recentRate)} tasks/s now, ${rate(s.rate)} on average${eta}`);
+  lines.push(`  ${job ? `${job}, ` : ''}${num(s.done)} tasks done${total}, ${num(s.failed)} failed; ${rate(s.recentRate)} tasks/s now, ${rate(s.rate)} on average${eta}`);
   lines.push(`  started ${utc(s.started)}; last task ended ${Number.isFinite(s.lastActivity) ? `${duration(Math.max(0, s.at - s.lastActivity))} ago` : 'never'}`);
   const header = ['node', 'workers', 'done', 'failed', 'retried', 'tasks/s now', 'tasks/s avg', 'last activity'];
   const rows = s.nodes.map((n) => [

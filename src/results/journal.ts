@@ -1,6 +1,7 @@
 // The results file read back as a journal: which tasks finished, for --resume. Each task ends with exactly one record.
-import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, statSync, truncateSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, statSync, truncateSync, unlinkSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
+import { headerOf } from './header.js';
 
 /** One saved record. */
 export interface SavedRecord {
@@ -26,6 +27,15 @@ export interface Journal {
   duplicates: number;
   /** Byte length of the file up to the end of its last complete line. */
   completeBytes: number;
+  /** Run headers (`{"slurmpool":{…}}` lines), in file order: one per run that wrote to the file. */
+  headers: SavedHeader[];
+}
+
+/** One run header line. */
+export interface SavedHeader {
+  line: number;
+  text: string;
+  header: Record<string, unknown>;
 }
 
 function isRecord(v: unknown): v is Record<string, unknown> & { index: number; ok: boolean } {
@@ -45,6 +55,7 @@ export function readJournal(path: string): Journal | null {
   let start = 0;
   let lineNo = 0;
   let completeBytes = 0;
+  const headers: SavedHeader[] = [];
   while (start < buf.length) {
     const nl = buf.indexOf(0x0a, start);
     lineNo++;
@@ -63,6 +74,11 @@ export function readJournal(path: string): Journal | null {
       bad.push({ line: lineNo, why: `not JSON (${(e as Error).message})` });
       continue;
     }
+    const header = headerOf(v);
+    if (header) {
+      headers.push({ line: lineNo, text, header });
+      continue;
+    }
     if (!isRecord(v)) {
       bad.push({ line: lineNo, why: 'not a task record (no integer "index" and boolean "ok")' });
       continue;
@@ -74,7 +90,15 @@ export function readJournal(path: string): Journal | null {
     }
     records.set(v.index, { index: v.index, ok: v.ok, line: lineNo, text, record: v });
   }
-  return { path, records, bad, torn, duplicates, completeBytes };
+  return { path, records, bad, torn, duplicates, completeBytes, headers };
+}
+
+/** Checks of a results file's run headers against the run about to resume: each returns why not, or null. */
+export interface HeaderChecks {
+  /** Same subcommand (run or map)? Checked before the records. */
+  kind(h: SavedHeader, name: string): string | null;
+  /** Same work (task file; module, export, input)? Checked after the records, whose mismatches name a line. */
+  work(h: SavedHeader, name: string): string | null;
 }
 
 /** What --resume found and did to a results file. */
@@ -93,16 +117,29 @@ export interface ResumeState {
  * exactly one record per task. `check` vets each kept record against the current input and returns
  * why it does not match (the run then stops before changing anything).
  */
-export function prepareResume(path: string, check?: (r: SavedRecord) => string | null): ResumeState {
+export function prepareResume(path: string, check?: (r: SavedRecord) => string | null, checkHeader?: HeaderChecks): ResumeState {
   const j = readJournal(path);
   const state: ResumeState = { done: new Set(), failedBefore: [], notes: [] };
   if (!j) return state;
   const name = basename(path);
-  for (const r of j.records.values()) {
+  // A file of another kind of run first: its records would be judged by the wrong rules.
+  for (const h of j.headers) {
+    const why = checkHeader?.kind(h, name);
+    if (why) throw new JournalMismatch(why);
+  }
+  if (check) {
     // Failed tasks run again from the current input, so only kept (successful) records must still match it.
-    if (!r.ok) continue;
-    const why = check?.(r);
-    if (why) throw new JournalMismatch(`${name} line ${r.line}: ${why}`);
+    // In task order: the input is read forward (a task file is streamed, not held in memory).
+    const kept = [...j.records.values()].filter((r) => r.ok).sort((a, b) => a.index - b.index);
+    for (const r of kept) {
+      const why = check(r);
+      if (why) throw new JournalMismatch(`${name} line ${r.line}: ${why}`);
+    }
+  }
+  // Every run that wrote to the file must have done the same work as this one.
+  for (const h of j.headers) {
+    const why = checkHeader?.work(h, name);
+    if (why) throw new JournalMismatch(why);
   }
   for (const b of j.bad) state.notes.push(`${name} line ${b.line} is ${b.why}; it is dropped`);
   if (j.torn) state.notes.push(`${name} line ${j.torn.line} is incomplete (torn write, ${j.torn.bytes} bytes); that task will run again`);
@@ -117,12 +154,17 @@ export function prepareResume(path: string, check?: (r: SavedRecord) => string |
   state.failedBefore.sort((a, b) => a - b);
   const needsRewrite = j.bad.length > 0 || j.duplicates > 0 || state.failedBefore.length > 0;
   if (needsRewrite) {
-    keep.sort((a, b) => a.line - b.line);
-    rewrite(path, keep.map((r) => r.text));
+    const lines = [...j.headers, ...keep].sort((a, b) => a.line - b.line);
+    rewrite(path, lines.map((r) => r.text));
   } else if (j.torn) {
     truncateSync(path, j.completeBytes);
   }
   return state;
+}
+
+/** The resume rewrite of a results file failed (disk full, quota…); the file is unchanged. */
+export class ResumeWriteError extends Error {
+  override name = 'ResumeWriteError';
 }
 
 /** A saved record does not match the current input. */
@@ -134,17 +176,29 @@ export class JournalMismatch extends Error {
 function rewrite(path: string, lines: string[]): void {
   const mode = statSync(path).mode & 0o777;
   const tmp = join(dirname(path), `.${basename(path)}.resume-${process.pid}`);
-  const fd = openSync(tmp, 'w', mode);
   try {
-    const body = lines.length ? `${lines.join('\n')}\n` : '';
-    const buf = Buffer.from(body);
-    let off = 0;
-    while (off < buf.length) off += writeSync(fd, buf, off, buf.length - off);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
+    const fd = openSync(tmp, 'w', mode);
+    try {
+      const body = lines.length ? `${lines.join('\n')}\n` : '';
+      const buf = Buffer.from(body);
+      let off = 0;
+      while (off < buf.length) off += writeSync(fd, buf, off, buf.length - off);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, path);
+  } catch (e) {
+    // Never leave the half-written copy behind (on a full disk it holds the space the user needs back).
+    try {
+      unlinkSync(tmp);
+    } catch {
+      // not created, or already renamed
+    }
+    const code = (e as NodeJS.ErrnoException).code;
+    const why = code === 'ENOSPC' ? 'the disk is full (ENOSPC)' : code === 'EDQUOT' ? 'the disk quota is exceeded (EDQUOT)' : (e as Error).message;
+    throw new ResumeWriteError(`cannot rewrite ${path} for --resume: ${why} while writing its new copy ${tmp} (removed again); ${path} is unchanged`);
   }
-  renameSync(tmp, path);
   try {
     const dfd = openSync(dirname(path), 'r');
     try {

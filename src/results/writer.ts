@@ -1,5 +1,5 @@
 // The results file: one JSON line per task, appended as tasks finish, synced to disk every second and at the end.
-import { accessSync, closeSync, constants, fchmodSync, fdatasyncSync, fstatSync, ftruncateSync, openSync, statSync, writeSync } from 'node:fs';
+import { accessSync, closeSync, constants, fdatasyncSync, fstatSync, ftruncateSync, openSync, statSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 
 /** Where records go: a results file, or standard output. */
@@ -57,20 +57,13 @@ export class ResultsFile implements RecordOut {
   /** Told once when a write fails; the file is cut back to its last whole record first. */
   onError: ((e: Error) => void) | undefined;
 
-  /** Open for appending (creating it with mode 0644), or truncate first when `truncate`. */
+  /** Open for appending, or truncate first when `truncate`; a new file gets 0666 less the umask, as any tool's output. */
   constructor(
     readonly path: string,
     truncate: boolean,
   ) {
-    this.fd = openSync(path, truncate ? 'w' : 'a', 0o644);
-    // openSync's mode is filtered by the umask; results are meant to be readable by the group and others.
-    if (fstatSync(this.fd).size === 0) {
-      try {
-        fchmodSync(this.fd, 0o644);
-      } catch {
-        // not ours to change (another owner): leave it
-      }
-    }
+    // The umask is the user's (or the site's) choice of who may read results: never widened here.
+    this.fd = openSync(path, truncate ? 'w' : 'a', 0o666);
     this.size = fstatSync(this.fd).size;
     this.timer = setInterval(() => this.sync(), SYNC_EVERY_MS);
     this.timer.unref();

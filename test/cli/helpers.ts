@@ -1,5 +1,5 @@
 // Run the CLI as a user would: `node dist/cli/main.js …` in a child process, with a temporary folder.
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -38,13 +38,34 @@ export function tmp(prefix = 'slurmpool-cli-'): { dir: string; path: (name: stri
 
 export type Rec = Record<string, unknown> & { index: number; ok: boolean };
 
-/** Records of a JSON Lines file or text. */
-export function records(fileOrText: string, isText = false): Rec[] {
+/** Parsed lines of a JSON Lines file or text: run headers (`{"slurmpool":{…}}`) and records. */
+function parsed(fileOrText: string, isText: boolean): Record<string, unknown>[] {
   const text = isText ? fileOrText : readFileSync(fileOrText, 'utf8');
   return text
     .split('\n')
     .filter((l) => l.trim() !== '')
-    .map((l) => JSON.parse(l) as Rec);
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
+/** Records of a JSON Lines file or text (run headers left out). */
+export function records(fileOrText: string, isText = false): Rec[] {
+  return parsed(fileOrText, isText).filter((o) => !('slurmpool' in o)) as Rec[];
+}
+
+/** The run headers of a results file, in file order. */
+export function headers(file: string): Record<string, unknown>[] {
+  return parsed(file, false)
+    .filter((o) => 'slurmpool' in o)
+    .map((o) => o.slurmpool as Record<string, unknown>);
+}
+
+/** Records in a results file now (0 when it does not exist yet); a torn last line is not counted. */
+export function recordCount(file: string): number {
+  if (!existsSync(file)) return 0;
+  return readFileSync(file, 'utf8')
+    .split('\n')
+    .slice(0, -1)
+    .filter((l) => l.startsWith('{"index"')).length;
 }
 
 /** The JSON summary line of --json output (on stdout or stderr). */

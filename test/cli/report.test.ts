@@ -17,15 +17,40 @@ describe('slurmpool report / status / --report', () => {
 
       const rep = await cli(['report', t.path('res.jsonl')], { cwd: t.dir });
       expect(rep.exitCode, String(rep.stderr)).toBe(0);
-      expect(String(rep.stderr)).toMatch(/report: .*res\.html \(\d+ KB, 21 tasks, 1 failed\)/);
+      expect(String(rep.stderr)).toMatch(/report: .*res\.html \(\d+ KB, 21 tasks, 1 failed, emulate mode\)/);
       expect(existsSync(t.path('res.html'))).toBe(true);
 
       const st = await cli(['status', t.path('res.jsonl')], { cwd: t.dir });
       expect(st.exitCode).toBe(0);
-      expect(String(st.stdout)).toMatch(/21 tasks done, 1 failed/);
+      expect(String(st.stdout)).toMatch(/^slurmpool status: slurmpool run .*tasks\.txt -o .*res\.jsonl --report .*run\.html --emulate 2x1\n/);
+      expect(String(st.stdout)).toMatch(/emulate mode, 21 tasks done of 21 \(100\.0%\), 1 failed; .*, all recorded/);
       expect(String(st.stdout)).toMatch(/emu1/);
       const js = await cli(['status', t.path('res.jsonl'), '--json'], { cwd: t.dir });
       expect(JSON.parse(String(js.stdout).trim().split('\n')[0]!)).toMatchObject({ failed: 1 });
+    } finally {
+      t.done();
+    }
+  });
+
+  it('report and status on a file that is not a results file exit 2 naming the file and line; an empty one says so', async () => {
+    const t = tmp();
+    try {
+      const text = t.write('notes.txt', 'hello world\nthis is text\n');
+      const rep = await cli(['report', text]);
+      expect(rep.exitCode).toBe(2);
+      expect(String(rep.stderr)).toContain(`${text} is not a results file: no line of it is a task record (${text} line 1: not JSON (`);
+      expect(existsSync(t.path('notes.html'))).toBe(false);
+      const st = await cli(['status', text]);
+      expect(st.exitCode).toBe(2);
+      expect(String(st.stderr)).toContain(`${text} is not a results file: no line of it is a task record (${text} line 1: not JSON (`);
+      const notRecords = t.write('objs.jsonl', '{"a":1}\n{"b":2}\n');
+      const r2 = await cli(['report', notRecords]);
+      expect(r2.exitCode).toBe(2);
+      expect(String(r2.stderr)).toContain(`${notRecords} line 1: not a task record`);
+      const empty = t.write('empty.jsonl', '');
+      const r3 = await cli(['report', empty]);
+      expect(r3.exitCode).toBe(2);
+      expect(String(r3.stderr)).toContain(`${empty} holds no task records (it is empty): nothing to report`);
     } finally {
       t.done();
     }

@@ -2,14 +2,11 @@
 import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { CLI, cli, cleanEnv, exactlyOnce, FIXTURES, records, tmp, until } from './helpers.js';
+import { CLI, cli, cleanEnv, exactlyOnce, FIXTURES, recordCount, records, tmp, until } from './helpers.js';
 
 const t = tmp();
 afterAll(() => t.done());
 
-function lines(file: string): number {
-  return existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter(Boolean).length : 0;
-}
 
 const N = 40;
 const SLOW = Array.from({ length: N }, (_, i) => `sleep 0.15; echo task ${i}`).join('\n') + '\n';
@@ -23,7 +20,7 @@ describe('stop and resume', () => {
       const tasks = t.write(`slow-${name}.txt`, SLOW);
       const out = t.path(`slow-${name}.jsonl`);
       const run = cli(['run', tasks, '-o', out, '--workers', '2', '--grace', '5s', ...extra]);
-      await until(() => lines(out) >= 8, 30_000, 'the first records');
+      await until(() => recordCount(out) >= 8, 30_000, 'the first records');
       run.kill('SIGTERM');
       const first = await run;
       expect(first.exitCode, String(first.stderr)).toBe(3);
@@ -47,7 +44,7 @@ describe('stop and resume', () => {
     const tasks = t.write('usr1.txt', SLOW);
     const out = t.path('usr1.jsonl');
     const run = cli(['run', tasks, '-o', out, '--workers', '2']);
-    await until(() => lines(out) >= 4, 30_000, 'the first records');
+    await until(() => recordCount(out) >= 4, 30_000, 'the first records');
     run.kill('SIGUSR1');
     const r = await run;
     expect(r.exitCode).toBe(3);
@@ -58,14 +55,15 @@ describe('stop and resume', () => {
     const tasks = t.write('kill.txt', SLOW);
     const out = t.path('kill.jsonl');
     const run = cli(['run', tasks, '-o', out, '--workers', '2']);
-    await until(() => lines(out) >= 6, 30_000, 'the first records');
+    await until(() => recordCount(out) >= 6, 30_000, 'the first records');
     run.kill('SIGKILL');
     await run;
     const kept = records(out);
     // A write cut short by the kill: half a record at the end, as a crash mid-write leaves it.
     const victim = [...Array(N).keys()].find((i) => !kept.some((r) => r.index === i))!;
     appendFileSync(out, `{"index":${victim},"ok":true,"command":"sleep 0.15; ec`);
-    const torn = kept.length + 1;
+    // The line after the header and the records.
+    const torn = kept.length + 2;
     const r = await cli(['run', tasks, '-o', out, '--resume', '--workers', '2']);
     expect(r.exitCode, String(r.stderr)).toBe(0);
     expect(String(r.stderr)).toContain(`kill.jsonl line ${torn} is incomplete (torn write`);
@@ -106,7 +104,7 @@ describe('stop and resume', () => {
   it('map: SIGTERM halfway and --resume give one record per item', async () => {
     const out = t.path('map.jsonl');
     const run = cli(['map', join(FIXTURES, 'tasks.mjs'), 'slow', '--range', '0:60', '--workers', '2', '--chunksize', '1', '-o', out]);
-    await until(() => lines(out) >= 10, 30_000, 'the first records');
+    await until(() => recordCount(out) >= 10, 30_000, 'the first records');
     run.kill('SIGTERM');
     expect((await run).exitCode).toBe(3);
     const r = await cli(['map', join(FIXTURES, 'tasks.mjs'), 'slow', '--range', '0:60', '--workers', '2', '-o', out, '--resume']);

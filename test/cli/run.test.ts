@@ -37,7 +37,7 @@ describe('slurmpool run', () => {
       expect(x.ended as number).toBeGreaterThanOrEqual(x.started as number);
     }
     expect(String(r.stderr)).toMatch(/3 tasks: 3 succeeded/);
-    expect(statSync(out).mode & 0o777).toBe(0o644);
+    expect(statSync(out).mode & 0o777).toBe(0o666 & ~process.umask());
   });
 
   it('without --output prints each command output, and with --json the records, on stdout', async () => {

@@ -1,4 +1,5 @@
 // The CLI's pure parts: durations, #SBATCH lines, task files, JSON Lines, ranges, CPU sets, plain commands, the journal.
+import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parseDuration, parseSlurmTime, formatDuration } from '../../dist/cli/durations.js';
@@ -47,12 +48,12 @@ describe('#SBATCH lines', () => {
 
 describe('inputs', () => {
   it('task files: comments, blank lines, CRLF, line numbers', () => {
-    expect(parseTaskFile('# c\r\necho a\r\n\r\n  echo b\n', 'f')).toEqual({ name: 'f', commands: ['echo a', '  echo b'], lines: [2, 4] });
+    expect(parseTaskFile('# c\r\necho a\r\n\r\n  echo b\n', 'f')).toEqual({ name: 'f', commands: ['echo a', '  echo b'], lines: [2, 4], sha256: createHash('sha256').update('# c\r\necho a\r\n\r\n  echo b\n').digest('hex') });
     expect(() => parseTaskFile('', 'task file t')).toThrow('task file t is empty: it has no commands to run');
     expect(() => parseTaskFile('#\n\n', 'task file t')).toThrow('task file t has no commands: its 2 lines are blank or # comments');
   });
   it('JSON Lines name the bad line', () => {
-    expect(parseJsonLines('1\n\n"a"\n{"b":2}\n', 'in.jsonl')).toEqual({ name: 'in.jsonl', items: [1, 'a', { b: 2 }], lines: [1, 3, 4] });
+    expect(parseJsonLines('1\n\n"a"\n{"b":2}\n', 'in.jsonl')).toEqual({ name: 'in.jsonl', items: [1, 'a', { b: 2 }], lines: [1, 3, 4], sha256: createHash('sha256').update('1\n\n"a"\n{"b":2}\n').digest('hex') });
     expect(() => parseJsonLines('1\n2\nnope\n', 'in.jsonl')).toThrow(/^in\.jsonl line 3 is not JSON: .* \(the line: nope\)$/);
   });
   it('ranges exclude their end, like Python', () => {
@@ -116,6 +117,17 @@ describe('the journal', () => {
     expect(readFileSync(f, 'utf8')).toBe('{"index":0,"ok":true}\n');
     writeFileSync(f, '');
     expect(prepareResume(f).done.size).toBe(0);
+  });
+  it('keeps run headers in place when it rewrites the file, and never counts them as records', () => {
+    const h1 = '{"slurmpool":{"version":1,"run":"run","tasks":2}}';
+    const h2 = '{"slurmpool":{"version":1,"run":"run","tasks":2,"jobId":"8"}}';
+    const f = t.write('headers.jsonl', `${h1}\n{"index":0,"ok":false}\n${h2}\n{"index":1,"ok":true}\n`);
+    const j = readJournal(f)!;
+    expect(j.headers.map((h) => h.line)).toEqual([1, 3]);
+    expect(j.bad).toEqual([]);
+    const s = prepareResume(f);
+    expect(s.failedBefore).toEqual([0]);
+    expect(readFileSync(f, 'utf8')).toBe(`${h1}\n${h2}\n{"index":1,"ok":true}\n`);
   });
 });
 

@@ -43,4 +43,19 @@ describe('the report file', () => {
     expect(html).toContain('data-mode="bins"');
     expect(html).toContain(`data-bars="${m.counts.failed}"`);
   });
+
+  it('the failed-task table shows the end of a failed command\'s stderr (escaped), or where it went', () => {
+    const stderr = `${Array.from({ length: 12 }, (_, i) => `warning ${i}`).join('\n')}\nsim: cannot open <in.dat>: No such file\n`;
+    const m = buildReportSync([
+      rec(0, 'a', 0, 0, 10, { ok: false, command: './sim 0', exitCode: 2, stderr, error: { name: 'CommandError', message: 'command exited with status 2: ./sim 0' } }),
+      rec(1, 'a', 1, 0, 10, { ok: false, command: './sim 1', exitCode: 3, stderr: '', stderrFile: '/logs/0/1.err', error: { name: 'CommandError', message: 'command exited with status 3' } }),
+      rec(2, 'a', 0, 20, 10, { stderr: 'fine, ignored' }),
+    ]);
+    expect(m.failed.map((r) => r.stderrTail)).toEqual([`…\n${['warning 5', 'warning 6', 'warning 7', 'warning 8', 'warning 9', 'warning 10', 'warning 11', 'sim: cannot open <in.dat>: No such file'].join('\n')}`, '(stderr in /logs/0/1.err)']);
+    const html = renderReport(m);
+    expect(html).toContain('<pre class="stderr" title="the end of its stderr">…\nwarning 5\n');
+    expect(html).toContain('sim: cannot open &lt;in.dat&gt;: No such file</pre>');
+    expect(html).toContain('(stderr in /logs/0/1.err)');
+    expect(html).not.toContain('fine, ignored');
+  });
 });

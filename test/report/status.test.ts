@@ -59,4 +59,27 @@ describe('slurmpool status from a results file', () => {
     s = await t.poll();
     expect(s.nodes.map((n) => [n.node, n.done])).toEqual([['b', 1]]);
   });
+
+  it('at the start, "tasks/s now" divides by the time since the run started, not by the whole minute', async () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'slurmpool-status-')), 'results.jsonl');
+    let text = `${JSON.stringify({ slurmpool: { version: 1, run: 'run', command: 'slurmpool run t.txt -o r.jsonl', mode: 'slurm', jobId: '7', started: T, tasks: 40 } })}\n`;
+    for (let i = 0; i < 10; i++) text += line(i, 'n1', 0, 500 + i * 400);
+    writeFileSync(path, text);
+    const s = await statusFromResults(path, { now: () => T + 5_000 });
+    expect(s.recentRate).toBeCloseTo(10 / 5, 10);
+    expect(s.nodes[0]!.recentRate).toBeCloseTo(10 / 5, 10);
+    expect(s.etaMs).toBeCloseTo((30 / 2) * 1000, 6);
+    const out = renderStatus(s);
+    expect(out).toMatch(/job 7, slurm mode, 10 tasks done of 40 \(25\.0%\), 0 failed; 2\.00 tasks\/s now, .* about 15\.0 s left/);
+  });
+
+  it('a resumed run\'s header keeps the first start; a finished run says all are recorded, not an ETA', async () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'slurmpool-status-')), 'results.jsonl');
+    const head = (started: number, jobId: string) => `${JSON.stringify({ slurmpool: { version: 1, mode: 'local', jobId, started, tasks: 2 } })}\n`;
+    writeFileSync(path, head(T, '1') + line(0, 'a', 0, 1000) + head(T + 60_000, '2') + line(1, 'a', 0, 61_000));
+    const s = await statusFromResults(path, { now: () => T + 62_000 });
+    expect(s.started).toBe(T);
+    expect(s.meta.jobId).toBe('2');
+    expect(renderStatus(s)).toMatch(/job 2, local mode, 2 tasks done of 2 \(100\.0%\), 0 failed; .*, all recorded\n/);
+  });
 });
