@@ -156,7 +156,7 @@ describe('Pool in local mode', () => {
     await expect(Pool.open({ module: tasks, workers: 1.5 })).rejects.toThrow('options.workers must be a positive integer, got 1.5');
     await expect(Pool.open({ module: './nope/missing.mjs' })).rejects.toThrow(/options.module "\.\/nope\/missing\.mjs" does not exist \(looked for .*nope\/missing\.mjs\)/);
     await expect(Pool.open({ module: tasks, retries: -1 })).rejects.toThrow('options.retries must be a non-negative integer, got -1');
-    await expect(Pool.open({ module: tasks, mode: 'cloud' as never })).rejects.toThrow('options.mode must be one of local, emulate, slurm, ssh, got "cloud"');
+    await expect(Pool.open({ module: tasks, mode: 'cloud' as never })).rejects.toThrow('options.mode must be one of local, emulate, slurm, ssh, join, got "cloud"');
     await expect(Pool.open({ module: tasks, emulate: '4by2' })).rejects.toThrow('options.emulate must look like NODESxCPUS (e.g. "4x2"), got "4by2"');
     await using pool = await Pool.open({ module: tasks, workers: 1 });
     await expect(pool.map('nope', [1])).rejects.toThrow(/has no export named 'nope'/);

@@ -133,6 +133,8 @@ export const MAX_INFLIGHT_BYTES = 64 * 1024 * 1024;
 export const STRAGGLER_FACTOR = 4;
 export const STRAGGLER_FLOOR_MS = 1000;
 export const STRAGGLER_MIN_SAMPLES = 3;
+/** An agent visited by dispatch gets up to this many chunks at once when the backlog is large (fewer frames per chunk at 1,000 agents). */
+export const MAX_GRANT = 64;
 /** At most this many chunks, or this many items, are dispatched in one call: the runtime yields between calls. */
 export const DISPATCH_MAX_CHUNKS = 512;
 export const DISPATCH_MAX_ITEMS = 65_536;
@@ -397,25 +399,36 @@ export class SchedulerCore {
     let chunks = 0;
     let items = 0;
     let more = false;
-    for (;;) {
-      if (chunks >= maxChunks || items >= DISPATCH_MAX_ITEMS) {
-        more = true;
-        break;
-      }
+    // Round-robin: one chunk per agent per visit while chunks are few next to the agents with room
+    // (so that they spread), up to MAX_GRANT when the backlog would give each of them that many anyway.
+    let backlog = this.retryQueue.length;
+    for (const j of this.jobs) {
+      const b = j.backlog();
+      backlog = b === null ? Infinity : backlog + b;
+      if (backlog === Infinity) break;
+    }
+    const grant = backlog === Infinity ? 1 : Math.max(1, Math.min(MAX_GRANT, Math.floor(backlog / this.free.size)));
+    visits: for (;;) {
       const first = this.free.values().next();
       if (first.done) break;
       const a = first.value;
-      const c = this.nextChunk();
-      if (!c) break;
-      c.agent = a;
-      c.sentAt = now;
-      a.inflight.set(c.id, c);
       let b = batches.get(a);
-      if (!b) batches.set(a, (b = []));
-      b.push(c);
-      chunks++;
-      items += c.items.length;
-      // To the back of the queue if it still has room: round-robin.
+      for (let g = 0; g < grant && this.hasRoom(a); g++) {
+        if (chunks >= maxChunks || items >= DISPATCH_MAX_ITEMS) {
+          more = true;
+          break visits;
+        }
+        const c = this.nextChunk();
+        if (!c) break visits;
+        c.agent = a;
+        c.sentAt = now;
+        a.inflight.set(c.id, c);
+        if (!b) batches.set(a, (b = []));
+        b.push(c);
+        chunks++;
+        items += c.items.length;
+      }
+      // To the back of the queue if it still has room.
       this.free.delete(a);
       if (this.hasRoom(a)) this.free.add(a);
     }

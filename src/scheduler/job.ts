@@ -164,6 +164,13 @@ export class Job {
     }
   }
 
+  /** Chunks still to be made from an input of known length (an estimate at the current size); null when the length is unknown. */
+  backlog(): number | null {
+    if (this.ended || this.cancelled) return 0;
+    if (this.source.length === null) return null;
+    return Math.ceil(Math.max(0, this.source.length - this.nextStart) / this.chunksize);
+  }
+
   /** Read no more input: the chunks made so far are all there will be. */
   endInputNow(): void {
     this.source.close();
