@@ -27,8 +27,10 @@ export interface PoolOptions {
   initArgs?: unknown[];
   /** Replace a worker after it has run this many tasks (checked between chunks). */
   maxTasksPerWorker?: number;
-  /** Threads each task may use: sets OMP_NUM_THREADS and friends. Default 1. */
+  /** Threads each task may use: sets OMP_NUM_THREADS and friends, over any inherited value. Default 1. */
   threadsPerTask?: number;
+  /** Keep OMP_NUM_THREADS and friends where the environment already sets them, instead of pinning them to threadsPerTask. Default false. */
+  keepThreadEnv?: boolean;
   /** Times a chunk is retried after its worker died running it. Default 1. */
   retries?: number;
   /** Variables added to every task's environment on every node, over the environment the workers inherit (SSH agents get them too). */
@@ -109,6 +111,7 @@ export interface ResolvedOptions {
   initArgs: unknown[];
   maxTasksPerWorker: number;
   threadsPerTask: number;
+  keepThreadEnv: boolean;
   retries: number;
   taskEnv: Record<string, string>;
   timeout: number;
@@ -227,7 +230,7 @@ function envInt(env: NodeJS.ProcessEnv, name: string): number | undefined {
 export const POOL_OPTION_KEYS = [
   'module', 'workers', 'initializer', 'initArgs', 'maxTasksPerWorker', 'threadsPerTask', 'retries', 'taskEnv', 'timeout',
   'maxHeapMB', 'mode', 'emulate', 'hosts', 'ssh', 'minNodes', 'bind', 'startTimeout', 'heartbeatMs', 'lostAfterMs',
-  'speculate', 'log', 'env', 'disposeTimeout', 'signal', 'join',
+  'speculate', 'log', 'env', 'disposeTimeout', 'signal', 'join', 'keepThreadEnv',
 ] as const satisfies readonly (keyof PoolOptions)[];
 
 /** Every key of SshOptions. */
@@ -321,6 +324,7 @@ export function resolveOptions(o: PoolOptions): ResolvedOptions {
   }
   if (o.env !== undefined && (typeof o.env !== 'object' || o.env === null)) throw new OptionError(`options.env must be an object of variables, got ${show(o.env)}`);
   if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) throw new OptionError(`options.signal must be an AbortSignal, got ${show(o.signal)}`);
+  if (o.keepThreadEnv !== undefined && typeof o.keepThreadEnv !== 'boolean') throw new OptionError(`options.keepThreadEnv must be a boolean, got ${show(o.keepThreadEnv)}`);
   if (o.speculate !== undefined && typeof o.speculate !== 'boolean') throw new OptionError(`options.speculate must be a boolean, got ${show(o.speculate)}`);
   if (o.bind !== undefined && (typeof o.bind !== 'string' || o.bind === '')) throw new OptionError(`options.bind must be an address, got ${show(o.bind)}`);
   return {
@@ -332,6 +336,7 @@ export function resolveOptions(o: PoolOptions): ResolvedOptions {
     initArgs: o.initArgs ?? [],
     maxTasksPerWorker: intOption('maxTasksPerWorker', o.maxTasksPerWorker, 0, 1),
     threadsPerTask,
+    keepThreadEnv: o.keepThreadEnv ?? (env.SLURMPOOL_KEEP_THREAD_ENV === '1'),
     retries: intOption('retries', o.retries ?? envInt(env, 'SLURMPOOL_RETRIES'), 1, 0),
     taskEnv: o.taskEnv ?? {},
     timeout: intOption('timeout', o.timeout, 0, 0),

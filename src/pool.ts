@@ -8,6 +8,7 @@ import type { AgentConfig, TaskKind } from './protocol/messages.js';
 import { Job, type Input } from './scheduler/job.js';
 import { Scheduler, type AgentState } from './scheduler/scheduler.js';
 import { pickMode } from './launch/pick.js';
+import { overriddenThreadVariables } from './agent/threads.js';
 import { encodeTransferable } from './protocol/codec.js';
 import type { Items, TaskArgs, TaskItem, TaskName, TaskResult, UntypedModule } from './task-types.js';
 import { SHARED_KEY, VIEW_CTORS, isSharedRef, type SharedRef } from './shared.js';
@@ -70,12 +71,17 @@ export class Pool<M extends object = UntypedModule> implements AsyncDisposable {
       initArgs: opts.initArgs,
       maxTasksPerWorker: opts.maxTasksPerWorker,
       threadsPerTask: opts.threadsPerTask,
+      keepThreadEnv: opts.keepThreadEnv,
       workers: mode === 'local' || opts.workersGiven ? opts.workers : 0,
       maxHeapMB: opts.maxHeapMB,
       heartbeatMs: mode === 'local' ? 0 : opts.heartbeatMs,
       taskEnv: opts.taskEnv,
     };
     const log = opts.log ?? (() => undefined);
+    const overridden = overriddenThreadVariables(opts.env, opts.threadsPerTask, opts.taskEnv, opts.keepThreadEnv);
+    if (overridden.length > 0) {
+      log(`thread variables pinned to ${opts.threadsPerTask} per task (the cores each task has): ${overridden.join(', ')} from the environment overridden; keep them with keepThreadEnv (--keep-thread-env, SLURMPOOL_KEEP_THREAD_ENV=1), or give values for the tasks in taskEnv`);
+    }
     const scheduler = new Scheduler({
       config,
       retries: opts.retries,

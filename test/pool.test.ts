@@ -145,10 +145,28 @@ describe('Pool in local mode', () => {
     expect(new Set(ids).size).toBe(3);
   });
 
-  it('pins thread variables inside tasks (threadsPerTask), unless the user set them', async () => {
-    await using pool = await Pool.open({ module: tasks, workers: 1, threadsPerTask: 2, env: { ...process.env, MKL_NUM_THREADS: '5' } });
-    const vals = await pool.map('envOf', [...THREAD_VARIABLES, 'UV_THREADPOOL_SIZE']);
-    expect(vals).toEqual(['2', '5', '2', '2', '2', '4']);
+  it('pins thread variables inside tasks (threadsPerTask) over inherited ones, saying which, unless kept; taskEnv values win', async () => {
+    const logs: string[] = [];
+    const inherited = { ...process.env, MKL_NUM_THREADS: '5', OMP_NUM_THREADS: '16' };
+    {
+      await using pool = await Pool.open({ module: tasks, workers: 1, threadsPerTask: 2, env: inherited, log: (l) => logs.push(l) });
+      expect(await pool.map('envOf', [...THREAD_VARIABLES, 'UV_THREADPOOL_SIZE'])).toEqual(['2', '2', '2', '2', '2', '4']);
+    }
+    expect(logs.filter((l) => l.startsWith('thread variables pinned'))).toEqual([
+      'thread variables pinned to 2 per task (the cores each task has): OMP_NUM_THREADS=16, MKL_NUM_THREADS=5 from the environment overridden; keep them with keepThreadEnv (--keep-thread-env, SLURMPOOL_KEEP_THREAD_ENV=1), or give values for the tasks in taskEnv',
+    ]);
+    {
+      await using pool = await Pool.open({ module: tasks, workers: 1, threadsPerTask: 2, env: inherited, keepThreadEnv: true, log: false });
+      expect(await pool.map('envOf', THREAD_VARIABLES)).toEqual(['16', '5', '2', '2', '2']);
+    }
+    {
+      await using pool = await Pool.open({ module: tasks, workers: 1, env: inherited, taskEnv: { OMP_NUM_THREADS: '3' }, log: false });
+      expect(await pool.map('envOf', THREAD_VARIABLES)).toEqual(['3', '1', '1', '1', '1']);
+    }
+  });
+
+  it('a CPU count per task larger than a node has is refused, naming the node and its CPUs', async () => {
+    await expect(Pool.open({ module: tasks, emulate: '2x2', threadsPerTask: 3, log: false })).rejects.toThrow(/node emu\d has 2 CPU\(s\), fewer than the 3 each task asks for/);
   });
 
   it('bad options and bad task names give clear errors', async () => {
@@ -157,7 +175,7 @@ describe('Pool in local mode', () => {
     await expect(Pool.open({ module: './nope/missing.mjs' })).rejects.toThrow(/options.module "\.\/nope\/missing\.mjs" does not exist \(looked for .*nope\/missing\.mjs\)/);
     await expect(Pool.open({ module: tasks, retries: -1 })).rejects.toThrow('options.retries must be a non-negative integer, got -1');
     await expect(Pool.open({ module: tasks, mode: 'cloud' as never })).rejects.toThrow('options.mode must be one of local, emulate, slurm, ssh, join, got "cloud"');
-    await expect(Pool.open({ module: tasks, emulate: '4by2' })).rejects.toThrow('options.emulate must look like NODESxCPUS (e.g. "4x2"), got "4by2"');
+    await expect(Pool.open({ module: tasks, emulate: '4by2' })).rejects.toThrow('options.emulate must look like NODESxCPUS (e.g. "4x2") or list CPUs node by node (e.g. "2,2,1" or "2(x2),1"), got "4by2"');
     await using pool = await Pool.open({ module: tasks, workers: 1 });
     await expect(pool.map('nope', [1])).rejects.toThrow(/has no export named 'nope'/);
     await expect(pool.map('notAFunction', [1])).rejects.toThrow(/export 'notAFunction' of task module .* is not a function \(it is number\)/);

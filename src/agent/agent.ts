@@ -106,8 +106,14 @@ export class Agent {
     const threads = Math.max(1, config.threadsPerTask);
     // The allocation's count for this node (from the coordinator) wins over the step's own SLURM_CPUS_ON_NODE.
     if (config.cpus !== undefined && config.cpus > 0) this.info.cpus = config.cpus;
+    if (config.workers <= 0 && threads > this.info.cpus) {
+      const error = { name: 'OptionError', message: `node ${this.info.node} has ${this.info.cpus} CPU(s), fewer than the ${threads} each task asks for (threadsPerTask / --cpus-per-task)` };
+      this.send({ t: 'fatal', error });
+      await this.stop(new Error(error.message));
+      return;
+    }
     const size = config.workers > 0 ? config.workers : Math.max(1, Math.floor(this.info.cpus / threads));
-    const env = pinnedEnv({ ...this.info.env, ...config.taskEnv }, threads, size);
+    const env = pinnedEnv(this.info.env, threads, size, { taskEnv: config.taskEnv, keep: config.keepThreadEnv === true });
     env.SLURMPOOL_NODE = this.info.node;
     const pool = new WorkerPool(
       {

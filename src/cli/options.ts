@@ -12,7 +12,8 @@ import { CliError, EXIT } from './errors.js';
 /** Options of run and map, as yargs reads them (numbers and durations as strings, checked by resolveCommon). */
 export const COMMON_OPTIONS: Record<string, YargsOption> = {
   workers: { alias: 'w', type: 'string', group: 'Workers:', describe: 'Worker slots per node [default: CPUs of the node / --cpus-per-task]' },
-  'cpus-per-task': { alias: 'c', type: 'string', group: 'Workers:', describe: 'Cores each task gets to itself: ⌊cpus/N⌋ tasks at once per node, OMP_NUM_THREADS=N, pinned with taskset [default: 1, unpinned]' },
+  'cpus-per-task': { alias: 'c', type: 'string', group: 'Workers:', describe: 'Cores each task gets to itself: ⌊cpus/N⌋ tasks at once per node, OMP_NUM_THREADS=N (over inherited values), pinned with taskset [default: 1, unpinned]' },
+  'keep-thread-env': { type: 'boolean', group: 'Workers:', describe: 'Keep OMP_NUM_THREADS and friends where the environment sets them, instead of pinning them to --cpus-per-task' },
   chunksize: { type: 'string', group: 'Workers:', describe: 'Tasks sent to a worker at a time [default: adaptive, about 50 ms of work]' },
   retries: { type: 'string', group: 'Workers:', describe: 'Times a task is retried after its worker or node died under it [default: 1]' },
   timeout: { type: 'string', group: 'Workers:', describe: 'Time limit per task: 90, 90s, 15m, 2h, 1:30:00 [default: none]' },
@@ -43,6 +44,7 @@ export function envName(option: string): string {
 export interface Common {
   workers: number | undefined;
   cpusPerTask: number | undefined;
+  keepThreadEnv: boolean;
   chunksize: number | undefined;
   retries: number | undefined;
   timeoutMs: number;
@@ -158,6 +160,7 @@ export function resolveCommon(argv: Argv, env: NodeJS.ProcessEnv = process.env):
   return {
     workers: int(argv, 'workers', env, 1),
     cpusPerTask: int(argv, 'cpus-per-task', env, 1),
+    keepThreadEnv: bool(argv, 'keep-thread-env', env),
     chunksize: int(argv, 'chunksize', env, 1),
     retries: int(argv, 'retries', env, 0),
     timeoutMs: duration(argv, 'timeout', env) ?? 0,
@@ -186,6 +189,7 @@ export function poolOptions(c: Common, extraEnv: Record<string, string>, log: ((
   const o: PoolOptions = { env: process.env, taskEnv: extraEnv, log };
   if (c.workers !== undefined) o.workers = c.workers;
   if (c.cpusPerTask !== undefined) o.threadsPerTask = c.cpusPerTask;
+  if (c.keepThreadEnv) o.keepThreadEnv = true;
   if (c.retries !== undefined) o.retries = c.retries;
   if (c.timeoutMs > 0) o.timeout = c.timeoutMs;
   if (c.emulate !== undefined) o.emulate = c.emulate;

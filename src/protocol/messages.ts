@@ -42,6 +42,8 @@ export interface AgentConfig {
   heartbeatMs: number;
   /** Variables added to every task's environment on every node (whatever the launcher propagates). */
   taskEnv: Record<string, string>;
+  /** Keep thread variables (OMP_NUM_THREADS…) the environment already sets instead of pinning them to threadsPerTask. */
+  keepThreadEnv?: boolean;
   /** CPUs the allocation gives this agent's node (the coordinator read them from SLURM_JOB_CPUS_PER_NODE); wins over the step's own count. */
   cpus?: number;
 }

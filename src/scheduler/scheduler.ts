@@ -1,6 +1,6 @@
 // The scheduler's runtime: links, one timer, the codec and shared-data streams around the pure core (core.ts).
 import type { ErrorRecord } from '../errors.js';
-import type { AgentConfig, ChunkSpec, FromAgent, SharedKind, ToAgent } from '../protocol/messages.js';
+import type { AgentConfig, ChunkResult, ChunkSpec, FromAgent, SharedKind, ToAgent } from '../protocol/messages.js';
 import type { Link } from '../transport/link.js';
 import { decodeListLike, encodeList } from '../protocol/codec.js';
 import { AgentState as CoreAgent, SchedulerCore, type Chunk, type Command, type CoreResult } from './core.js';
@@ -313,6 +313,45 @@ export class Scheduler {
     };
   }
 
+  private readonly inbox: [AgentState, ChunkResult[]][] = [];
+  private inboxScheduled = false;
+  /** Milliseconds spent taking results this turn. */
+  private resultsSpent = 0;
+
+  /** Results taken for at most TURN_BUDGET_MS per turn; the rest on the next turn. */
+  private drainInbox(): void {
+    this.inboxScheduled = false;
+    const t0 = performance.now();
+    let k = 0;
+    while (k < this.inbox.length && (k === 0 || performance.now() - t0 < TURN_BUDGET_MS)) {
+      const [a, results] = this.inbox[k++]!;
+      if (!a.lost) this.takeResults(a, results);
+    }
+    this.inbox.splice(0, k);
+    if (this.inbox.length > 0) {
+      this.inboxScheduled = true;
+      setImmediate(() => this.drainInbox());
+    }
+    this.run();
+    this.pump();
+  }
+
+  private takeResults(a: AgentState, results: ChunkResult[]): void {
+    const rs: CoreResult[] = new Array(results.length);
+    for (let i = 0; i < results.length; i++) {
+      const r = results[i]!;
+      let values: unknown[] | Float64Array;
+      try {
+        values = r.died ? [] : decodeListLike(r.values);
+      } catch (e) {
+        a.link.close(new Error(`undecodable results for chunk ${r.id}: ${(e as Error).message}`));
+        return;
+      }
+      rs[i] = { id: r.id, worker: r.worker, values, failures: r.failures, started: r.started, ended: r.ended, ...(r.died ? { died: r.died } : {}) };
+    }
+    this.core.results(a, rs, this.now());
+  }
+
   private onMessage(a: AgentState, m: FromAgent): void {
     const now = this.now();
     this.core.heard(a, now);
@@ -331,24 +370,24 @@ export class Scheduler {
         this.run();
         this.pump();
         break;
-      case 'results': {
-        const rs: CoreResult[] = new Array(m.results.length);
-        for (let i = 0; i < m.results.length; i++) {
-          const r = m.results[i]!;
-          let values: unknown[] | Float64Array;
-          try {
-            values = r.died ? [] : decodeListLike(r.values);
-          } catch (e) {
-            a.link.close(new Error(`undecodable results for chunk ${r.id}: ${(e as Error).message}`));
-            return;
-          }
-          rs[i] = { id: r.id, worker: r.worker, values, failures: r.failures, started: r.started, ended: r.ended, ...(r.died ? { died: r.died } : {}) };
+      case 'results':
+        // At once while this turn of the event loop has time left; past that (a turn may read a frame
+        // from each of a thousand agents) queued and taken in bounded slices on the next turns.
+        if (this.inbox.length === 0 && this.resultsSpent < TURN_BUDGET_MS) {
+          const t0 = performance.now();
+          this.takeResults(a, m.results);
+          this.run();
+          this.pump();
+          if (this.resultsSpent === 0) setImmediate(() => (this.resultsSpent = 0));
+          this.resultsSpent += performance.now() - t0 || 0.001;
+          break;
         }
-        this.core.results(a, rs, now);
-        this.run();
-        this.pump();
+        this.inbox.push([a, m.results]);
+        if (!this.inboxScheduled) {
+          this.inboxScheduled = true;
+          setImmediate(() => this.drainInbox());
+        }
         break;
-      }
       case 'fatal':
         this.events.agentFatal?.(a, m.error);
         a.link.close(new Error(`${m.error.name}: ${m.error.message}`));
