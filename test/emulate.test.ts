@@ -35,10 +35,17 @@ describe('emulation', () => {
     expect(await pool.map('square', xs)).toEqual(xs.map((x) => x * x));
   });
 
-  it('the job secret reaches agents only through the environment: never argv, never a task', async () => {
+  it('the job secret reaches agents only on their standard input: never argv, never an environment, never a task', async () => {
     await using pool = await Pool.open({ module: tasks, emulate: '2x1', log: false });
     const secrets = await pool.map('envOf', ['SLURMPOOL_SECRET', 'SLURMPOOL_SECRET'], { chunksize: 1 });
     expect(secrets).toEqual([null, null]);
+    // Not even in the agent process's initial environment, which a task can read from /proc.
+    const environs = await pool.map<string>('procEnviron', [1, 2], { chunksize: 1 });
+    for (const e of environs) {
+      expect(e).toContain('SLURMPOOL_SECRET_STDIN=1');
+      expect(e).not.toMatch(/SLURMPOOL_SECRET=/);
+      expect(e).not.toMatch(/[0-9a-f]{64}/);
+    }
     const agents = allCommandLines().filter((c) => c.includes('cli/main.js agent'));
     expect(agents.length).toBeGreaterThanOrEqual(2);
     for (const c of agents) expect(c).not.toMatch(/[0-9a-f]{64}/);
@@ -115,6 +122,23 @@ describe('large values over TCP', () => {
     const back = await pool.map<Buffer>('identity', bufs, { chunksize: 1 });
     expect(back.map((b) => [Buffer.isBuffer(b), b.length, b[0]])).toEqual([[true, 3_000_000, 1], [true, 70_000, 2], [true, 5, 115]]);
     expect(Buffer.compare(back[0]!, bufs[0]!)).toBe(0);
+  });
+});
+
+describe('a task that kills its own agent', () => {
+  it('the node gets a new agent, the item is retried, every result comes back exactly once', async () => {
+    const { mkdtempSync } = await import('node:fs');
+    const { join } = await import('node:path');
+    const { tmpdir } = await import('node:os');
+    const marker = join(mkdtempSync(join(tmpdir(), 'sp-kill-')), 'm');
+    const logs: string[] = [];
+    await using pool = await Pool.open({ module: tasks, emulate: '2x1', log: (l) => logs.push(l) });
+    const items = Array.from({ length: 20 }, (_, i) => ({ v: i, marker: i === 7 ? marker : '' }));
+    expect(await pool.map('killOwnProcess', items, { chunksize: 1 })).toEqual(items.map((x) => x.v));
+    expect(logs.join('\n')).toMatch(/its agent died .*starting it again \(restart 1 of 3\)/);
+    const t0 = Date.now();
+    while (pool.nodes.length < 2 && Date.now() - t0 < 20_000) await new Promise((r) => setTimeout(r, 50));
+    expect(pool.nodes.length).toBe(2);
   });
 });
 

@@ -71,10 +71,36 @@ export function coordinatorAddress(env: NodeJS.ProcessEnv): { host: string; port
   return { host, port };
 }
 
+/** Set (to 1) when the job secret comes on standard input, one line (it is then in no environment). */
+const SECRET_STDIN_ENV = 'SLURMPOOL_SECRET_STDIN';
+
+/** The first line of standard input, within 30 s; standard input is closed after it. */
+function secretFromStdin(): Promise<string> {
+  return new Promise((resolve) => {
+    let buf = '';
+    const timer = setTimeout(() => fail('no job secret on standard input within 30 s'), 30_000);
+    const done = (v: string) => {
+      clearTimeout(timer);
+      process.stdin.removeAllListeners('data');
+      process.stdin.destroy();
+      if (!v) fail('standard input closed before the job secret arrived');
+      resolve(v);
+    };
+    process.stdin.setEncoding('utf8');
+    process.stdin.on('data', (d: string) => {
+      buf += d;
+      const nl = buf.indexOf('\n');
+      if (nl >= 0) done(buf.slice(0, nl).trim());
+    });
+    process.stdin.on('end', () => done(buf.trim()));
+    process.stdin.on('error', () => done(buf.trim()));
+  });
+}
+
 /** Run an agent from its environment; resolves when it has stopped. */
 export async function runAgent(env: NodeJS.ProcessEnv = process.env): Promise<void> {
-  const secret = env[SECRET_ENV];
-  if (!secret) fail(`${SECRET_ENV} is not set; the coordinator passes it in the environment`);
+  const secret = env[SECRET_STDIN_ENV] === '1' ? await secretFromStdin() : env[SECRET_ENV];
+  if (!secret) fail(`${SECRET_ENV} is not set; the coordinator passes it on standard input or in the environment`);
   // Tasks and their commands must never see the job secret.
   delete env[SECRET_ENV];
   if (env === process.env) delete process.env[SECRET_ENV];

@@ -39,12 +39,16 @@ export async function startCoordinator(
 }
 
 /** Environment every agent process gets: the coordinator's address and the secret (never argv). */
-export function agentEnv(base: NodeJS.ProcessEnv, coordinator: string, secret: string, startTimeoutMs?: number): NodeJS.ProcessEnv {
-  return {
-    ...base,
-    SLURMPOOL_AGENT: '1',
-    SLURMPOOL_COORDINATOR: coordinator,
-    [SECRET_ENV]: secret,
-    ...(startTimeoutMs ? { SLURMPOOL_START_TIMEOUT: String(startTimeoutMs) } : {}),
-  };
+export function agentEnv(base: NodeJS.ProcessEnv, coordinator: string, secret: string | null, startTimeoutMs?: number): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...base, SLURMPOOL_AGENT: '1', SLURMPOOL_COORDINATOR: coordinator };
+  delete env[SECRET_ENV];
+  // With no secret here, it comes on the agent's standard input: then it is not even in the
+  // process's initial environment (/proc/PID/environ), where a task could read it.
+  if (secret === null) env[SECRET_STDIN_ENV] = '1';
+  else env[SECRET_ENV] = secret;
+  if (startTimeoutMs) env.SLURMPOOL_START_TIMEOUT = String(startTimeoutMs);
+  return env;
 }
+
+/** Set (to 1) when the agent reads the job secret from its standard input, one line. */
+export const SECRET_STDIN_ENV = 'SLURMPOOL_SECRET_STDIN';

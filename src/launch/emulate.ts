@@ -80,7 +80,7 @@ export class EmulateLauncher implements Launcher {
     const jobId = opts.env.SLURM_JOB_ID && opts.env.SLURMPOOL_EMULATED ? opts.env.SLURM_JOB_ID : `emu${process.pid}`;
     // Agents are started by a helper process (no fork from this one), each in its own process group:
     // Ctrl-C on a terminal reaches the coordinator, which decides, and not the agents directly.
-    this.spawner = new Spawner(agentEnv(opts.env, `127.0.0.1:${server.port}`, secret, opts.startTimeout));
+    this.spawner = new Spawner(agentEnv(opts.env, `127.0.0.1:${server.port}`, null, opts.startTimeout), secret);
     const startNode = (node: string, i: number) => {
       const tail = new Tail();
       this.tails.set(node, tail);

@@ -27,12 +27,13 @@ export class Spawner {
   private closed = false;
   private exitWaiters: (() => void)[] = [];
 
-  constructor(baseEnv: NodeJS.ProcessEnv) {
+  /** `secret`, when given, goes to each process's standard input (one line), never into its environment. */
+  constructor(baseEnv: NodeJS.ProcessEnv, secret: string | null = null) {
     // The helper is small: its own forks are cheap. Its stderr is ours; its stdout is not used.
     this.helper = fork(HELPER, [], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'], env: { PATH: baseEnv.PATH ?? '' }, execArgv: [] });
     const env: Record<string, string> = {};
     for (const [k, v] of Object.entries(baseEnv)) if (v !== undefined) env[k] = v;
-    this.helper.send({ t: 'env', env });
+    this.helper.send({ t: 'env', env, secret });
     this.helper.on('message', (m: Out) => {
       const w = this.watches.get(m.key);
       if (m.t === 'stderr') w?.stderr(m.data);

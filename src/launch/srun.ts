@@ -59,11 +59,11 @@ export class SrunLauncher implements Launcher {
     this.address = { host: server.host, port: server.port };
     // Agents dial the node that ran srun (SLURM_LAUNCH_NODE_IPADDR in their step) unless an address was given.
     const advertised = bind === '0.0.0.0' || bind === '::' ? 'launch' : bind;
-    const env = agentEnv(opts.env, `${advertised.includes(':') ? `[${advertised}]` : advertised}:${server.port}`, secret, opts.startTimeout);
+    const env = agentEnv(opts.env, `${advertised.includes(':') ? `[${advertised}]` : advertised}:${server.port}`, null, opts.startTimeout);
     const srun = opts.env.SLURMPOOL_SRUN || 'srun';
     // The srun processes are started by a small helper process: a thousand forks from this one would
     // block its event loop for seconds while the first agents are already dialling.
-    this.spawner = new Spawner(env);
+    this.spawner = new Spawner(env, secret);
     let firstExit: ((e: { error?: string }) => void) | null = null;
     const first = new Promise<{ error?: string } | null>((res) => {
       firstExit = res;

@@ -159,9 +159,9 @@ export class SshLauncher implements Launcher {
         const local = sock.localAddress ?? '127.0.0.1';
         const addr = bind === '0.0.0.0' || bind === '::' ? local.replace(/^::ffff:/, '') : bind;
         const coordinator = `${addr.includes(':') ? `[${addr}]` : addr}:${server.port}`;
-        // The secret is read from the channel's stdin into the environment: no command line ever holds it.
+        // The agent reads the secret from the channel's stdin: no command line and no environment ever holds it.
         const cmd =
-          `read -r ${SECRET_ENV} && export ${SECRET_ENV} SLURMPOOL_AGENT=1 ` +
+          `export SLURMPOOL_SECRET_STDIN=1 SLURMPOOL_AGENT=1 ` +
           `SLURMPOOL_COORDINATOR=${sq(coordinator)} SLURMPOOL_NODE=${sq(h.name)}` +
           (h.cpus ? ` SLURMPOOL_CPUS=${h.cpus}` : '') +
           ` && exec ${sq(this.settings.nodePath)} ${sq(this.settings.cliPath)} agent`;
@@ -172,7 +172,8 @@ export class SshLauncher implements Launcher {
             tail.push(d);
             process.stderr.write(d);
           });
-          stream.on('data', (d: Buffer) => process.stdout.write(d));
+          // Agents' (and tasks') stdout goes to stderr: stdout may carry results (map without --output).
+          stream.on('data', (d: Buffer) => process.stderr.write(d));
           this.channels.push(
             new Promise<void>((resolve) =>
               stream.on('close', (code: number | null, signal?: string) => {
