@@ -1,5 +1,5 @@
 // The Pool across a real Slurm cluster: agents started with srun, one per node.
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -48,5 +48,29 @@ describe.skipIf(cluster.skip)(`Pool under Slurm ${cluster.why}`, () => {
     const r = JSON.parse(ok.split('\n').find((l) => l.startsWith('{'))!) as { nodes: string[]; primes: number };
     expect(r.nodes).toEqual(['n1', 'n2']);
     expect(r.primes).toBe(9592);
+  });
+
+  it('an uneven allocation (sbatch -N3 -n5: 2(x2),1 CPUs) gets a worker on every CPU', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'slurmpool-sb-'));
+    const out = join(dir, 'out.txt');
+    const job = join(dir, 'job.mjs');
+    writeFileSync(
+      job,
+      `import { Pool } from ${JSON.stringify(join(root, 'dist/index.js'))};\n` +
+        `const pool = await Pool.open({ log: false });\n` +
+        `const recs = [];\n` +
+        `for await (const r of pool.runCommands(Array.from({ length: 10 }, () => 'sleep 0.2'))) recs.push(r.node);\n` +
+        `console.log(JSON.stringify({ env: process.env.SLURM_JOB_CPUS_PER_NODE, nodes: pool.nodes.map((n) => [n.node, n.workers]).sort(), workers: pool.workers, ran: recs.length }));\n` +
+        `await pool.close();\n`,
+    );
+    const id = sbatch(['-N3', '-n5', `--chdir=${root}`, `--output=${out}`, `--wrap=exec ${process.execPath} ${job}`]);
+    const end = await waitJob(id, 90_000);
+    const text = readOut(out);
+    expect(end.state, text).toBe('COMPLETED');
+    const r = JSON.parse(text.split('\n').find((l) => l.startsWith('{'))!) as { env: string; nodes: [string, number][]; workers: number; ran: number };
+    expect(r.env).toBe('2(x2),1');
+    expect(r.nodes.map(([, w]) => w).sort()).toEqual([1, 2, 2]);
+    expect(r.workers).toBe(5);
+    expect(r.ran).toBe(10);
   });
 });
