@@ -41,3 +41,8 @@ export function sampleSum(buf) {
   for (let i = 0; i < buf.length; i += 4096) s += buf[i];
   return s;
 }
+
+/** Sleeps `ms` without holding the thread (mixed-duration scheduling benchmarks). */
+export function sleepMs(ms) {
+  return new Promise((r) => setTimeout(() => r(ms), ms));
+}
