@@ -1,7 +1,7 @@
 // One coordinator toward 1,000 nodes: a real Pool in join mode, N simulated agents (bench/lib/sim-agents.mjs)
 // in a few processes over real loopback TCP, all dialling at once.
 //
-//   npm run build && node bench/scale.mjs --agents 1000 [--agents 2000 …] [--json FILE] [--items N] [--procs K]
+//   npm run build && node bench/scale.mjs --agents 1000 [--agents 2000 …] [--json FILE] [--items N] [--procs K] [--chunksize K] [--share-mib M]
 //
 // Each run also measures 10 agents first, in the same invocation (the baseline). Figures are the
 // coordinator's own: CPU time per chunk (process.cpuUsage), event-loop delay (monitorEventLoopDelay),
@@ -19,12 +19,16 @@ let jsonOut = null;
 let items = 200_000;
 let procs = 4;
 let shareMiB = 64;
+let chunksize = 1;
+let idleSeconds = 20;
 for (let i = 0; i < args.length; i++) {
   if (args[i] === '--agents') agentCounts.push(Number(args[++i]));
   else if (args[i] === '--json') jsonOut = args[++i];
   else if (args[i] === '--items') items = Number(args[++i]);
   else if (args[i] === '--procs') procs = Number(args[++i]);
   else if (args[i] === '--share-mib') shareMiB = Number(args[++i]);
+  else if (args[i] === '--chunksize') chunksize = Number(args[++i]);
+  else if (args[i] === '--idle-s') idleSeconds = Number(args[++i]);
   else throw new Error(`unknown argument ${args[i]}`);
 }
 if (agentCounts.length === 0) agentCounts.push(250);
@@ -68,7 +72,7 @@ async function measure(n) {
   const xs = Array.from({ length: items }, (_, i) => i);
   const c0 = process.cpuUsage();
   const w0 = performance.now();
-  const out = await pool.map('identity', xs, { chunksize: 1 });
+  const out = await pool.map('identity', xs, { chunksize });
   const wall = (performance.now() - w0) / 1000;
   const cpu = process.cpuUsage(c0);
   let wrong = 0;
@@ -76,11 +80,11 @@ async function measure(n) {
   if (wrong) throw new Error(`${wrong} wrong results at ${n} agents`);
   phase('map');
 
-  // Idle: the coordinator's CPU per agent per second with nothing to do.
+  // Idle: the coordinator's CPU per agent per second with nothing to do, over two heartbeat periods.
   await new Promise((r) => setTimeout(r, 1000));
   const i0 = process.cpuUsage();
   const iw0 = performance.now();
-  await new Promise((r) => setTimeout(r, 4000));
+  await new Promise((r) => setTimeout(r, idleSeconds * 1000));
   const icpu = process.cpuUsage(i0);
   const iwall = (performance.now() - iw0) / 1000;
   phase('idle');
@@ -104,8 +108,11 @@ async function measure(n) {
     agents: n,
     admitted,
     open_s: +openS.toFixed(2),
-    chunks_per_s: Math.round(items / wall),
-    coord_cpu_us_per_chunk: +((cpu.user + cpu.system) / items).toFixed(2),
+    chunksize,
+    chunks_per_s: Math.round(items / chunksize / wall),
+    items_per_s: Math.round(items / wall),
+    coord_cpu_us_per_chunk: +((cpu.user + cpu.system) / (items / chunksize)).toFixed(2),
+    coord_cpu_us_per_item: +((cpu.user + cpu.system) / items).toFixed(3),
     max_loop_delay_ms: Math.max(...Object.values(phases)),
     loop_delay_by_phase: phases,
     rss_mb: Math.round(rss),

@@ -287,6 +287,8 @@ export interface TaskRecord {
   started: number;
   ended: number;
   attempts: number;
+  /** It ran again because a node it had been sent to was lost. */
+  redispatched?: boolean;
 }
 
 /** Records for every item of a chunk outcome, in item order. */
@@ -300,7 +302,7 @@ export function recordsOf(o: ChunkOutcome): TaskRecord[] {
     if (f) {
       out.push({ index: o.start + i, ok: false, ...(i < o.values.length && o.values[i] !== undefined ? { value: o.values[i] } : {}), error: f.error, node: f.node, worker: f.worker, started: part?.started ?? 0, ended: part?.ended ?? 0, attempts: f.attempts });
     } else if (i < o.values.length && part) {
-      out.push({ index: o.start + i, ok: true, value: o.values[i], node: part.node, worker: part.worker, started: part.started, ended: part.ended, attempts: part.attempts });
+      out.push({ index: o.start + i, ok: true, value: o.values[i], node: part.node, worker: part.worker, started: part.started, ended: part.ended, attempts: part.attempts, ...(part.redispatched ? { redispatched: true } : {}) });
     }
   }
   return out;

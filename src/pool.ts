@@ -234,6 +234,20 @@ export class Pool<M extends object = UntypedModule> implements AsyncDisposable {
     this.checkOpen();
     if (typeof fn !== 'string' || fn === '') throw new OptionError(`the task must be the name of an export of the task module, got ${JSON.stringify(fn)}`);
     if (this.opts.moduleUrl === null) throw new OptionError(`this pool has no task module (options.module), so it cannot run '${fn}'`);
+    // Refused before any work starts when the nodes said what the module exports.
+    const exports = this.taskExports();
+    if (exports && exports[fn] !== 'function') {
+      const where = this.opts.moduleUrl;
+      if (exports[fn] !== undefined) throw new OptionError(`export '${fn}' of task module ${where} is not a function (it is ${exports[fn]})`);
+      const fns = Object.keys(exports).filter((k) => exports[k] === 'function');
+      throw new OptionError(`task module ${where} has no export named '${fn}' (its function exports: ${fns.join(', ') || 'none'})`);
+    }
+  }
+
+  /** The task module's exports (name → typeof), as the first ready node reported them. */
+  private taskExports(): Record<string, string> | null {
+    for (const a of this.scheduler.agents) if (a.ready && a.exports) return a.exports;
+    return null;
   }
 
   /** Remove each pending call's abort listener. */

@@ -134,7 +134,13 @@ describe('a task that kills its own agent', () => {
     const logs: string[] = [];
     await using pool = await Pool.open({ module: tasks, emulate: '2x1', log: (l) => logs.push(l) });
     const items = Array.from({ length: 20 }, (_, i) => ({ v: i, marker: i === 7 ? marker : '' }));
-    expect(await pool.map('killOwnProcess', items, { chunksize: 1 })).toEqual(items.map((x) => x.v));
+    const recs: { index: number; ok: boolean; value?: unknown; attempts: number; redispatched?: boolean }[] = [];
+    for await (const r of pool.imapRecords('killOwnProcess', items, { chunksize: 1 })) recs.push(r);
+    recs.sort((a, b) => a.index - b.index);
+    expect(recs.map((r) => r.value)).toEqual(items.map((x) => x.v));
+    // The item whose task killed its agent ran again on a node: a re-dispatch, not a retry after a worker death.
+    expect(recs[7]).toMatchObject({ ok: true, attempts: 2, redispatched: true });
+    expect(recs.filter((r) => r.redispatched).every((r) => r.attempts >= 2)).toBe(true);
     expect(logs.join('\n')).toMatch(/its agent died .*starting it again \(restart 1 of 3\)/);
     const t0 = Date.now();
     while (pool.nodes.length < 2 && Date.now() - t0 < 20_000) await new Promise((r) => setTimeout(r, 50));

@@ -177,7 +177,10 @@ describe('Pool in local mode', () => {
     await expect(Pool.open({ module: tasks, mode: 'cloud' as never })).rejects.toThrow('options.mode must be one of local, emulate, slurm, ssh, join, got "cloud"');
     await expect(Pool.open({ module: tasks, emulate: '4by2' })).rejects.toThrow('options.emulate must look like NODESxCPUS (e.g. "4x2") or list CPUs node by node (e.g. "2,2,1" or "2(x2),1"), got "4by2"');
     await using pool = await Pool.open({ module: tasks, workers: 1 });
-    await expect(pool.map('nope', [1])).rejects.toThrow(/has no export named 'nope'/);
+    await expect(pool.map('nope', [1])).rejects.toThrow(/has no export named 'nope' \(its function exports: .*square.*\)/);
+    // Refused before any work starts (the nodes said what the module exports): an OptionError, not a TaskError of task 0.
+    await expect(pool.map('nope', [1])).rejects.toBeInstanceOf(OptionError);
+    expect(() => pool.imap('nope', [1])).toThrow(OptionError);
     await expect(pool.map('notAFunction', [1])).rejects.toThrow(/export 'notAFunction' of task module .* is not a function \(it is number\)/);
     await expect(pool.map('square', [1], { chunksize: 0 })).rejects.toThrow('options.chunksize must be a positive integer, got 0');
   });

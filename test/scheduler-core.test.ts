@@ -342,3 +342,15 @@ describe('automatic chunk sizes', () => {
     expect(Math.max(...small.map((c) => c.items.length))).toBe(1);
   });
 });
+
+describe('chunk targets with many workers', () => {
+  it('aim at 50 ms of work for a few workers, longer when chunks would come back faster than one coordinator hands them out', async () => {
+    const { chunkTargetMs, durationChunksize, ItemTime } = await import('../src/scheduler/chunking.js');
+    expect(chunkTargetMs(2)).toBe(50);
+    expect(Math.round(chunkTargetMs(64_000))).toBe(2133);
+    const t = new ItemTime();
+    for (let i = 0; i < 10; i++) t.add(100);
+    expect(durationChunksize(t, 1000, chunkTargetMs(2))).toBe(1);
+    expect(durationChunksize(t, 1000, chunkTargetMs(64_000))).toBe(21);
+  });
+});

@@ -144,7 +144,7 @@ export class Agent {
       return;
     }
     this.credits = pool.wantedCredits();
-    this.send({ t: 'ready', node: this.info.node, workers: size, cpus: this.info.cpus, pid: process.pid, credits: this.credits });
+    this.send({ t: 'ready', node: this.info.node, workers: size, cpus: this.info.cpus, pid: process.pid, credits: this.credits, ...(pool.exports ? { exports: pool.exports } : {}) });
     if (config.heartbeatMs > 0) {
       this.heartbeat = setInterval(() => {
         if (!this.spoke) this.send({ t: 'heartbeat' });

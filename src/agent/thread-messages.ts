@@ -31,7 +31,8 @@ export interface SharedEntry {
 export type ToWorker = { t: 'batch'; data: Uint8Array; large: [number, Uint8Array][] } | { t: 'share'; entry: SharedEntry } | { t: 'unshare'; id: number };
 
 export type FromWorker =
-  | { t: 'ready' }
+  /** The worker imported the module: each export's name and typeof. */
+  | { t: 'ready'; exports: Record<string, string> }
   | { t: 'initError'; error: ErrorRecord }
   | { t: 'results'; data: Uint8Array }
   /** maxTasksPerWorker reached: the worker exits after this; chunks it did not run are the agent's to requeue. */

@@ -89,6 +89,9 @@ export class WorkerPool {
     for (const s of this.slots) if (s) s.worker.postMessage(msg);
   }
 
+  /** The task module's exports (name → typeof), as the first worker to import it saw them. */
+  exports: Record<string, string> | null = null;
+
   get size(): number {
     return this.opts.size;
   }
@@ -239,6 +242,7 @@ export class WorkerPool {
       switch (m.t) {
         case 'ready':
           s.ready = true;
+          this.exports ??= m.exports;
           settle?.resolve();
           settle = undefined;
           this.dispatch();

@@ -334,7 +334,7 @@ async function main(): Promise<void> {
       shared.delete(msg.id);
     }
   });
-  post({ t: 'ready' });
+  post({ t: 'ready', exports: Object.fromEntries(Object.keys(mod).map((k) => [k, typeof mod[k]])) });
 }
 
 void main();

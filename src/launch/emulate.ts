@@ -1,30 +1,18 @@
 // Emulation: N real agent processes on this machine, each seeing the SLURM_* environment of a node.
-import { compressHostlist } from '../slurm/index.js';
+import { compressHostlist, formatCountList } from '../slurm/index.js';
 import type { EmulateSpec, ResolvedOptions } from '../options.js';
 import type { Scheduler } from '../scheduler/scheduler.js';
 import type { CoordinatorServer } from '../transport/tcp.js';
 import { agentEnv, CLI_MAIN, startCoordinator, Tail } from './agents.js';
 import { MAX_NODE_RESTARTS, type Launcher } from './launcher.js';
 import { Spawner } from './spawner.js';
+import { NodeRestarts } from './restarts.js';
+import { describeFailure } from './failure.js';
 
 /** CPUs of emulated node `index`. */
 function cpusOfIndex(spec: EmulateSpec, index: number): number {
   return spec.cpus?.[index] ?? spec.cpusPerNode;
 }
-
-/** SLURM_JOB_CPUS_PER_NODE for a list of per-node counts, in Slurm's compressed form (`2(x2),1`). */
-export function cpusPerNodeText(counts: number[]): string {
-  const parts: string[] = [];
-  for (let i = 0; i < counts.length; ) {
-    let j = i;
-    while (j + 1 < counts.length && counts[j + 1] === counts[i]) j++;
-    const n = j - i + 1;
-    parts.push(n > 1 ? `${counts[i]}(x${n})` : String(counts[i]));
-    i = j + 1;
-  }
-  return parts.join(',');
-}
-import { describeFailure } from './failure.js';
 
 /** The environment Slurm would give a task on node `index` of an emulated allocation. */
 export function emulatedNodeEnv(spec: EmulateSpec, index: number, jobId: string, prefix = 'emu'): Record<string, string> {
@@ -38,7 +26,7 @@ export function emulatedNodeEnv(spec: EmulateSpec, index: number, jobId: string,
     SLURM_NODELIST: compressHostlist(names),
     SLURM_JOB_NUM_NODES: String(spec.nodes),
     SLURM_NNODES: String(spec.nodes),
-    SLURM_JOB_CPUS_PER_NODE: cpusPerNodeText(counts),
+    SLURM_JOB_CPUS_PER_NODE: formatCountList(counts),
     SLURM_TASKS_PER_NODE: spec.nodes > 1 ? `1(x${spec.nodes})` : '1',
     SLURM_CPUS_ON_NODE: String(counts[index]),
     SLURM_CPUS_PER_TASK: String(counts[index]),
@@ -63,9 +51,7 @@ export class EmulateLauncher implements Launcher {
   private spawner: Spawner | null = null;
   private readonly tails = new Map<string, Tail>();
   private readonly exits = new Map<string, string>();
-  private readonly restarts = new Map<string, number>();
-  private stopping = false;
-  private scheduler: Scheduler | null = null;
+  private readonly restarts = new NodeRestarts();
 
   constructor(opts: ResolvedOptions) {
     this.spec = opts.emulate ?? { nodes: 2, cpusPerNode: 1 };
@@ -73,7 +59,7 @@ export class EmulateLauncher implements Launcher {
   }
 
   async start(scheduler: Scheduler, opts: ResolvedOptions, failed: (node: string, why: string) => void): Promise<void> {
-    this.scheduler = scheduler;
+    this.restarts.scheduler = scheduler;
     const { server, secret } = await startCoordinator(scheduler, opts, '127.0.0.1');
     this.server = server;
     this.address = { host: server.host, port: server.port };
@@ -81,6 +67,7 @@ export class EmulateLauncher implements Launcher {
     // Agents are started by a helper process (no fork from this one), each in its own process group:
     // Ctrl-C on a terminal reaches the coordinator, which decides, and not the agents directly.
     this.spawner = new Spawner(agentEnv(opts.env, `127.0.0.1:${server.port}`, null, opts.startTimeout), secret);
+    this.restarts.spawner = this.spawner;
     const startNode = (node: string, i: number) => {
       const tail = new Tail();
       this.tails.set(node, tail);
@@ -96,9 +83,9 @@ export class EmulateLauncher implements Launcher {
           },
           exit: (e) => {
             this.exits.set(node, e.error ? `could not start: ${e.error}` : `agent exited with ${e.signal ?? `status ${e.code}`}`);
-            if (this.mayRestart(node)) {
-              this.restarts.set(node, (this.restarts.get(node) ?? 0) + 1);
-              opts.log?.(`node ${node}: its agent died (${this.exits.get(node)}); starting it again (restart ${this.restarts.get(node)} of ${MAX_NODE_RESTARTS})`);
+            const restart = this.restarts.take(node);
+            if (restart > 0) {
+              opts.log?.(`node ${node}: its agent died (${this.exits.get(node)}); starting it again (restart ${restart} of ${MAX_NODE_RESTARTS})`);
               startNode(node, i);
               return;
             }
@@ -111,19 +98,8 @@ export class EmulateLauncher implements Launcher {
     this.nodes.forEach((node, i) => startNode(node, i));
   }
 
-  /** A node whose agent was ready and then died mid-run is started again, up to MAX_NODE_RESTARTS times. */
-  private mayRestart(node: string): boolean {
-    if (this.stopping || (this.restarts.get(node) ?? 0) >= MAX_NODE_RESTARTS) return false;
-    return this.scheduler?.agents.some((a) => a.expected === node && a.readyAt > 0) ?? false;
-  }
-
   get restarting(): number {
-    if (!this.spawner || !this.scheduler) return 0;
-    let n = 0;
-    for (const node of this.restarts.keys()) {
-      if (this.spawner.isRunning(node) && !this.scheduler.agents.some((a) => a.expected === node && a.ready && !a.lost)) n++;
-    }
-    return n;
+    return this.restarts.pending;
   }
 
   isRunning(node: string): boolean {
@@ -159,7 +135,7 @@ export class EmulateLauncher implements Launcher {
   }
 
   async stop(graceful: boolean): Promise<void> {
-    this.stopping = true;
+    this.restarts.stopping = true;
     await this.spawner?.stopAll(graceful ? 5000 : 500);
     await this.server?.close();
   }

@@ -7,6 +7,7 @@ import type { CoordinatorServer } from '../transport/tcp.js';
 import { agentEnv, CLI_MAIN, startCoordinator, Tail } from './agents.js';
 import { MAX_NODE_RESTARTS, type Launcher } from './launcher.js';
 import { Spawner } from './spawner.js';
+import { NodeRestarts } from './restarts.js';
 import { describeFailure } from './failure.js';
 
 /**
@@ -38,9 +39,7 @@ export class SrunLauncher implements Launcher {
   private spawner: Spawner | null = null;
   private readonly tails = new Map<string, Tail>();
   private readonly exits = new Map<string, string>();
-  private readonly restarts = new Map<string, number>();
-  private stopping = false;
-  private scheduler: Scheduler | null = null;
+  private readonly restarts = new NodeRestarts();
 
   constructor(opts: ResolvedOptions) {
     const alloc = readAllocation(opts.env);
@@ -52,7 +51,7 @@ export class SrunLauncher implements Launcher {
   }
 
   async start(scheduler: Scheduler, opts: ResolvedOptions, failed: (node: string, why: string) => void): Promise<void> {
-    this.scheduler = scheduler;
+    this.restarts.scheduler = scheduler;
     const bind = opts.bind ?? '0.0.0.0';
     const { server, secret } = await startCoordinator(scheduler, opts, bind);
     this.server = server;
@@ -64,6 +63,7 @@ export class SrunLauncher implements Launcher {
     // The srun processes are started by a small helper process: a thousand forks from this one would
     // block its event loop for seconds while the first agents are already dialling.
     this.spawner = new Spawner(env, secret);
+    this.restarts.spawner = this.spawner;
     let firstExit: ((e: { error?: string }) => void) | null = null;
     const first = new Promise<{ error?: string } | null>((res) => {
       firstExit = res;
@@ -84,9 +84,9 @@ export class SrunLauncher implements Launcher {
             : e.signal ? `srun ended by ${e.signal}` : `srun exited with status ${e.code}`;
           this.exits.set(node, why);
           if (i === 0) firstExit?.(e);
-          if (this.mayRestart(node)) {
-            this.restarts.set(node, (this.restarts.get(node) ?? 0) + 1);
-            opts.log?.(`node ${node}: its agent died (${why}); starting it again in a new step (restart ${this.restarts.get(node)} of ${MAX_NODE_RESTARTS})`);
+          const restart = this.restarts.take(node);
+          if (restart > 0) {
+            opts.log?.(`node ${node}: its agent died (${why}); starting it again in a new step (restart ${restart} of ${MAX_NODE_RESTARTS})`);
             startNode(node, i);
             return;
           }
@@ -100,19 +100,8 @@ export class SrunLauncher implements Launcher {
     if (r?.error?.startsWith('ENOENT')) throw new LaunchError(`cannot start agents: ${srun} was not found on PATH (${opts.env.PATH ?? ''})`);
   }
 
-  /** A node whose agent was ready and then died mid-run gets a new step, up to MAX_NODE_RESTARTS times. */
-  private mayRestart(node: string): boolean {
-    if (this.stopping || (this.restarts.get(node) ?? 0) >= MAX_NODE_RESTARTS) return false;
-    return this.scheduler?.agents.some((a) => a.expected === node && a.readyAt > 0) ?? false;
-  }
-
   get restarting(): number {
-    if (!this.spawner || !this.scheduler) return 0;
-    let n = 0;
-    for (const node of this.restarts.keys()) {
-      if (this.spawner.isRunning(node) && !this.scheduler.agents.some((a) => a.expected === node && a.ready && !a.lost)) n++;
-    }
-    return n;
+    return this.restarts.pending;
   }
 
   isRunning(node: string): boolean {
@@ -129,7 +118,7 @@ export class SrunLauncher implements Launcher {
   }
 
   async stop(graceful: boolean): Promise<void> {
-    this.stopping = true;
+    this.restarts.stopping = true;
     // srun forwards SIGTERM to its task; a second signal within a second would abort srun itself.
     await this.spawner?.stopAll(graceful ? 10_000 : 1000, 5000);
     await this.server?.close();

@@ -95,7 +95,8 @@ export type ToAgent =
 
 /** Agent → coordinator. */
 export type FromAgent =
-  | { t: 'ready'; node: string; workers: number; cpus: number; pid: number; credits: number }
+  /** `exports`: the task module's exports (name → typeof), as this node's workers imported it. */
+  | { t: 'ready'; node: string; workers: number; cpus: number; pid: number; credits: number; exports?: Record<string, string> }
   | { t: 'results'; results: ChunkResult[] }
   | { t: 'credits'; credits: number }
   /** Chunks dropped before any worker started them (answer to unqueue). */

@@ -13,6 +13,7 @@ export function mapRecord(index: number, r: TaskRecord): Record<string, unknown>
   out.started = r.started;
   out.ended = r.ended;
   out.attempts = r.attempts;
+  if (r.redispatched) out.redispatched = true;
   return out;
 }
 
@@ -45,6 +46,7 @@ export function commandRecord(index: number, line: number | undefined, r: TaskRe
   }
   if (v?.cpus) out.cpus = v.cpus;
   out.attempts = r.attempts;
+  if (r.redispatched) out.redispatched = true;
   return out;
 }
 

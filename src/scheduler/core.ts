@@ -20,6 +20,8 @@ export class AgentState<L = unknown> {
   lost = false;
   /** The core asked for its link to be closed (heartbeat timeout); not asked again. */
   closing = false;
+  /** The task module's exports (name → typeof) as its workers imported them (null: not told). */
+  exports: Record<string, string> | null = null;
   /** When it became ready (0: never): a node whose agent was once ready and then died may be restarted. */
   readyAt = 0;
   lastSeen = 0;
@@ -235,7 +237,7 @@ export class SchedulerCore {
     a.lastSeen = now;
   }
 
-  agentReady(a: AgentState, info: { node: string; workers: number; cpus: number; pid: number; credits: number }, now: number): void {
+  agentReady(a: AgentState, info: { node: string; workers: number; cpus: number; pid: number; credits: number; exports?: Record<string, string> }, now: number): void {
     if (a.lost || a.ready) return;
     a.lastSeen = now;
     a.node = info.node;
@@ -245,6 +247,7 @@ export class SchedulerCore {
     a.credits = info.credits;
     a.ready = true;
     a.readyAt = now;
+    if (info.exports !== null && typeof info.exports === 'object' && !Array.isArray(info.exports)) a.exports = info.exports;
     this.totalWorkers += a.workers;
     this.readyCount++;
     this.refresh(a);
@@ -516,7 +519,7 @@ export class SchedulerCore {
       root.failures.push({ offset: c.offset + f.offset, error: f.error, node: a.node, worker: r.worker, attempts: c.attempts.n + 1 });
       if (job.spec.stopOnError) root.cutAt = Math.min(root.cutAt, c.offset + f.offset);
     }
-    root.parts.push({ offset: c.offset, count: c.items.length, node: a.node, worker: r.worker, started: r.started, ended: r.ended, attempts: c.attempts.n + c.losses + 1 });
+    root.parts.push({ offset: c.offset, count: c.items.length, node: a.node, worker: r.worker, started: r.started, ended: r.ended, attempts: c.attempts.n + c.losses + 1, ...(c.losses > 0 ? { redispatched: true } : {}) });
     this.partDone(c);
   }
 

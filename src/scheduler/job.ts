@@ -1,6 +1,6 @@
 // One call of map/imap/imapUnordered/starmap: reads its input lazily, cuts chunks, hands outcomes to a sink.
 import type { ItemFailure, TaskKind } from '../protocol/messages.js';
-import { ADAPTIVE_MAX, adaptiveChunksize, autoChunksize, durationChunksize, ItemTime } from './chunking.js';
+import { ADAPTIVE_MAX, adaptiveChunksize, autoChunksize, chunkTargetMs, durationChunksize, ItemTime } from './chunking.js';
 
 /** Where one part of a chunk ran. A chunk split after a worker death has several parts. */
 export interface Placement {
@@ -12,6 +12,8 @@ export interface Placement {
   ended: number;
   /** 1, or more when this part ran again after its worker or node was lost. */
   attempts: number;
+  /** It ran again because a node it had been sent to was lost (not because a worker died on it). */
+  redispatched?: boolean;
 }
 
 export interface PlacedFailure extends ItemFailure {
@@ -187,8 +189,9 @@ export class Job {
   learn(items: number, ms: number): void {
     if (items <= 0 || this.spec.chunksize > 0) return;
     this.itemTime.add(ms / items);
-    if (this.timed) this.chunksize = durationChunksize(this.itemTime, this.cap);
-    else if (this.adaptive) this.chunksize = Math.min(adaptiveChunksize(this.chunksize, this.itemTime.planning), durationChunksize(this.itemTime, ADAPTIVE_MAX));
+    const target = chunkTargetMs(this.workers);
+    if (this.timed) this.chunksize = durationChunksize(this.itemTime, this.cap, target);
+    else if (this.adaptive) this.chunksize = Math.min(adaptiveChunksize(this.chunksize, this.itemTime.planning), durationChunksize(this.itemTime, ADAPTIVE_MAX, target));
   }
 
   /** A chunk of this call is final (whatever its outcome). */

@@ -40,6 +40,8 @@ export interface ShareRecord {
 
 /** Shared values travel in pieces of this size, each one frame. */
 export const SHARE_PIECE = 4 * 1024 * 1024;
+/** Agents a shared value is streamed to at once; the others wait their turn. */
+const MAX_SHARE_STREAMS = 8;
 
 /** Dispatch per turn of the event loop: at most this much time, in passes of at most DISPATCH_SLICE chunks. */
 const TURN_BUDGET_MS = 8;
@@ -156,8 +158,15 @@ export class Scheduler {
     for (const f of w) f();
   }
 
+  /** Shared-value streams running now; the others wait their turn (bounded memory and work per turn). */
+  private streams = 0;
+  private streamWaiters: (() => void)[] = [];
+
   private async streamShare(a: AgentState, rec: ShareRecord): Promise<void> {
+    // No chunk goes to this agent until it holds the value (it may be waiting for a stream slot).
     this.core.streaming(a, 1);
+    while (this.streams >= MAX_SHARE_STREAMS) await new Promise<void>((r) => this.streamWaiters.push(r));
+    this.streams++;
     try {
       const total = rec.bytes.byteLength;
       let offset = 0;
@@ -169,6 +178,8 @@ export class Scheduler {
         if (a.link.drained) await a.link.drained();
       } while (offset < total && !a.lost && this.shares.has(rec.id));
     } finally {
+      this.streams--;
+      this.streamWaiters.shift()?.();
       this.core.streaming(a, -1);
       this.pump();
     }

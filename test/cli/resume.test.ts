@@ -40,6 +40,23 @@ describe('stop and resume', () => {
     });
   }
 
+  it('Ctrl-C on a terminal under --emulate (SIGINT to the whole foreground group): agents are not hit, nodes not lost, no task starts after it', async () => {
+    const tasks = t.write('ctrlc.txt', SLOW);
+    const out = t.path('ctrlc.jsonl');
+    // detached: its own process group, as a terminal's foreground job is.
+    const run = cli(['run', tasks, '-o', out, '--emulate', '2x1', '--grace', '5s'], { detached: true });
+    await until(() => recordCount(out) >= 6, 30_000, 'the first records');
+    const at = Date.now();
+    process.kill(-run.pid!, 'SIGINT');
+    const r = await run;
+    expect(r.exitCode, String(r.stderr)).toBe(3);
+    const err = String(r.stderr);
+    expect(err).toMatch(/SIGINT received: not starting more tasks/);
+    expect(err).not.toMatch(/agent lost/);
+    const recs = records(out).filter((x) => x.ok);
+    for (const x of recs) expect(Number(x.started)).toBeLessThan(at + 100);
+  });
+
   it('SIGUSR1 (the --signal warning) stops dispatching the same way', async () => {
     const tasks = t.write('usr1.txt', SLOW);
     const out = t.path('usr1.jsonl');
