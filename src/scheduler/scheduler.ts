@@ -22,6 +22,8 @@ export interface SchedulerOptions {
   cpusOf?: (node: string) => number | undefined;
   /** The clock (ms); tests pass their own. */
   now?: () => number;
+  /** Milliseconds of dispatch per event-loop turn (default 8; tests use 0: one pass a turn). */
+  turnBudgetMs?: number;
 }
 
 export interface SchedulerEvents {
@@ -62,6 +64,8 @@ export class Scheduler {
   private nextAgentId = 1;
   private pumpQueued = false;
   private pumpLater = false;
+  /** A dispatch found this turn's budget spent: the next turn dispatches. */
+  private dispatchLater = false;
   /** Milliseconds of dispatch this turn of the event loop has spent: every results frame pumps, and a turn reads many. */
   private turnSpent = 0;
   private timer: NodeJS.Timeout | undefined;
@@ -69,8 +73,11 @@ export class Scheduler {
   private readonly now: () => number;
   events: SchedulerEvents = {};
 
+  private readonly turnBudgetMs: number;
+
   constructor(readonly opts: SchedulerOptions) {
     this.now = opts.now ?? Date.now;
+    this.turnBudgetMs = opts.turnBudgetMs ?? TURN_BUDGET_MS;
     this.core = new SchedulerCore({ retries: opts.retries, lostAfterMs: opts.lostAfterMs, speculate: opts.speculate });
     if (opts.speculate || opts.lostAfterMs > 0) {
       this.timer = setInterval(() => this.tick(), TICK_MS);
@@ -229,16 +236,19 @@ export class Scheduler {
   }
 
   private dispatch(): void {
-    let more = this.turnSpent >= TURN_BUDGET_MS;
+    // The first pass of a turn always runs (progress every turn); later ones only while time is left.
+    let more = this.turnSpent > 0 && this.turnSpent >= this.turnBudgetMs;
     const t0 = performance.now();
     // Bounded passes (encoding and sending as they go) until the turn's time is spent.
     while (!more) {
       more = this.core.dispatch(this.now(), DISPATCH_SLICE);
       this.run();
       if (!more) break;
-      more = performance.now() - t0 + this.turnSpent >= TURN_BUDGET_MS;
+      more = performance.now() - t0 + this.turnSpent >= this.turnBudgetMs;
     }
-    this.turnSpent += performance.now() - t0;
+    this.turnSpent += Math.max(performance.now() - t0, 0.001);
+    // Whoever finds the turn's budget spent leaves the rest to the next turn, whichever call scheduled it.
+    if (more) this.dispatchLater = true;
     if (!this.pumpLater && (more || this.turnSpent > 0)) {
       // The budget is per turn of the event loop: I/O (results, heartbeats, new agents) gets in
       // before the next pass, however many frames pumped during this one.
@@ -246,7 +256,10 @@ export class Scheduler {
       setImmediate(() => {
         this.pumpLater = false;
         this.turnSpent = 0;
-        if (more) this.dispatch();
+        if (this.dispatchLater) {
+          this.dispatchLater = false;
+          this.dispatch();
+        }
       });
     }
   }
