@@ -23,7 +23,7 @@ export const COMMON_OPTIONS: Record<string, YargsOption> = {
   report: { type: 'string', group: 'Results:', describe: 'Also write a self-contained HTML report of the run (timeline per worker, utilization, failures) to FILE' },
   'log-dir': { type: 'string', group: 'Results:', describe: 'Folder for output larger than --inline-max, one file per task in subfolders of 1,000' },
   'inline-max': { type: 'string', group: 'Results:', describe: 'Bytes of stdout/stderr kept in the record [default: 4096 with --log-dir, else 65536]' },
-  emulate: { type: 'string', group: 'Where:', describe: 'Emulate an allocation of N nodes with C CPUs each on this machine: NxC' },
+  emulate: { type: 'string', group: 'Where:', describe: 'Emulate an allocation on this machine: NxC (N nodes of C CPUs), or CPUs node by node (2,2,1)' },
   local: { type: 'boolean', group: 'Where:', describe: 'Use this machine only, even inside a multi-node allocation' },
   hosts: { type: 'string', group: 'Where:', describe: 'Run on these hosts over SSH: name[:cpus],…' },
   hostfile: { type: 'string', group: 'Where:', describe: 'File of hosts for SSH, one name[:cpus] a line' },

@@ -1,8 +1,12 @@
 // Length-prefixed frames: a 4-byte big-endian length, then that many bytes of msgpack.
 import { ProtocolError } from '../errors.js';
 
-/** Largest frame accepted after authentication (a chunk of large items travels as one frame; shared values go in 4 MiB pieces). */
-export const MAX_FRAME = 256 * 1024 * 1024;
+/**
+ * Largest frame accepted after authentication: 1 GiB (a chunk of large items travels as one frame; a
+ * chunk larger than this is refused by the coordinator as a failed item, never sent; shared values go
+ * in 4 MiB pieces).
+ */
+export const MAX_FRAME = 1024 * 1024 * 1024;
 /** Largest frame accepted before a peer has proved it holds the job's secret. */
 export const MAX_HANDSHAKE_FRAME = 4096;
 

@@ -13,20 +13,26 @@ export function autoChunksize(length: number, workers: number): number {
 export const ADAPTIVE_TARGET_MS = 50;
 export const ADAPTIVE_MAX = 4096;
 
-/** Time per item as learned from finished chunks: mean and spread of each chunk's time per item (Welford). */
+/**
+ * Time per item as learned from finished chunks: the mean and spread of each chunk's time per item,
+ * each chunk weighted by its items (a 12,000-item chunk says more than a cold one-item call).
+ */
 export class ItemTime {
   count = 0;
   mean = 0;
+  private weight = 0;
   private m2 = 0;
-  add(msPerItem: number): void {
-    if (!(msPerItem >= 0)) return;
+  add(msPerItem: number, items = 1): void {
+    if (!(msPerItem >= 0) || !(items > 0)) return;
     this.count++;
+    // West's weighted incremental mean and variance.
+    this.weight += items;
     const d = msPerItem - this.mean;
-    this.mean += d / this.count;
-    this.m2 += d * (msPerItem - this.mean);
+    this.mean += (items / this.weight) * d;
+    this.m2 += items * d * (msPerItem - this.mean);
   }
   get sd(): number {
-    return this.count > 1 ? Math.sqrt(this.m2 / (this.count - 1)) : 0;
+    return this.count > 1 && this.weight > 0 ? Math.sqrt(Math.max(0, this.m2) / this.weight) : 0;
   }
   /** A per-item time to size chunks by: the mean plus twice the spread, so that mixed durations give small chunks. */
   get planning(): number {

@@ -78,6 +78,9 @@ export class RunningMean {
 
 let nextJobId = 1;
 
+/** Chunks after the probes whose durations must be known before automatic chunks are handed out freely. */
+const SLOW_START_SAMPLES = 1;
+
 /**
  * Items read ahead of the consumer from an input of unknown length: up to four chunks per worker,
  * and at most LAZY_WINDOW_BASE + LAZY_WINDOW_PER_WORKER × workers items (so memory is bounded per
@@ -97,6 +100,10 @@ export class Job {
   private readonly timed: boolean;
   private readonly cap: number;
   private readonly itemTime = new ItemTime();
+  /** The probes' own times: a worker's first call is cold (imports, JIT), so they only size the first chunks after them. */
+  private readonly probeTime = new ItemTime();
+  /** Chunks handed out and not final yet: while few durations are known, at most two per worker (slow start). */
+  private inFlightChunks = 0;
   /** Chunks made before any duration was learned: a probe of one item per worker. */
   private probes = 0;
   /** Some chunk of this call reached its final outcome (even a failure): probing is over. */
@@ -141,7 +148,14 @@ export class Job {
     if (this.ended || this.cancelled) return null;
     if (this.source.length === null && this.inFlightItems >= this.window(workers)) return null;
     // Automatic sizes: until the first chunk's duration is known, one single-item probe per worker.
-    if (this.spec.chunksize <= 0 && this.itemTime.count === 0 && !this.anyFinished && this.probes >= Math.max(this.workers, workers)) return null;
+    if (this.spec.chunksize <= 0) {
+      const w = Math.max(this.workers, workers);
+      // Until a duration is known, one single-item probe per worker; then, until three chunks after the
+      // probes are known, at most two chunks per worker at the provisional size (slow start): never a
+      // burst of thousands of chunks sized from one cold call.
+      if (this.probeTime.count === 0 && this.itemTime.count === 0 && !this.anyFinished && this.probes >= w) return null;
+      if (this.itemTime.count < SLOW_START_SAMPLES && this.inFlightChunks >= 2 * w) return null;
+    }
     for (;;) {
       const items = this.source.read(this.chunksize);
       if (items.length === 0) {
@@ -161,7 +175,8 @@ export class Job {
         }
       }
       this.inFlightItems += items.length;
-      if (this.itemTime.count === 0) this.probes++;
+      if (this.itemTime.count === 0 && this.probeTime.count === 0) this.probes++;
+      this.inFlightChunks++;
       return { seq: this.seq++, start, items };
     }
   }
@@ -188,14 +203,19 @@ export class Job {
   /** Learn from a finished chunk; adaptive chunk sizes grow toward the target duration. */
   learn(items: number, ms: number): void {
     if (items <= 0 || this.spec.chunksize > 0) return;
-    this.itemTime.add(ms / items);
+    // The first samples are the probes' (cold calls): kept apart, used only until later chunks report.
+    if (this.probeTime.count < this.probes && this.itemTime.count === 0) this.probeTime.add(ms / items, items);
+    else this.itemTime.add(ms / items, items);
+    const t = this.itemTime.count > 0 ? this.itemTime : this.probeTime;
     const target = chunkTargetMs(this.workers);
-    if (this.timed) this.chunksize = durationChunksize(this.itemTime, this.cap, target);
-    else if (this.adaptive) this.chunksize = Math.min(adaptiveChunksize(this.chunksize, this.itemTime.planning), durationChunksize(this.itemTime, ADAPTIVE_MAX, target));
+    if (this.timed) this.chunksize = durationChunksize(t, this.cap, target);
+    else if (this.adaptive) this.chunksize = Math.min(adaptiveChunksize(this.chunksize, t.planning), durationChunksize(t, ADAPTIVE_MAX, target));
   }
 
   /** A chunk of this call is final (whatever its outcome). */
   finished(): void {
+    this.inFlightChunks--;
+    if (this.itemTime.count < SLOW_START_SAMPLES) this.wake();
     if (!this.anyFinished) {
       this.anyFinished = true;
       this.wake();

@@ -3,6 +3,7 @@ import type { ErrorRecord } from '../errors.js';
 import type { AgentConfig, ChunkResult, ChunkSpec, FromAgent, SharedKind, ToAgent } from '../protocol/messages.js';
 import type { Link } from '../transport/link.js';
 import { decodeListLike, encodeList } from '../protocol/codec.js';
+import { MAX_FRAME } from '../protocol/frames.js';
 import { AgentState as CoreAgent, SchedulerCore, type Chunk, type Command, type CoreResult } from './core.js';
 import type { Job } from './job.js';
 
@@ -285,14 +286,29 @@ export class Scheduler {
     switch (cmd.c) {
       case 'send': {
         const a = cmd.agent as AgentState;
-        const specs: ChunkSpec[] = new Array(cmd.chunks.length);
+        const specs: ChunkSpec[] = [];
+        const tooLarge: CoreResult[] = [];
         for (let i = 0; i < cmd.chunks.length; i++) {
           const c = cmd.chunks[i]!;
           const spec = this.spec(c);
-          specs[i] = spec;
+          if (spec.items.byteLength > MAX_FRAME - 65_536) {
+            // Never sent: its frame would be refused and the node's link closed. Its items fail, once, with the reason.
+            const error = { name: 'ItemTooLarge', message: `chunk of ${spec.count} item(s) encodes to ${spec.items.byteLength} bytes, over the ${MAX_FRAME}-byte frame limit: pass large read-only data with pool.share, or split it`, kind: 'error' as const };
+            const n = c.job.spec.stopOnError ? 1 : c.items.length;
+            tooLarge.push({ id: c.id, worker: -1, values: [], failures: Array.from({ length: n }, (_, k) => ({ offset: k, error })), started: this.now(), ended: this.now() });
+            continue;
+          }
+          specs.push(spec);
           this.core.sentBytes(a, c, spec.items.byteLength);
         }
-        a.link.send({ t: 'chunks', chunks: specs });
+        if (specs.length) a.link.send({ t: 'chunks', chunks: specs });
+        if (tooLarge.length) {
+          this.core.results(a, tooLarge, this.now());
+          queueMicrotask(() => {
+            this.run();
+            this.pump();
+          });
+        }
         break;
       }
       case 'cancel':

@@ -1,0 +1,25 @@
+// Real agents at 64 emulated nodes: Pool.open without minNodes, a 2,000,000-item map, no node lost,
+// the coordinator's event loop never stalled over 250 ms. (Issue 11's check with real agent processes.)
+//   npm run build && node bench/emulate64.mjs [--nodes 64] [--items 2000000]
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { Pool } from '../dist/index.js';
+
+const args = process.argv.slice(2);
+const nodes = Number(args[args.indexOf('--nodes') + 1] || 64) || 64;
+const items = Number(args[args.indexOf('--items') + 1] || 2_000_000) || 2_000_000;
+const loop = monitorEventLoopDelay({ resolution: 10 });
+loop.enable();
+const lost = [];
+const t0 = performance.now();
+const pool = await Pool.open({ module: new URL('./tasks.mjs', import.meta.url), emulate: `${nodes}x1`, log: (l) => (/lost/.test(l) ? lost.push(l) : undefined), startTimeout: 300_000 });
+const openS = (performance.now() - t0) / 1000;
+const xs = Array.from({ length: items }, (_, i) => i);
+const m0 = performance.now();
+const out = await pool.map('identity', xs);
+const mapS = (performance.now() - m0) / 1000;
+let wrong = 0;
+for (let i = 0; i < items; i++) if (out[i] !== i) wrong++;
+const alive = pool.stats().filter((s) => s.alive).length;
+await pool.close();
+loop.disable();
+console.log(JSON.stringify({ nodes, admitted: pool.nodes.length || alive, open_s: +openS.toFixed(2), items, map_s: +mapS.toFixed(2), wrong, nodes_alive_at_end: alive, lost_lines: lost.length, max_loop_delay_ms: +(loop.max / 1e6).toFixed(1) }));
