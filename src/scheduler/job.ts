@@ -86,7 +86,7 @@ const SLOW_START_SAMPLES = 1;
  * and at most LAZY_WINDOW_BASE + LAZY_WINDOW_PER_WORKER × workers items (so memory is bounded per
  * worker, and 16,000 workers are not held to the window of 2).
  */
-export const LAZY_WINDOW_BASE = 8192;
+export const LAZY_WINDOW_BASE = 4096;
 export const LAZY_WINDOW_PER_WORKER = 1024;
 
 /** A map call in progress. */
