@@ -13,6 +13,7 @@ const lost = [];
 const t0 = performance.now();
 const pool = await Pool.open({ module: new URL('./tasks.mjs', import.meta.url), emulate: `${nodes}x1`, log: (l) => (/lost/.test(l) ? lost.push(l) : undefined), startTimeout: 300_000 });
 const openS = (performance.now() - t0) / 1000;
+const admitted = pool.nodes.length;
 const openMax = loop.max / 1e6;
 // The input is built, and the results checked, outside the measured window: they are this script's work, not the pool's.
 const xs = Array.from({ length: items }, (_, i) => i);
@@ -26,4 +27,4 @@ for (let i = 0; i < items; i++) if (out[i] !== i) wrong++;
 const alive = pool.stats().filter((s) => s.alive).length;
 await pool.close();
 loop.disable();
-console.log(JSON.stringify({ nodes, admitted: pool.nodes.length || alive, open_s: +openS.toFixed(2), items, map_s: +mapS.toFixed(2), wrong, nodes_alive_at_end: alive, lost_lines: lost.length, max_loop_delay_ms: { open: +openMax.toFixed(1), map: +mapMax.toFixed(1) } }));
+console.log(JSON.stringify({ nodes, admitted, open_s: +openS.toFixed(2), items, map_s: +mapS.toFixed(2), wrong, nodes_alive_at_end: alive, lost_lines: lost.length, max_loop_delay_ms: { open: +openMax.toFixed(1), map: +mapMax.toFixed(1) } }));
