@@ -1,4 +1,4 @@
-// Task module formats: ES modules, CommonJS whose exports Node can name, TypeScript where Node strips types.
+// Task module formats: ES modules, CommonJS (however module.exports is built), TypeScript where Node strips types.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,8 +17,13 @@ function file(name: string, text: string): string {
 const typeStripping = ['strip', 'transform'].includes(String((process.features as { typescript?: unknown }).typescript));
 
 describe('task module formats', () => {
-  it('CommonJS: exports.name = … and module.exports = { name }', async () => {
-    for (const m of [file('a.cjs', 'exports.square = (x) => x * x;\n'), file('b.cjs', 'const square = (x) => x * x;\nmodule.exports = { square };\n')]) {
+  it('CommonJS: exports.name = …, module.exports = { name }, and module.exports built any other way', async () => {
+    for (const m of [
+      file('a.cjs', 'exports.square = (x) => x * x;\n'),
+      file('b.cjs', 'const square = (x) => x * x;\nmodule.exports = { square };\n'),
+      file('c.cjs', 'module.exports = { square: (x) => x * x };\n'),
+      file('d.cjs', 'function make() { return { square: (x) => x * x }; }\nmodule.exports = make();\n'),
+    ]) {
       await using pool = await Pool.open({ module: m, workers: 1 });
       expect(await pool.map('square', [3])).toEqual([9]);
     }
