@@ -66,6 +66,8 @@ export interface PoolOptions {
   speculate?: boolean;
   /** Where log lines go: a function, or false for none. Default: stderr in distributed modes. */
   log?: ((line: string) => void) | false;
+  /** Called when a node's agent is lost after the pool opened (the CLI writes it into the results file for the report). */
+  onNodeLost?: (node: string, reason: string, at: number) => void;
   /**
    * Where the Slurm allocation (SLURM_*) and SLURMPOOL_* settings are read from. Default process.env.
    * Agents, srun and worker threads run with process.env, these laid over it (never instead of it:
@@ -112,6 +114,7 @@ export interface ResolvedOptions {
   maxTasksPerWorker: number;
   threadsPerTask: number;
   keepThreadEnv: boolean;
+  onNodeLost: ((node: string, reason: string, at: number) => void) | null;
   retries: number;
   taskEnv: Record<string, string>;
   timeout: number;
@@ -230,7 +233,7 @@ function envInt(env: NodeJS.ProcessEnv, name: string): number | undefined {
 export const POOL_OPTION_KEYS = [
   'module', 'workers', 'initializer', 'initArgs', 'maxTasksPerWorker', 'threadsPerTask', 'retries', 'taskEnv', 'timeout',
   'maxHeapMB', 'mode', 'emulate', 'hosts', 'ssh', 'minNodes', 'bind', 'startTimeout', 'heartbeatMs', 'lostAfterMs',
-  'speculate', 'log', 'env', 'disposeTimeout', 'signal', 'join', 'keepThreadEnv',
+  'speculate', 'log', 'env', 'disposeTimeout', 'signal', 'join', 'keepThreadEnv', 'onNodeLost',
 ] as const satisfies readonly (keyof PoolOptions)[];
 
 /** Every key of SshOptions. */
@@ -324,6 +327,7 @@ export function resolveOptions(o: PoolOptions): ResolvedOptions {
   }
   if (o.env !== undefined && (typeof o.env !== 'object' || o.env === null)) throw new OptionError(`options.env must be an object of variables, got ${show(o.env)}`);
   if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) throw new OptionError(`options.signal must be an AbortSignal, got ${show(o.signal)}`);
+  if (o.onNodeLost !== undefined && typeof o.onNodeLost !== 'function') throw new OptionError(`options.onNodeLost must be a function, got ${show(o.onNodeLost)}`);
   if (o.keepThreadEnv !== undefined && typeof o.keepThreadEnv !== 'boolean') throw new OptionError(`options.keepThreadEnv must be a boolean, got ${show(o.keepThreadEnv)}`);
   if (o.speculate !== undefined && typeof o.speculate !== 'boolean') throw new OptionError(`options.speculate must be a boolean, got ${show(o.speculate)}`);
   if (o.bind !== undefined && (typeof o.bind !== 'string' || o.bind === '')) throw new OptionError(`options.bind must be an address, got ${show(o.bind)}`);
@@ -337,6 +341,7 @@ export function resolveOptions(o: PoolOptions): ResolvedOptions {
     maxTasksPerWorker: intOption('maxTasksPerWorker', o.maxTasksPerWorker, 0, 1),
     threadsPerTask,
     keepThreadEnv: o.keepThreadEnv ?? (env.SLURMPOOL_KEEP_THREAD_ENV === '1'),
+    onNodeLost: typeof o.onNodeLost === 'function' ? o.onNodeLost : null,
     retries: intOption('retries', o.retries ?? envInt(env, 'SLURMPOOL_RETRIES'), 1, 0),
     taskEnv: o.taskEnv ?? {},
     timeout: intOption('timeout', o.timeout, 0, 0),

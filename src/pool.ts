@@ -145,7 +145,7 @@ export class Pool<M extends object = UntypedModule> implements AsyncDisposable {
           if (!settled) {
             if (!failures.has(a.expected)) failures.set(a.expected, launcher.failureOf?.(a.expected) ?? reason);
             check();
-          } else this.onAgentLost(a);
+          } else this.onAgentLost(a, reason);
         },
       };
       timer = setTimeout(() => {
@@ -186,7 +186,8 @@ export class Pool<M extends object = UntypedModule> implements AsyncDisposable {
     return new LaunchError(`${failures.size} of ${this.launcher.nodes.length} node(s) ${what} (need ${need}):\n${lines.join('\n')}`);
   }
 
-  private onAgentLost(a: AgentState): void {
+  private onAgentLost(a: AgentState, reason = 'connection closed'): void {
+    if (a.readyAt > 0 && this.state !== 'closed') this.opts.onNodeLost?.(a.node, reason, Date.now());
     this.checkAllLost(a.node);
   }
 

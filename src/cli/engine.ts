@@ -202,6 +202,11 @@ async function executeLocked(plan: Plan, c: Common, r: Renderer, argv: readonly 
     if (c.cpusPerTask !== undefined) extraEnv.SLURMPOOL_PIN_CPUS = String(c.cpusPerTask);
     const opts = poolOptions(c, extraEnv, r.kind === 'quiet' ? false : (line) => r.note(line));
     if (plan.module) opts.module = plan.module;
+    // A node lost mid-run is said in the results file, so that the report can mark it (its bars stop there).
+    if (out instanceof ResultsFile) {
+      const file = out;
+      opts.onNodeLost = (node, reason, at) => file.write(JSON.stringify({ slurmpool: { event: 'nodeLost', node, at, reason } }));
+    }
     try {
       pool = await Pool.open(opts);
     } catch (e) {

@@ -141,7 +141,7 @@ function nodesTable(m: ReportModel): string {
   const rows = m.nodes
     .map(
       (n) =>
-        `<tr data-node="${esc(n.node)}"><td>${esc(n.node)}</td><td class="n">${n.workers}</td><td class="n">${num(n.cpus)}</td><td class="n">${num(n.tasks)}</td><td class="n${n.failed ? ' bad' : ''}">${num(n.failed)}</td><td class="n">${num(n.retried + n.redispatched)}</td><td class="n">${duration(n.meanTaskMs)}</td><td class="n"><span class="bar-cell"><span style="width:${Math.min(100, n.utilization * 100).toFixed(1)}%"></span></span>${pct(n.utilization)}</td><td class="n">${coreHours(n.idleCoreHours)}</td></tr>`,
+        `<tr data-node="${esc(n.node)}"${n.lost ? ' class="lost"' : ''}><td>${esc(n.node)}${n.lost ? ` <span class="bad" title="${esc(n.lost.reason)}">lost${n.lost.times > 1 ? ` ×${n.lost.times}` : ''} at ${esc(utc(n.lost.at))}</span>` : ''}</td><td class="n">${n.workers}</td><td class="n">${num(n.cpus)}</td><td class="n">${num(n.tasks)}</td><td class="n${n.failed ? ' bad' : ''}">${num(n.failed)}</td><td class="n">${num(n.retried + n.redispatched)}</td><td class="n">${duration(n.meanTaskMs)}</td><td class="n"><span class="bar-cell"><span style="width:${Math.min(100, n.utilization * 100).toFixed(1)}%"></span></span>${pct(n.utilization)}</td><td class="n">${coreHours(n.idleCoreHours)}</td></tr>`,
     )
     .join('');
   return `<table id="nodes"><thead><tr><th>node</th><th class="n">workers</th><th class="n">CPUs</th><th class="n">tasks</th><th class="n">failed</th><th class="n">retried</th><th class="n">mean task</th><th class="n">busy</th><th class="n">idle core-h</th></tr></thead><tbody>${rows}</tbody></table>`;

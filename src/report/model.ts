@@ -50,6 +50,8 @@ export interface NodeSummary {
   utilization: number;
   idleCoreHours: number;
   meanTaskMs: number;
+  /** When its agent was lost mid-run (epoch ms) and why; the last loss when there were several. */
+  lost?: { at: number; reason: string; times: number };
 }
 
 /** Bars as columns; times are ms after the report's t0. A bar is one task, or the items of a chunk that ran together. */
@@ -487,6 +489,8 @@ export class ReportBuilder {
       }
       const pn = this.perNode.get(n.node);
       if (pn) Object.assign(n, { tasks: pn.records, failed: pn.failed, retried: pn.retried, redispatched: pn.redispatched });
+      const losses = (this.meta.lost ?? []).filter((x) => x.node === n.node);
+      if (losses.length) n.lost = { at: losses[losses.length - 1]!.at, reason: losses[losses.length - 1]!.reason, times: losses.length };
       totalWorkers += n.workers;
       totalCpus += n.cpus;
       busyAll += n.busyMs;

@@ -33,6 +33,16 @@ export interface RunMeta {
   ended?: number;
   /** Tasks the run was given, when known (progress and ETA in `status`). */
   tasks?: number;
+  /** Nodes lost during the run (`{"slurmpool":{"event":"nodeLost",…}}` lines), in file order. */
+  lost?: LostNode[];
+}
+
+/** A node whose agent was lost mid-run: when, and why. */
+export interface LostNode {
+  node: string;
+  /** Epoch ms. */
+  at: number;
+  reason: string;
 }
 
 /** A task's error as the report keeps it. */
@@ -98,6 +108,12 @@ function str(v: unknown, max: number): string {
 export function metaOf(v: unknown): RunMeta {
   const m: RunMeta = {};
   if (!isObj(v)) return m;
+  if (v.event === 'nodeLost') {
+    // An event line, not a header: it says only that a node was lost.
+    const at = time(v.at);
+    if (typeof v.node === 'string' && Number.isFinite(at)) m.lost = [{ node: v.node, at, reason: str(v.reason ?? '', 500) }];
+    return m;
+  }
   if (typeof v.version === 'number') m.version = v.version;
   if (typeof v.command === 'string') m.command = v.command;
   else if (Array.isArray(v.command)) m.command = v.command.map(String).join(' ');
@@ -125,7 +141,12 @@ export function metaOf(v: unknown): RunMeta {
 
 /** Fill `into` with the fields of `from` (later metadata wins). */
 export function mergeMeta(into: RunMeta, from: RunMeta): RunMeta {
-  for (const [k, v] of Object.entries(from)) if (v !== undefined) (into as Obj)[k] = v;
+  for (const [k, v] of Object.entries(from)) {
+    if (v === undefined) continue;
+    // Lost nodes add up across the file's lines; every other field: later metadata wins.
+    if (k === 'lost') into.lost = [...(into.lost ?? []), ...(v as LostNode[])];
+    else (into as Obj)[k] = v;
+  }
   return into;
 }
 

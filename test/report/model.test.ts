@@ -231,3 +231,25 @@ describe('reading a results file', () => {
     expect(m2.warnings).toEqual(['record 2: not a task record (no numeric "index"); skipped']);
   });
 });
+
+describe('lost nodes', () => {
+  it('a nodeLost event line marks its node (when, why, how often) in the model and the nodes table; records after a loss count as re-dispatched', async () => {
+    const { renderReport } = await import('../../dist/report/index.js');
+    const dir = tmp();
+    const path = join(dir, 'lost.jsonl');
+    const lines = [
+      JSON.stringify({ slurmpool: { version: 1, run: 'run', command: 'slurmpool run t.txt', mode: 'emulate', tasks: 3, started: T } }),
+      JSON.stringify(rec(0, 'emu1', 0, 0, 10)),
+      JSON.stringify(rec(1, 'emu2', 0, 0, 10)),
+      JSON.stringify({ slurmpool: { event: 'nodeLost', node: 'emu2', at: T + 15, reason: 'connection closed' } }),
+      JSON.stringify(rec(2, 'emu1', 0, 20, 10, { attempts: 2, redispatched: true })),
+    ];
+    writeFileSync(path, `${lines.join('\n')}\n`);
+    const m = await reportFromFile(path);
+    expect(m.nodes.find((n) => n.node === 'emu2')!.lost).toEqual({ at: T + 15, reason: 'connection closed', times: 1 });
+    expect(m.nodes.find((n) => n.node === 'emu1')!.lost).toBeUndefined();
+    expect(m.counts.redispatched).toBe(1);
+    const html = renderReport(m);
+    expect(html).toMatch(/<tr data-node="emu2" class="lost"><td>emu2 <span class="bad" title="connection closed">lost at 2023-11-14 22:13:20 UTC<\/span>/);
+  });
+});
