@@ -304,3 +304,17 @@ describe('stopStarting', () => {
     }
   });
 });
+
+describe('items too large for a frame', () => {
+  it('a chunk over the 1 GiB frame limit is not sent: its item fails with ItemTooLarge naming pool.share, and the others run', async () => {
+    await using pool = await Pool.open({ module: tasks, workers: 1, log: false });
+    const huge = Buffer.allocUnsafe(1024 * 1024 * 1024 + 1024);
+    const recs: { index: number; ok: boolean; value?: unknown; error?: { name: string; message: string } }[] = [];
+    for await (const r of pool.imapRecords('len', [Buffer.alloc(10), huge, Buffer.alloc(20)], { chunksize: 1 })) recs.push(r);
+    recs.sort((a, b) => a.index - b.index);
+    expect(recs.map((r) => [r.index, r.ok])).toEqual([[0, true], [1, false], [2, true]]);
+    expect(recs[1]!.error!.name).toBe('ItemTooLarge');
+    expect(recs[1]!.error!.message).toMatch(/over the 1073741824-byte frame limit: pass large read-only data with pool.share/);
+    expect(pool.nodes.length).toBe(1);
+  });
+});
