@@ -1,5 +1,6 @@
 // Scheduling benchmarks (section H): head-of-line blocking and mixed durations, as makespans.
 //   node bench/peers/scheduling.mjs cli FILE [--emulate 2x1]   → {seconds, ideal}: `slurmpool run` of a command file, 2 workers
+//   node bench/peers/scheduling.mjs parallel FILE                → {seconds, makespan}: GNU parallel -j2 --joblog
 //   node bench/peers/scheduling.mjs map array|gen              → {seconds, ideal}: 490 × 1 ms and 10 × 500 ms, mixed, 2 workers
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -34,6 +35,26 @@ await runChild(async ([what, a, ...rest]) => {
     rmSync(dir, { recursive: true, force: true });
     // makespan: first task's start to last task's end (the scheduling's share; the process's own start-up is W4's).
     return { seconds, makespan: (last - first) / 1000, ideal: Math.max(total / 2, longest) / 1000, records: recs.length };
+  }
+  if (what === 'parallel') {
+    // GNU parallel -j2 over the same file, its makespan from its own --joblog (Starttime, JobRuntime per job).
+    const dir = mkdtempSync(join(tmpdir(), 'sp-hp-'));
+    const log = join(dir, 'joblog');
+    const t0 = performance.now();
+    execFileSync('parallel', ['-j2', '--joblog', log, '--arg-file', a], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const seconds = (performance.now() - t0) / 1000;
+    let first = Infinity;
+    let last = 0;
+    for (const l of readFileSync(log, 'utf8').split('\n').slice(1)) {
+      const f = l.split('\t');
+      if (f.length < 4) continue;
+      const start = Number(f[2]);
+      const run = Number(f[3]);
+      first = Math.min(first, start);
+      last = Math.max(last, start + run);
+    }
+    rmSync(dir, { recursive: true, force: true });
+    return { seconds, makespan: last - first };
   }
   if (what === 'map') {
     const { Pool } = await import(join(root, 'dist/index.js'));
