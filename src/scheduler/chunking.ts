@@ -34,6 +34,14 @@ export class ItemTime {
   get sd(): number {
     return this.count > 1 && this.weight > 0 ? Math.sqrt(Math.max(0, this.m2) / this.weight) : 0;
   }
+
+  /** Take another call's statistics as this one's start (a copy, not shared). */
+  absorb(o: ItemTime): void {
+    this.count = o.count;
+    this.mean = o.mean;
+    this.weight = o.weight;
+    this.m2 = o.m2;
+  }
   /** A per-item time to size chunks by: the mean plus twice the spread, so that mixed durations give small chunks. */
   get planning(): number {
     return this.mean + 2 * this.sd;

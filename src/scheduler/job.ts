@@ -135,6 +135,22 @@ export class Job {
   }
 
   /**
+   * What earlier calls of the same function learned of its items' durations: no probes and no slow
+   * start, the first chunks sized from it (a pool that maps the same function again starts at speed).
+   */
+  seed(prior: ItemTime): void {
+    if (this.spec.chunksize > 0 || prior.count < SLOW_START_SAMPLES || this.seq > 0) return;
+    this.itemTime.absorb(prior);
+    const target = chunkTargetMs(this.workers);
+    this.chunksize = this.timed ? durationChunksize(this.itemTime, this.cap, target) : Math.min(ADAPTIVE_MAX, durationChunksize(this.itemTime, ADAPTIVE_MAX, target));
+  }
+
+  /** What this call learned of its items' durations (for the next call of the same function). */
+  get learned(): ItemTime {
+    return this.itemTime;
+  }
+
+  /**
    * Items read from a lazy input but not yet consumed downstream may not exceed this, so that an
    * endless generator is read only a bounded distance ahead of its consumer.
    */

@@ -6,6 +6,7 @@ import { decodeListLike, encodeList } from '../protocol/codec.js';
 import { MAX_FRAME } from '../protocol/frames.js';
 import { AgentState as CoreAgent, SchedulerCore, type Chunk, type Command, type CoreResult } from './core.js';
 import type { Job } from './job.js';
+import type { ItemTime } from './chunking.js';
 
 export type AgentLink = Link<ToAgent, FromAgent>;
 export type AgentState = CoreAgent<AgentLink>;
@@ -193,13 +194,22 @@ export class Scheduler {
     }
   }
 
+  /** Item durations learned by finished calls, per function: the next call of the same one starts from them. */
+  private readonly learned = new Map<string, ItemTime>();
+
   addJob(job: Job): void {
+    const prior = job.spec.kind === 'shell' ? undefined : this.learned.get(`${job.spec.kind}:${job.spec.fn}`);
+    if (prior) job.seed(prior);
     this.core.addJob(job);
     this.pump();
   }
 
-  /** Stop a job: drop its queued chunks, tell agents to drop theirs. */
+  /** Stop a job (it is done, or abandoned): drop its queued chunks, tell agents to drop theirs. */
   cancelJob(job: Job): void {
+    if (job.spec.kind !== 'shell' && job.learned.count > 0) {
+      if (this.learned.size > 256) this.learned.clear();
+      this.learned.set(`${job.spec.kind}:${job.spec.fn}`, job.learned);
+    }
     this.core.cancelJob(job);
     this.run();
     this.pump();
