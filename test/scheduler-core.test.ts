@@ -354,3 +354,18 @@ describe('chunk targets with many workers', () => {
     expect(durationChunksize(t, 1000, chunkTargetMs(64_000))).toBe(21);
   });
 });
+
+describe('durations learned by an earlier call', () => {
+  it('a later call of the same function starts at speed: no single-item probes, chunks sized from what was learned', async () => {
+    const { ItemTime } = await import('../src/scheduler/chunking.js');
+    const t = setup({ agents: 1, workers: 2, credits: 1000 });
+    const prior = new ItemTime();
+    for (let i = 0; i < 5; i++) prior.add(0.001, 10_000);
+    const { job } = t.job(Array.from({ length: 100_000 }, (_, i) => i), { chunksize: 0 });
+    job.seed(prior);
+    t.core.dispatch(t.now);
+    const first = t.sends(t.core.take()).flatMap((s) => s.chunks);
+    expect(first[0]!.items.length).toBe(12_500); // multiprocessing's cap: 100,000 / (2 workers × 4)
+    expect(first.length).toBeGreaterThan(2);
+  });
+});
