@@ -1,10 +1,8 @@
 // Errors outside a task's body fail that item with a clear error and never kill the worker thread.
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { cli, exactlyOnce, FIXTURES, records, tmp } from './helpers.js';
+import { cli, exactlyOnce, FIXTURES, records, tmp, tmpfsForFile } from './helpers.js';
 
 const t = tmp();
 afterAll(() => t.done());
@@ -65,25 +63,7 @@ describe('a promise a task rejects after it returned', () => {
   });
 });
 
-/** A 48 KiB tmpfs (needs root): a --log-dir that fills up. */
-function tinyDisk(): { dir: string | null; why: string } {
-  const dir = mkdtempSync(join(tmpdir(), 'slurmpool-logfull-'));
-  try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=48k', 'tmpfs', dir], { stdio: 'pipe' });
-    return { dir, why: '' };
-  } catch (e) {
-    rmSync(dir, { recursive: true, force: true });
-    const why = `cannot mount a small tmpfs (root needed): ${(e as Error).message.split('\n')[0]}`;
-    if (process.env.CI === 'true') throw new Error(why);
-    return { dir: null, why };
-  }
-}
-
-const disk = tinyDisk();
-afterAll(() => {
-  if (disk.dir) {
-    execFileSync('umount', [disk.dir]);
-    rmSync(disk.dir, { recursive: true, force: true });
+const disk = tmpfsForFile('slurmpool-logfull-', 'size=48k');
   }
 });
 

@@ -1,10 +1,7 @@
 // Settings refused before any work: node counts the run cannot meet, a --log-dir that cannot be made.
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { cli, cleanEnv, tmp } from './helpers.js';
+import { cli, cleanEnv, tmp, tmpfsForFile } from './helpers.js';
 
 const t = tmp();
 afterAll(() => t.done());
@@ -38,25 +35,7 @@ describe('node counts the run cannot meet are refused before anything starts', (
   });
 });
 
-/** A read-only tmpfs (needs root). */
-function readOnlyDisk(): { dir: string | null; why: string } {
-  const dir = mkdtempSync(join(tmpdir(), 'slurmpool-ro-'));
-  try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'ro,size=64k', 'tmpfs', dir], { stdio: 'pipe' });
-    return { dir, why: '' };
-  } catch (e) {
-    rmSync(dir, { recursive: true, force: true });
-    const why = `cannot mount a read-only tmpfs (root needed): ${(e as Error).message.split('\n')[0]}`;
-    if (process.env.CI === 'true') throw new Error(why);
-    return { dir: null, why };
-  }
-}
-
-const ro = readOnlyDisk();
-afterAll(() => {
-  if (ro.dir) {
-    execFileSync('umount', [ro.dir]);
-    rmSync(ro.dir, { recursive: true, force: true });
+const ro = tmpfsForFile('slurmpool-ro-', 'ro,size=64k');
   }
 });
 

@@ -3,28 +3,10 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
-import { cli, records, tmp } from './helpers.js';
+import { describe, expect, it } from 'vitest';
+import { cli, records, tmp, tmpfsForFile } from './helpers.js';
 
-/** A 48 KiB tmpfs (needs root): the disk that fills up. */
-function tinyDisk(): { dir: string | null; why: string } {
-  const dir = mkdtempSync(join(tmpdir(), 'slurmpool-full-'));
-  try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=48k', 'tmpfs', dir], { stdio: 'pipe' });
-    return { dir, why: '' };
-  } catch (e) {
-    rmSync(dir, { recursive: true, force: true });
-    const why = `cannot mount a small tmpfs (root needed): ${(e as Error).message.split('\n')[0]}`;
-    if (process.env.CI === 'true') throw new Error(why);
-    return { dir: null, why };
-  }
-}
-
-const disk = tinyDisk();
-afterAll(() => {
-  if (disk.dir) {
-    execFileSync('umount', [disk.dir]);
-    rmSync(disk.dir, { recursive: true, force: true });
+const disk = tmpfsForFile('slurmpool-full-', 'size=48k');
   }
 });
 

@@ -1,5 +1,7 @@
 // Run the CLI as a user would: `node dist/cli/main.js …` in a child process, with a temporary folder.
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { afterAll } from 'vitest';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -88,4 +90,30 @@ export async function until(check: () => boolean, ms: number, what: string): Pro
 export function exactlyOnce(recs: Rec[], n: number): boolean {
   const ix = recs.map((r) => r.index).sort((a, b) => a - b);
   return ix.length === n && ix.every((v, i) => v === i);
+}
+
+/**
+ * A small tmpfs mounted for this test file (needs root), unmounted after it: `options` such as
+ * 'size=48k' or 'ro,size=64k'. Where it cannot be mounted the tests are skipped with the reason,
+ * except under CI=true, where that is a failure.
+ */
+export function tmpfsForFile(prefix: string, options: string): { dir: string | null; why: string } {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  let mounted: { dir: string | null; why: string };
+  try {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', options, 'tmpfs', dir], { stdio: 'pipe' });
+    mounted = { dir, why: '' };
+  } catch (e) {
+    rmSync(dir, { recursive: true, force: true });
+    const why = `cannot mount a tmpfs (${options}; root needed): ${(e as Error).message.split('\n')[0]}`;
+    if (process.env.CI === 'true') throw new Error(why);
+    mounted = { dir: null, why };
+  }
+  afterAll(() => {
+    if (mounted.dir) {
+      execFileSync('umount', [mounted.dir]);
+      rmSync(mounted.dir, { recursive: true, force: true });
+    }
+  });
+  return mounted;
 }
