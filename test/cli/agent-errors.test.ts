@@ -64,8 +64,6 @@ describe('a promise a task rejects after it returned', () => {
 });
 
 const disk = tmpfsForFile('slurmpool-logfull-', 'size=48k');
-  }
-});
 
 describe.skipIf(!disk.dir)(`a --log-dir that fills up ${disk.why}`, () => {
   it('fails each task whose output could not be written with ENOSPC and the file, keeps its head, runs the rest', async () => {

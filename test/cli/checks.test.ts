@@ -36,8 +36,6 @@ describe('node counts the run cannot meet are refused before anything starts', (
 });
 
 const ro = tmpfsForFile('slurmpool-ro-', 'ro,size=64k');
-  }
-});
 
 describe.skipIf(!ro.dir)(`--log-dir on a read-only file system ${ro.why}`, () => {
   it('names EROFS and the folder that could not be made, not ENOENT', async () => {

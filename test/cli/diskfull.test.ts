@@ -7,8 +7,6 @@ import { describe, expect, it } from 'vitest';
 import { cli, records, tmp, tmpfsForFile } from './helpers.js';
 
 const disk = tmpfsForFile('slurmpool-full-', 'size=48k');
-  }
-});
 
 describe.skipIf(!disk.dir)(`results on a full disk ${disk.why}`, () => {
   it('stops cleanly with a resumable status, keeps whole records only, and --resume completes on a disk with room', async () => {
