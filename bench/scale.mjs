@@ -78,16 +78,18 @@ async function measure(n) {
   let wrong = 0;
   for (let i = 0; i < xs.length; i++) if (out[i] !== i) wrong++;
   if (wrong) throw new Error(`${wrong} wrong results at ${n} agents`);
-  phase('map');
 
-  // Idle: the coordinator's CPU per agent per second with nothing to do, over two heartbeat periods.
+  // Idle: the coordinator's CPU per agent per second with nothing to do, over two heartbeat periods
+  // (the loop-delay monitor, this script's own instrument, is off meanwhile: its 100 wake-ups a second are not the pool's).
+  phase('map');
+  loop.disable();
   await new Promise((r) => setTimeout(r, 1000));
   const i0 = process.cpuUsage();
   const iw0 = performance.now();
   await new Promise((r) => setTimeout(r, idleSeconds * 1000));
   const icpu = process.cpuUsage(i0);
   const iwall = (performance.now() - iw0) / 1000;
-  phase('idle');
+  loop.enable();
 
   // One shared value of shareMiB to every node: bytes the coordinator sent for it.
   let egress = null;
