@@ -2,7 +2,7 @@
 import { fileURLToPath } from 'node:url';
 import { newSecret, SECRET_ENV } from '../protocol/auth.js';
 import type { ResolvedOptions } from '../options.js';
-import type { Scheduler } from '../scheduler/scheduler.js';
+import type { AgentIntake } from './launcher.js';
 import { CoordinatorServer } from '../transport/tcp.js';
 
 /** The CLI entry that runs `slurmpool agent`, resolved next to this file. */
@@ -22,7 +22,7 @@ export class Tail {
 
 /** Listen for agents on `host`, hand authenticated ones to the scheduler; one secret per pool. */
 export async function startCoordinator(
-  scheduler: Scheduler,
+  scheduler: AgentIntake,
   opts: ResolvedOptions,
   host: string,
 ): Promise<{ server: CoordinatorServer; secret: string }> {

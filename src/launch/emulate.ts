@@ -1,10 +1,9 @@
 // Emulation: N real agent processes on this machine, each seeing the SLURM_* environment of a node.
 import { compressHostlist, formatCountList } from '../slurm/index.js';
 import type { EmulateSpec, ResolvedOptions } from '../options.js';
-import type { Scheduler } from '../scheduler/scheduler.js';
 import type { CoordinatorServer } from '../transport/tcp.js';
 import { agentEnv, CLI_MAIN, startCoordinator, Tail } from './agents.js';
-import { MAX_NODE_RESTARTS, type Launcher } from './launcher.js';
+import { MAX_NODE_RESTARTS, type AgentIntake, type Launcher } from './launcher.js';
 import { Spawner } from './spawner.js';
 import { NodeRestarts } from './restarts.js';
 import { describeFailure } from './failure.js';
@@ -58,7 +57,7 @@ export class EmulateLauncher implements Launcher {
     this.nodes = Array.from({ length: this.spec.nodes }, (_, i) => `emu${i + 1}`);
   }
 
-  async start(scheduler: Scheduler, opts: ResolvedOptions, failed: (node: string, why: string) => void): Promise<void> {
+  async start(scheduler: AgentIntake, opts: ResolvedOptions, failed: (node: string, why: string) => void): Promise<void> {
     this.restarts.scheduler = scheduler;
     const { server, secret } = await startCoordinator(scheduler, opts, '127.0.0.1');
     this.server = server;

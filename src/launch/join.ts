@@ -5,10 +5,9 @@ import { homedir, hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import { LaunchError } from '../errors.js';
 import type { ResolvedOptions } from '../options.js';
-import type { Scheduler } from '../scheduler/scheduler.js';
 import type { CoordinatorServer } from '../transport/tcp.js';
 import { startCoordinator } from './agents.js';
-import type { Launcher } from './launcher.js';
+import type { AgentIntake, Launcher } from './launcher.js';
 
 /** What a join file holds. */
 export interface JoinInfo {
@@ -66,7 +65,7 @@ export class JoinLauncher implements Launcher {
     this.file = opts.join?.file ?? defaultJoinFile();
   }
 
-  async start(scheduler: Scheduler, opts: ResolvedOptions): Promise<void> {
+  async start(scheduler: AgentIntake, opts: ResolvedOptions): Promise<void> {
     const bind = opts.bind ?? '127.0.0.1';
     const { server, secret } = await startCoordinator(scheduler, opts, bind);
     this.server = server;

@@ -1,6 +1,18 @@
 // What every way of starting agents provides: agents that end up as Links in the scheduler.
 import type { ResolvedOptions } from '../options.js';
-import type { Scheduler } from '../scheduler/scheduler.js';
+import type { Link } from '../transport/link.js';
+import type { FromAgent, ToAgent } from '../protocol/messages.js';
+
+/**
+ * What a launcher hands its agents' links to, and may look at: launchers know nothing else of the
+ * scheduler (the pool passes its scheduler, which has this shape).
+ */
+export interface AgentIntake {
+  /** Take an authenticated agent's link, with the node it was started for. */
+  addAgent(link: Link<ToAgent, FromAgent>, expected: string): unknown;
+  /** The agents that connected so far: which node each was started for, and whether it is ready (or was). */
+  readonly agents: readonly { readonly expected: string; readonly ready: boolean; readonly lost: boolean; readonly readyAt: number }[];
+}
 
 export interface Launcher {
   /** local, emulate, slurm or ssh. */
@@ -9,7 +21,7 @@ export interface Launcher {
    * Start the agents; each one's link is handed to the scheduler with the node it was started for.
    * `failed` is called when a node's agent process ends (or cannot start), with the reason.
    */
-  start(scheduler: Scheduler, opts: ResolvedOptions, failed: (node: string, why: string) => void): Promise<void>;
+  start(intake: AgentIntake, opts: ResolvedOptions, failed: (node: string, why: string) => void): Promise<void>;
   /** Where the coordinator listens, in modes that listen. */
   readonly address?: { host: string; port: number } | undefined;
   /** Names of the nodes agents were started for. */

@@ -3,9 +3,8 @@ import { hostname } from 'node:os';
 import { Agent } from '../agent/agent.js';
 import type { FromAgent, ToAgent } from '../protocol/messages.js';
 import type { ResolvedOptions } from '../options.js';
-import type { Scheduler } from '../scheduler/scheduler.js';
 import { inprocPair } from '../transport/inproc.js';
-import type { Launcher } from './launcher.js';
+import type { AgentIntake, Launcher } from './launcher.js';
 
 export class LocalLauncher implements Launcher {
   readonly mode = 'local';
@@ -13,7 +12,7 @@ export class LocalLauncher implements Launcher {
   private agent: Agent | null = null;
   private stopped: Promise<void> | null = null;
 
-  async start(scheduler: Scheduler, opts: ResolvedOptions): Promise<void> {
+  async start(scheduler: AgentIntake, opts: ResolvedOptions): Promise<void> {
     const node = this.nodes[0]!;
     const [coordEnd, agentEnd] = inprocPair<ToAgent, FromAgent>('local agent', 'coordinator');
     let done!: () => void;

@@ -1,13 +1,12 @@
 // Which nodes' agents are started again after dying mid-run, and how many are on their way back (emulation and Slurm alike).
-import type { Scheduler } from '../scheduler/scheduler.js';
-import { MAX_NODE_RESTARTS } from './launcher.js';
+import { MAX_NODE_RESTARTS, type AgentIntake } from './launcher.js';
 import type { Spawner } from './spawner.js';
 
 export class NodeRestarts {
   private readonly counts = new Map<string, number>();
   /** The pool is stopping: nothing is started again. */
   stopping = false;
-  scheduler: Scheduler | null = null;
+  scheduler: AgentIntake | null = null;
   spawner: Spawner | null = null;
 
   /**

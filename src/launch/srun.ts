@@ -1,11 +1,10 @@
 // Slurm mode: one agent per node of the allocation, each its own `srun` step, so a lost node takes only its own agent.
 import { LaunchError } from '../errors.js';
 import type { ResolvedOptions } from '../options.js';
-import type { Scheduler } from '../scheduler/scheduler.js';
 import { readAllocation, type Allocation } from '../slurm/index.js';
 import type { CoordinatorServer } from '../transport/tcp.js';
 import { agentEnv, CLI_MAIN, startCoordinator, Tail } from './agents.js';
-import { MAX_NODE_RESTARTS, type Launcher } from './launcher.js';
+import { MAX_NODE_RESTARTS, type AgentIntake, type Launcher } from './launcher.js';
 import { Spawner } from './spawner.js';
 import { NodeRestarts } from './restarts.js';
 import { describeFailure } from './failure.js';
@@ -50,7 +49,7 @@ export class SrunLauncher implements Launcher {
     this.nodes = alloc.nodes;
   }
 
-  async start(scheduler: Scheduler, opts: ResolvedOptions, failed: (node: string, why: string) => void): Promise<void> {
+  async start(scheduler: AgentIntake, opts: ResolvedOptions, failed: (node: string, why: string) => void): Promise<void> {
     this.restarts.scheduler = scheduler;
     const bind = opts.bind ?? '0.0.0.0';
     const { server, secret } = await startCoordinator(scheduler, opts, bind);

@@ -5,13 +5,11 @@ import { homedir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import type { Client as SshClient, ConnectConfig } from 'ssh2';
 import { LaunchError, OptionError } from '../errors.js';
-import { SECRET_ENV } from '../protocol/auth.js';
 import type { ResolvedOptions, SshOptions } from '../options.js';
-import type { Scheduler } from '../scheduler/scheduler.js';
 import type { CoordinatorServer } from '../transport/tcp.js';
 import { CLI_MAIN, startCoordinator, Tail } from './agents.js';
 import { addHostKey, checkHostKey } from './known-hosts.js';
-import type { Launcher } from './launcher.js';
+import type { AgentIntake, Launcher } from './launcher.js';
 
 export interface SshHost {
   /** As written in the list; the node's name in results. */
@@ -105,7 +103,7 @@ export class SshLauncher implements Launcher {
     this.settings = sshSettings(opts.ssh, opts.env);
   }
 
-  async start(scheduler: Scheduler, opts: ResolvedOptions, failed: (node: string, why: string) => void): Promise<void> {
+  async start(scheduler: AgentIntake, opts: ResolvedOptions, failed: (node: string, why: string) => void): Promise<void> {
     const { Client } = (await import('ssh2')).default;
     const bind = opts.bind ?? '0.0.0.0';
     const { server, secret } = await startCoordinator(scheduler, opts, bind);
