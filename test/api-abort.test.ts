@@ -1,6 +1,6 @@
 // AbortSignal on every call and on Pool.open: an AbortError at once, the call's chunks cancelled, nothing left running.
-import { spawn } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
+import { runScript as run } from './helpers/script.js';
 import { AbortError, Pool, SlurmpoolError } from '../dist/index.js';
 
 const tasks = new URL('./fixtures/tasks.mjs', import.meta.url);
@@ -96,24 +96,8 @@ describe('signal on calls', () => {
   });
 });
 
-/** Run a script in a child node that must exit by itself within `bound` ms: nothing of an aborted open may keep it alive. */
-function runScript(code: string, bound = 45_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--input-type=module', '-e', code], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`the script did not exit within ${bound} ms:\n${stdout}\n${stderr}`));
-    }, bound);
-    child.on('exit', (c) => {
-      clearTimeout(timer);
-      resolve({ code: c, stdout, stderr });
-    });
-  });
-}
+/** Run a script in a child node that must exit by itself: nothing of an aborted open may keep it alive. */
+const runScript = (code: string) => run(code, 45_000);
 
 describe('signal on Pool.open', () => {
   it('an aborted signal rejects at once', async () => {

@@ -1,7 +1,7 @@
 // An idle pool does not keep the process alive: a script that forgets close() exits once its work is done.
-import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { runScript as run } from './helpers/script.js';
 
 const index = new URL('../dist/index.js', import.meta.url).href;
 const tasks = new URL('./fixtures/tasks.mjs', import.meta.url).href;
@@ -16,24 +16,9 @@ function alive(pid: number): boolean {
   }
 }
 
-/** Run an ES module script in a child node; it must exit by itself within `bound` ms (else it is killed and this rejects). */
-function runScript(body: string, bound = 12_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const code = `import { Pool } from ${JSON.stringify(index)};\nconst tasks = new URL(${JSON.stringify(tasks)});\n${body}`;
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--input-type=module', '-e', code], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`the script did not exit within ${bound} ms (pool kept the process alive):\n${stdout}\n${stderr}`));
-    }, bound);
-    child.on('exit', (c) => {
-      clearTimeout(timer);
-      resolve({ code: c, stdout, stderr });
-    });
-  });
+/** Run an ES module script that imports Pool and the tasks; it must exit by itself within `bound` ms. */
+function runScript(body: string, bound = 12_000): ReturnType<typeof run> {
+  return run(`import { Pool } from ${JSON.stringify(index)};\nconst tasks = new URL(${JSON.stringify(tasks)});\n${body}`, bound, 'pool kept the process alive');
 }
 
 describe('an idle pool does not keep the process alive', () => {

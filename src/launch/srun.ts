@@ -3,11 +3,9 @@ import { LaunchError } from '../errors.js';
 import type { ResolvedOptions } from '../options.js';
 import { readAllocation, type Allocation } from '../slurm/index.js';
 import type { CoordinatorServer } from '../transport/tcp.js';
-import { agentEnv, CLI_MAIN, startCoordinator, Tail } from './agents.js';
-import { MAX_NODE_RESTARTS, type AgentIntake, type Launcher } from './launcher.js';
-import { Spawner } from './spawner.js';
-import { NodeRestarts } from './restarts.js';
-import { describeFailure } from './failure.js';
+import { agentEnv, CLI_MAIN, startCoordinator } from './agents.js';
+import type { AgentIntake, Launcher } from './launcher.js';
+import { NodeProcesses } from './node-processes.js';
 
 /**
  * The srun command line for the agent of one node. One single-task step per node (as disBatch
@@ -35,10 +33,7 @@ export class SrunLauncher implements Launcher {
   private readonly alloc: Allocation;
   private server: CoordinatorServer | null = null;
   address: { host: string; port: number } | undefined;
-  private spawner: Spawner | null = null;
-  private readonly tails = new Map<string, Tail>();
-  private readonly exits = new Map<string, string>();
-  private readonly restarts = new NodeRestarts();
+  private procs: NodeProcesses | null = null;
 
   constructor(opts: ResolvedOptions) {
     const alloc = readAllocation(opts.env);
@@ -49,10 +44,9 @@ export class SrunLauncher implements Launcher {
     this.nodes = alloc.nodes;
   }
 
-  async start(scheduler: AgentIntake, opts: ResolvedOptions, failed: (node: string, why: string) => void): Promise<void> {
-    this.restarts.scheduler = scheduler;
+  async start(intake: AgentIntake, opts: ResolvedOptions, failed: (node: string, why: string) => void): Promise<void> {
     const bind = opts.bind ?? '0.0.0.0';
-    const { server, secret } = await startCoordinator(scheduler, opts, bind);
+    const { server, secret } = await startCoordinator(intake, opts, bind);
     this.server = server;
     this.address = { host: server.host, port: server.port };
     // Agents dial the node that ran srun (SLURM_LAUNCH_NODE_IPADDR in their step) unless an address was given.
@@ -61,50 +55,35 @@ export class SrunLauncher implements Launcher {
     const srun = opts.env.SLURMPOOL_SRUN || 'srun';
     // The srun processes are started by a small helper process: a thousand forks from this one would
     // block its event loop for seconds while the first agents are already dialling.
-    this.spawner = new Spawner(env, secret);
-    this.restarts.spawner = this.spawner;
+    const procs = new NodeProcesses(intake, env, secret, {
+      log: opts.log,
+      failed,
+      describe: (e) =>
+        e.error ? (e.error.startsWith('ENOENT') ? `${srun} not found on PATH` : `srun failed: ${e.error}`) : e.signal ? `srun ended by ${e.signal}` : `srun exited with status ${e.code}`,
+      again: 'starting it again in a new step',
+      detached: false,
+    });
+    this.procs = procs;
     let firstExit: ((e: { error?: string }) => void) | null = null;
     const first = new Promise<{ error?: string } | null>((res) => {
       firstExit = res;
       setTimeout(() => res(null), 200).unref();
     });
-    const startNode = (node: string, i: number) => {
-      const cpus = this.alloc.cpusPerNode[i] ?? 1;
-      const tail = new Tail();
-      this.tails.set(node, tail);
-      this.spawner!.spawn(node, srun, srunArgs(node, cpus, [process.execPath, CLI_MAIN, 'agent']), {}, {
-        stderr: (d) => {
-          tail.push(d);
-          process.stderr.write(d);
-        },
-        exit: (e) => {
-          const why = e.error
-            ? e.error.startsWith('ENOENT') ? `${srun} not found on PATH` : `srun failed: ${e.error}`
-            : e.signal ? `srun ended by ${e.signal}` : `srun exited with status ${e.code}`;
-          this.exits.set(node, why);
-          if (i === 0) firstExit?.(e);
-          const restart = this.restarts.take(node);
-          if (restart > 0) {
-            opts.log?.(`node ${node}: its agent died (${why}); starting it again in a new step (restart ${restart} of ${MAX_NODE_RESTARTS})`);
-            startNode(node, i);
-            return;
-          }
-          failed(node, this.failureOf(node) ?? why);
-        },
-      });
-    };
-    this.nodes.forEach((node, i) => startNode(node, i));
+    this.nodes.forEach((node, i) => {
+      const args = srunArgs(node, this.alloc.cpusPerNode[i] ?? 1, [process.execPath, CLI_MAIN, 'agent']);
+      procs.start(node, srun, args, {}, i === 0 ? (e) => firstExit?.(e) : undefined);
+    });
     // srun itself missing fails every node at once: say so plainly instead of waiting for agents.
     const r = await first;
     if (r?.error?.startsWith('ENOENT')) throw new LaunchError(`cannot start agents: ${srun} was not found on PATH (${opts.env.PATH ?? ''})`);
   }
 
   get restarting(): number {
-    return this.restarts.pending;
+    return this.procs?.restarting ?? 0;
   }
 
   isRunning(node: string): boolean {
-    return this.spawner?.isRunning(node) ?? false;
+    return this.procs?.isRunning(node) ?? false;
   }
 
   cpusOf(node: string): number | undefined {
@@ -113,13 +92,12 @@ export class SrunLauncher implements Launcher {
   }
 
   failureOf(node: string): string | undefined {
-    return describeFailure(this.exits.get(node), this.tails.get(node)?.value);
+    return this.procs?.failureOf(node);
   }
 
   async stop(graceful: boolean): Promise<void> {
-    this.restarts.stopping = true;
     // srun forwards SIGTERM to its task; a second signal within a second would abort srun itself.
-    await this.spawner?.stopAll(graceful ? 10_000 : 1000, 5000);
+    await this.procs?.stop(graceful ? 10_000 : 1000, 5000);
     await this.server?.close();
   }
 }

@@ -215,15 +215,6 @@ export class SchedulerCore {
     return this.jobs.length > 0;
   }
 
-  get isHalted(): boolean {
-    return this.halted;
-  }
-
-  /** Chunks in flight or queued for retry (tests, stats). */
-  get chunksInFlight(): number {
-    return this.chunks.size;
-  }
-
   // ------------------------------------------------------------------ agents
 
   /** A connection was authenticated; the agent joins the dispatch when it reports ready. */

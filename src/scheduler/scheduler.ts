@@ -22,8 +22,6 @@ export interface SchedulerOptions {
   log: (line: string) => void;
   /** CPUs the allocation gives a node, when the launcher knows (sent to its agent in the configuration). */
   cpusOf?: (node: string) => number | undefined;
-  /** The clock (ms); tests pass their own. */
-  now?: () => number;
   /** Milliseconds of dispatch per event-loop turn (default 8; tests use 0: one pass a turn). */
   turnBudgetMs?: number;
 }
@@ -72,13 +70,13 @@ export class Scheduler {
   private turnSpent = 0;
   private timer: NodeJS.Timeout | undefined;
   private lastPing = 0;
-  private readonly now: () => number;
+  /** The clock the core is given (it reads none itself). */
+  private readonly now = Date.now;
   events: SchedulerEvents = {};
 
   private readonly turnBudgetMs: number;
 
   constructor(readonly opts: SchedulerOptions) {
-    this.now = opts.now ?? Date.now;
     this.turnBudgetMs = opts.turnBudgetMs ?? TURN_BUDGET_MS;
     this.core = new SchedulerCore({ retries: opts.retries, lostAfterMs: opts.lostAfterMs, speculate: opts.speculate });
     if (opts.speculate || opts.lostAfterMs > 0) {
