@@ -93,11 +93,20 @@ async function measure(n) {
 
   // One shared value of shareMiB to every node: bytes the coordinator sent for it.
   let egress = null;
+  let shareS = null;
+  let shareDepth = null;
   if (shareMiB > 0) {
     const before = pool.sharedState().reduce((s, x) => s + x.bytesSent, 0);
+    const s0 = performance.now();
     const ref = await pool.share(Buffer.alloc(shareMiB * 1024 * 1024, 1));
-    const after = pool.sharedState().reduce((s, x) => s + x.bytesSent, 0);
+    shareS = +((performance.now() - s0) / 1000).toFixed(2);
+    const st = pool.sharedState();
+    const after = st.reduce((s, x) => s + x.bytesSent, 0);
     egress = (after - before) / (shareMiB * 1024 * 1024);
+    // Depth of the relay tree: hops from the coordinator to the farthest node.
+    const from = new Map(st.map((x) => [x.node, x.from[ref.$slurmpoolShared]]));
+    const depth = (node, seen = 0) => (seen > st.length ? Infinity : from.get(node) === 'coordinator' ? 1 : 1 + depth(from.get(node), seen + 1));
+    shareDepth = Math.max(...st.map((x) => depth(x.node)));
     await pool.unshare(ref);
   }
   phase('share');
@@ -120,6 +129,8 @@ async function measure(n) {
     rss_mb: Math.round(rss),
     idle_cpu_us_per_agent_s: +((icpu.user + icpu.system) / n / iwall).toFixed(2),
     shared_egress_ratio: egress === null ? null : +egress.toFixed(2),
+    share_s: shareS,
+    share_tree_depth: shareDepth,
   };
 }
 
@@ -127,7 +138,7 @@ const base = await measure(10);
 const rows = [base];
 for (const n of agentCounts) if (n !== 10) rows.push(await measure(n));
 for (const r of rows) r.baseline_cpu_us_per_chunk = base.coord_cpu_us_per_chunk;
-const cols = ['agents', 'admitted', 'open_s', 'chunks_per_s', 'coord_cpu_us_per_chunk', 'baseline_cpu_us_per_chunk', 'max_loop_delay_ms', 'rss_mb', 'idle_cpu_us_per_agent_s', 'shared_egress_ratio'];
+const cols = ['agents', 'admitted', 'open_s', 'chunks_per_s', 'coord_cpu_us_per_chunk', 'baseline_cpu_us_per_chunk', 'max_loop_delay_ms', 'rss_mb', 'idle_cpu_us_per_agent_s', 'shared_egress_ratio', 'share_s', 'share_tree_depth'];
 console.log(`| ${cols.join(' | ')} |`);
 console.log(`|${cols.map(() => '---').join('|')}|`);
 for (const r of rows) console.log(`| ${cols.map((c) => r[c]).join(' | ')} |`);

@@ -408,14 +408,19 @@ export class Pool<M extends object = UntypedModule> implements AsyncDisposable {
     await this.busy(() => this.scheduler.removeShare(ref[SHARED_KEY]));
   }
 
-  /** Per node: shared values it holds and bytes of shared data sent to it. */
-  sharedState(): { node: string; ready: number[]; released: number[]; bytesSent: number; linkBytesOut: number | null }[] {
+  /**
+   * Per node: shared values it holds or released, where it was told to get each ('coordinator' or the
+   * node that relayed it), the bytes of shared data the coordinator itself sent to it, and all bytes
+   * sent to it.
+   */
+  sharedState(): { node: string; ready: number[]; released: number[]; from: Record<number, string>; bytesSent: number; linkBytesOut: number | null }[] {
     return this.scheduler.agents
       .filter((a) => a.ready || a.lost)
       .map((a) => ({
         node: a.node,
         ready: [...a.shareStates].filter(([, s]) => s === 'ready').map(([id]) => id),
         released: [...a.shareStates].filter(([, s]) => s === 'released').map(([id]) => id),
+        from: Object.fromEntries(a.shareSources),
         bytesSent: a.shareBytesSent,
         linkBytesOut: a.link.bytesOut ?? null,
       }));

@@ -12,7 +12,7 @@ function checksum(b: Uint8Array): number {
 }
 
 describe('pool.share', () => {
-  it('a 64 MB buffer read by every task on 3 emulated nodes x 2 workers: right bytes, one copy sent per node', async () => {
+  it('a 64 MB buffer read by every task on 3 emulated nodes x 2 workers: right bytes, one copy received per node, two sent by the coordinator', async () => {
     const size = 64 * 1024 * 1024;
     const data = randomBytes(size);
     const want = checksum(data);
@@ -24,10 +24,12 @@ describe('pool.share', () => {
     expect(new Set(out.map((r) => r.node)).size).toBe(3);
     const st = pool.sharedState();
     expect(st).toHaveLength(3);
+    // The coordinator streams to two nodes; the third fetches from one of them (relay tree).
+    expect(st.map((n) => n.bytesSent).sort()).toEqual([0, size, size]);
     for (const n of st) {
-      expect(n.bytesSent).toBe(size);
       expect(n.ready).toEqual([1]);
-      // everything sent to the node over TCP: one copy of the data plus framing and chunks
+      expect(n.from[1] === 'coordinator' ? n.bytesSent : 0).toBe(n.from[1] === 'coordinator' ? size : 0);
+      // everything the coordinator sent to the node over TCP: at most one copy of the data plus framing and chunks
       expect(n.linkBytesOut!).toBeLessThan(size * 1.01 + 256 * 1024);
     }
   });

@@ -73,4 +73,34 @@ describe.skipIf(cluster.skip)(`Pool under Slurm ${cluster.why}`, () => {
     expect(r.workers).toBe(5);
     expect(r.ran).toBe(10);
   });
+
+  it('a shared value reaches 3 Slurm nodes through the relay tree: the coordinator sends it twice, one node gets it from another', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'slurmpool-sb-'));
+    const out = join(dir, 'out.txt');
+    const job = join(dir, 'job.mjs');
+    writeFileSync(
+      job,
+      `import { Pool } from ${JSON.stringify(join(root, 'dist/index.js'))};\n` +
+        `const pool = await Pool.open({ module: ${JSON.stringify(join(root, 'test/fixtures/tasks.mjs'))}, log: false });\n` +
+        `const data = Buffer.alloc(24 * 1024 * 1024);\n` +
+        `for (let i = 0; i < data.length; i++) data[i] = (i * 7) & 255;\n` +
+        `let want = 0; for (let i = 0; i < data.length; i++) want += data[i];\n` +
+        `const ref = await pool.share(data);\n` +
+        `const out = await pool.map('sumShared', Array(9).fill(ref), { chunksize: 1 });\n` +
+        `console.log(JSON.stringify({ ok: out.every((r) => r.sum === want && r.length === data.length), nodes: [...new Set(out.map((r) => r.node))].length, state: pool.sharedState() }));\n` +
+        `await pool.close();\n`,
+    );
+    const id = sbatch(['-N3', `--chdir=${root}`, `--output=${out}`, `--wrap=exec ${process.execPath} ${job}`]);
+    const end = await waitJob(id, 90_000);
+    const text = readOut(out);
+    expect(end.state, text).toBe('COMPLETED');
+    const r = JSON.parse(text.split('\n').find((l) => l.startsWith('{'))!) as { ok: boolean; nodes: number; state: { node: string; from: Record<string, string>; bytesSent: number; ready: number[] }[] };
+    expect(r.ok).toBe(true);
+    expect(r.state).toHaveLength(3);
+    for (const n of r.state) expect(n.ready).toEqual([1]);
+    expect(r.state.reduce((s, n) => s + n.bytesSent, 0)).toBe(2 * 24 * 1024 * 1024);
+    const relayed = r.state.filter((n) => n.from['1'] !== 'coordinator');
+    expect(relayed).toHaveLength(1);
+    expect(r.state.map((n) => n.node)).toContain(relayed[0]!.from['1']);
+  });
 });

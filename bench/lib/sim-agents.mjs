@@ -2,10 +2,16 @@
 // connection through the project's own transport (handshake, frames, codec), following the credit
 // rule, answering pings, and returning correct results for `identity` at once (the encoded items
 // come back as the encoded values). They read the pool's join file, like `slurmpool join` would.
+// Shared values go through the agents' own code (NodeShares: fetch, relay port, relaying to other
+// agents over real authenticated TCP); the only difference from real agents is that the simulated
+// agents of one process write a value into one buffer (same bytes at the same offsets), so that a
+// thousand of them do not need a thousand copies of it in this machine's memory.
 //
 //   node bench/lib/sim-agents.mjs JOINFILE COUNT FIRST WORKERS
 import { readJoinFile } from '../../dist/launch/join.js';
 import { joinWithRetries } from '../../dist/agent/main.js';
+import { NodeShares } from '../../dist/agent/shares.js';
+import { CoordinatorServer, RELAY_LINK, dial } from '../../dist/transport/tcp.js';
 
 const [file, countArg, firstArg, workersArg] = process.argv.slice(2);
 const count = Number(countArg);
@@ -22,7 +28,18 @@ function start(i) {
       agent.spoke = true;
       link.send(m);
     };
-    const shares = new Map();
+    const relayHost = link.localAddress ?? info.host;
+    const shares = new NodeShares(
+      { send, complete: () => undefined, alloc: (id, total) => buffers.get(id) ?? buffers.set(id, new SharedArrayBuffer(total)).get(id) },
+      {
+        async listen(onChild) {
+          const server = new CoordinatorServer({ host: relayHost, secret: info.secret, log: () => undefined, kind: RELAY_LINK, onAgent: (l) => onChild(l) });
+          await server.listen();
+          return { host: relayHost, port: server.port, close: () => void server.close() };
+        },
+        dial: (peer) => dial({ host: peer.host, port: peer.port, secret: info.secret, node, log: () => undefined }, RELAY_LINK, `relay port of node ${peer.node}`),
+      },
+    );
     link.onMessage((m) => {
       switch (m.t) {
         case 'configure':
@@ -40,14 +57,15 @@ function start(i) {
           }
           break;
         }
-        case 'share': {
-          const got = (shares.get(m.id) ?? 0) + m.bytes.byteLength;
-          shares.set(m.id, got);
-          if (got === m.total) send({ t: 'shareState', id: m.id, state: 'ready', bytes: m.total });
+        case 'fetch':
+          shares.fetch(m);
           break;
-        }
+        case 'share':
+          shares.piece(m);
+          break;
         case 'unshare':
-          shares.delete(m.id);
+          shares.unshare(m.id);
+          buffers.delete(m.id);
           send({ t: 'shareState', id: m.id, state: 'released', bytes: 0 });
           break;
         case 'unqueue':
@@ -57,17 +75,23 @@ function start(i) {
           send({ t: 'pong', at: m.at });
           break;
         case 'shutdown':
+          shares.stop();
           link.close();
           break;
       }
     });
-    link.onClose(() => agents.delete(agent));
+    link.onClose(() => {
+      shares.stop();
+      agents.delete(agent);
+    });
     agents.add(agent);
     return agent;
   });
 }
 
 const agents = new Set();
+/** One buffer per shared value for all the simulated agents of this process. */
+const buffers = new Map();
 // One timer for all: an agent that said nothing for a heartbeat period says it is alive.
 function startHeartbeats(ms) {
   HB = ms;

@@ -2,11 +2,11 @@
 import { availableParallelism, totalmem } from 'node:os';
 import { getHeapStatistics } from 'node:v8';
 import { toErrorRecord } from '../errors.js';
-import type { AgentConfig, ChunkResult, FromAgent, SharePiece, ToAgent } from '../protocol/messages.js';
-import type { SharedEntry } from './thread-messages.js';
+import type { AgentConfig, ChunkResult, FromAgent, ToAgent } from '../protocol/messages.js';
 import type { Link } from '../transport/link.js';
 import { pinnedEnv } from './threads.js';
 import { WorkerPool } from './worker-pool.js';
+import { NodeShares, type RelayTransport } from './shares.js';
 
 export interface AgentInfo {
   /** The node's name as Slurm knows it (SLURMD_NODENAME), or the emulated/SSH host's. */
@@ -17,6 +17,8 @@ export interface AgentInfo {
   env: NodeJS.ProcessEnv;
   /** Called once when the agent has stopped, with the reason if it failed. */
   onExit?: (error?: Error) => void;
+  /** How to reach other agents for shared data (agents over TCP); without it, shared data comes from the coordinator only. */
+  relay?: RelayTransport;
 }
 
 /** One agent per node: owns the node's worker threads and speaks to the coordinator through a Link. */
@@ -29,13 +31,14 @@ export class Agent {
   private heartbeat: NodeJS.Timeout | undefined;
   /** Something went to the coordinator since the last heartbeat tick (a heartbeat is sent only when nothing else was). */
   private spoke = false;
-  /** Shared values on this node, complete or still arriving. */
-  private readonly shares = new Map<number, { entry: SharedEntry; got: number; total: number }>();
+  /** Shared values on this node, complete or still arriving, and the relay port that serves them on. */
+  private readonly shares: NodeShares;
 
   constructor(
     private readonly link: Link<FromAgent, ToAgent>,
     private readonly info: AgentInfo,
   ) {
+    this.shares = new NodeShares({ send: (m) => this.send(m), complete: (entry) => this.pool?.share(entry) }, info.relay);
     link.onMessage((m) => this.handle(m));
 
     link.onClose((reason) => void this.stop(reason));
@@ -60,11 +63,14 @@ export class Agent {
       case 'unqueue':
         this.send({ t: 'unqueued', ids: this.pool?.unqueue() ?? [] });
         break;
+      case 'fetch':
+        this.shares.fetch(m);
+        break;
       case 'share':
-        this.onSharePiece(m);
+        this.shares.piece(m);
         break;
       case 'unshare':
-        this.shares.delete(m.id);
+        this.shares.unshare(m.id);
         this.pool?.unshare(m.id);
         this.send({ t: 'shareState', id: m.id, state: 'released', bytes: 0 });
         break;
@@ -75,30 +81,6 @@ export class Agent {
         void this.shutdown(m.graceful);
         break;
     }
-  }
-
-  /** Assemble a shared value straight into one SharedArrayBuffer; hand it to the workers when complete. */
-  private onSharePiece(p: SharePiece): void {
-    let e = this.shares.get(p.id);
-    if (!e) {
-      e = { entry: { id: p.id, kind: p.kind, ctor: p.ctor, sab: new SharedArrayBuffer(p.total) }, got: 0, total: p.total };
-      this.shares.set(p.id, e);
-    }
-    if (p.offset < 0 || p.offset + p.bytes.length > e.total) {
-      this.send({ t: 'log', level: 'error', text: `shared value ${p.id}: piece at ${p.offset} (+${p.bytes.length}) is outside its ${e.total} bytes; dropped` });
-      return;
-    }
-    // Buffer#copy is a memcpy; TypedArray#set into shared memory takes a slow path (3× slower here).
-    Buffer.from(p.bytes.buffer, p.bytes.byteOffset, p.bytes.byteLength).copy(Buffer.from(e.entry.sab, p.offset, p.bytes.length));
-    e.got += p.bytes.length;
-    if (e.got === e.total) {
-      this.pool?.share(e.entry);
-      this.send({ t: 'shareState', id: p.id, state: 'ready', bytes: e.total });
-    }
-  }
-
-  private completeShares(): SharedEntry[] {
-    return [...this.shares.values()].filter((e) => e.got === e.total).map((e) => e.entry);
   }
 
   private async configure(config: AgentConfig): Promise<void> {
@@ -124,7 +106,7 @@ export class Agent {
         maxTasksPerWorker: config.maxTasksPerWorker,
         maxHeapMB: config.maxHeapMB > 0 ? config.maxHeapMB : defaultHeapMB(size),
         env,
-        shared: this.completeShares(),
+        shared: this.shares.completed(),
       },
       {
         results: (rs) => this.queueResults(rs),
@@ -201,6 +183,7 @@ export class Agent {
     if (this.stopped) return;
     this.stopped = true;
     clearInterval(this.heartbeat);
+    this.shares.stop();
     await this.pool?.terminate();
     this.link.close();
     this.info.onExit?.(reason);

@@ -1,7 +1,8 @@
 // The agent process (started by srun, ssh or emulation): connect to the coordinator, run chunks, exit when it goes.
 import { hostname } from 'node:os';
 import { SECRET_ENV } from '../protocol/auth.js';
-import { connectToCoordinator } from '../transport/tcp.js';
+import { CoordinatorServer, RELAY_LINK, connectToCoordinator, dial } from '../transport/tcp.js';
+import type { RelayTransport } from './shares.js';
 import { ProtocolError } from '../errors.js';
 import { Agent, usableCpus } from './agent.js';
 
@@ -119,8 +120,20 @@ export async function runAgent(env: NodeJS.ProcessEnv = process.env): Promise<vo
   delete taskEnv[COORDINATOR_ENV];
   let resolveDone!: () => void;
   const done = new Promise<void>((r) => (resolveDone = r));
+  // Other agents of this job fetch shared data from this one through a port on the interface that
+  // reaches the coordinator (never all interfaces), open only once this node holds a shared value.
+  const relayHost = link.localAddress ?? host;
+  const relay: RelayTransport = {
+    async listen(onChild) {
+      const server = new CoordinatorServer({ host: relayHost, secret, log, kind: RELAY_LINK, onAgent: (l) => onChild(l) });
+      await server.listen();
+      return { host: relayHost, port: server.port, close: () => void server.close() };
+    },
+    dial: (peer) => dial({ host: peer.host, port: peer.port, secret, node, log }, RELAY_LINK, `relay port of node ${peer.node}`),
+  };
   const agent = new Agent(link, {
     node,
+    relay,
     cpus: usableCpus(env),
     env: taskEnv,
     onExit: (err) => {

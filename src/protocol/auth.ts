@@ -14,8 +14,15 @@ export function newNonce(): Buffer {
   return randomBytes(NONCE_BYTES);
 }
 
+/**
+ * Who proves: the coordinator and an agent on the job's main links; a relay parent (an agent serving
+ * shared data) and a relay child (the agent fetching it) between agents. A proof for one role is
+ * worthless for another, so a relay connection can never pass for a coordinator's.
+ */
+export type AuthRole = 'coordinator' | 'agent' | 'relay-parent' | 'relay-child';
+
 /** The proof one side gives: HMAC-SHA256 over a role label and both nonces, so proofs cannot be replayed or reflected. */
-export function proof(secret: string, role: 'coordinator' | 'agent', agentNonce: Uint8Array, coordNonce: Uint8Array): Buffer {
+export function proof(secret: string, role: AuthRole, agentNonce: Uint8Array, coordNonce: Uint8Array): Buffer {
   return createHmac('sha256', Buffer.from(secret, 'utf8'))
     .update(`slurmpool-v1-${role}`)
     .update(agentNonce)

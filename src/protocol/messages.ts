@@ -1,8 +1,9 @@
 // The one definition of what crosses between a coordinator and an agent, in both directions.
 import type { ErrorRecord } from '../errors.js';
+import type { AuthRole } from './auth.js';
 
 /** Bumped on any incompatible change; checked in the handshake. */
-export const PROTOCOL_VERSION = 2;
+export const PROTOCOL_VERSION = 3;
 
 /** What a chunk asks a worker to run. */
 export type TaskKind = 'call' | 'star' | 'shell';
@@ -81,9 +82,18 @@ export interface SharePiece {
   bytes: Uint8Array;
 }
 
+/** Another agent's relay port, where shared values can be fetched from it. */
+export interface RelayPeer {
+  node: string;
+  host: string;
+  port: number;
+}
+
 /** Coordinator → agent. */
 export type ToAgent =
   | { t: 'configure'; config: AgentConfig }
+  /** Get a shared value: from `peer` (an agent that holds or is receiving it), or from the coordinator when there is none. */
+  | { t: 'fetch'; id: number; kind: SharedKind; ctor: string; total: number; peer?: RelayPeer }
   | ({ t: 'share' } & SharePiece)
   | { t: 'unshare'; id: number }
   | { t: 'chunks'; chunks: ChunkSpec[] }
@@ -105,18 +115,29 @@ export type FromAgent =
   | { t: 'heartbeat' }
   | { t: 'fatal'; error: ErrorRecord }
   | { t: 'shareState'; id: number; state: 'ready' | 'released'; bytes: number }
+  /** Stream shared value `id` to this agent from byte `from` (after a fetch without a peer). */
+  | { t: 'want'; id: number; from: number }
+  /** This agent's relay port is open: other agents may fetch shared values from it. */
+  | { t: 'relay'; host: string; port: number }
+  /** Fetching `id` from a peer stopped before the end, with `got` bytes held. */
+  | { t: 'fetchFailed'; id: number; got: number; reason: string }
   | { t: 'log'; level: 'info' | 'warn' | 'error'; text: string };
 
 /** Handshake over TCP, before any of the above. */
 export type Handshake =
-  | { t: 'hello'; v: number; role: 'agent'; node: string; nonce: Uint8Array }
+  | { t: 'hello'; v: number; role: AuthRole; node: string; nonce: Uint8Array }
   | { t: 'challenge'; v: number; nonce: Uint8Array; proof: Uint8Array }
   | { t: 'proof'; proof: Uint8Array }
   | { t: 'welcome' }
   | { t: 'reject'; reason: string };
 
-const TO_AGENT = new Set(['configure', 'chunks', 'cancel', 'unqueue', 'ping', 'shutdown', 'share', 'unshare']);
-const FROM_AGENT = new Set(['ready', 'results', 'credits', 'unqueued', 'pong', 'heartbeat', 'fatal', 'log', 'shareState']);
+/** Relay child → relay parent (between agents): stream shared value `id` from byte `from`. */
+export type RelayUp = { t: 'want'; id: number; from: number };
+/** Relay parent → relay child: pieces in order, or why there will be none. */
+export type RelayDown = ({ t: 'share' } & SharePiece) | { t: 'gone'; id: number; reason: string };
+
+const TO_AGENT = new Set(['configure', 'chunks', 'cancel', 'unqueue', 'ping', 'shutdown', 'share', 'unshare', 'fetch']);
+const FROM_AGENT = new Set(['ready', 'results', 'credits', 'unqueued', 'pong', 'heartbeat', 'fatal', 'log', 'shareState', 'want', 'relay', 'fetchFailed']);
 
 function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -128,6 +149,9 @@ export function checkFromAgent(v: unknown): string | null {
   if (!FROM_AGENT.has(v.t)) return `unknown message type ${JSON.stringify(v.t).slice(0, 40)}`;
   if (v.t === 'results' && !Array.isArray(v.results)) return 'results without a results array';
   if (v.t === 'ready' && (typeof v.node !== 'string' || typeof v.workers !== 'number')) return 'ready without node/workers';
+  if (v.t === 'want' && !isOffset(v.id, v.from)) return 'malformed want';
+  if (v.t === 'relay' && (typeof v.host !== 'string' || v.host.length > 256 || !Number.isInteger(v.port) || (v.port as number) < 1 || (v.port as number) > 65535)) return 'malformed relay port';
+  if (v.t === 'fetchFailed' && (!isOffset(v.id, v.got) || typeof v.reason !== 'string')) return 'malformed fetchFailed';
   return null;
 }
 
@@ -136,6 +160,33 @@ export function checkToAgent(v: unknown): string | null {
   if (!isRecord(v) || typeof v.t !== 'string') return 'message is not a record with a type';
   if (!TO_AGENT.has(v.t)) return `unknown message type ${JSON.stringify(v.t).slice(0, 40)}`;
   if (v.t === 'chunks' && !Array.isArray(v.chunks)) return 'chunks without a chunks array';
-  if (v.t === 'share' && (!(v.bytes instanceof Uint8Array) || typeof v.total !== 'number' || typeof v.offset !== 'number' || typeof v.id !== 'number')) return 'malformed share piece';
+  if (v.t === 'share' && !isPiece(v)) return 'malformed share piece';
+  if (v.t === 'fetch' && (!isOffset(v.id, v.total) || (v.peer !== undefined && !isPeer(v.peer)))) return 'malformed fetch';
   return null;
+}
+
+function isOffset(id: unknown, n: unknown): boolean {
+  return Number.isInteger(id) && Number.isInteger(n) && (n as number) >= 0;
+}
+
+function isPiece(v: Record<string, unknown>): boolean {
+  return v.bytes instanceof Uint8Array && isOffset(v.id, v.total) && Number.isInteger(v.offset);
+}
+
+function isPeer(v: unknown): boolean {
+  return isRecord(v) && typeof v.host === 'string' && typeof v.node === 'string' && Number.isInteger(v.port);
+}
+
+/** Check what a relay parent receives from a child. */
+export function checkRelayUp(v: unknown): string | null {
+  if (!isRecord(v) || v.t !== 'want' || !isOffset(v.id, v.from)) return 'a relay child may only ask for a shared value (want)';
+  return null;
+}
+
+/** Check what a relay child receives from its parent. */
+export function checkRelayDown(v: unknown): string | null {
+  if (!isRecord(v)) return 'message is not a record';
+  if (v.t === 'share') return isPiece(v) ? null : 'malformed share piece';
+  if (v.t === 'gone') return Number.isInteger(v.id) ? null : 'malformed gone';
+  return `unexpected message ${JSON.stringify(v.t).slice(0, 40)} from a relay parent`;
 }

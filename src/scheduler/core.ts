@@ -31,10 +31,12 @@ export class AgentState<L = unknown> {
   busyMs = 0;
   /** Encoded bytes of the items of the chunks in flight on this agent (told by the runtime). */
   inflightBytes = 0;
-  /** Shared values being streamed to this agent; no chunk is sent to it meanwhile. */
+  /** Shared values this agent does not hold whole yet; no chunk is sent to it meanwhile. */
   streaming = 0;
   /** What the agent reported of each shared value. */
   readonly shareStates = new Map<number, 'ready' | 'released'>();
+  /** Where it was last told to get each shared value: 'coordinator' or another node's name. */
+  readonly shareSources = new Map<number, string>();
   shareBytesSent = 0;
 
   constructor(

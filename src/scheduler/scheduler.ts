@@ -1,12 +1,13 @@
 // The scheduler's runtime: links, one timer, the codec and shared-data streams around the pure core (core.ts).
 import type { ErrorRecord } from '../errors.js';
-import type { AgentConfig, ChunkResult, ChunkSpec, FromAgent, SharedKind, ToAgent } from '../protocol/messages.js';
+import type { AgentConfig, ChunkResult, ChunkSpec, FromAgent, RelayPeer, SharedKind, ToAgent } from '../protocol/messages.js';
 import type { Link } from '../transport/link.js';
 import { decodeListLike, encodeList } from '../protocol/codec.js';
 import { MAX_FRAME } from '../protocol/frames.js';
 import { AgentState as CoreAgent, SchedulerCore, type Chunk, type Command, type CoreResult } from './core.js';
 import type { Job } from './job.js';
 import type { ItemTime } from './chunking.js';
+import { ShareTree } from './share-tree.js';
 
 export type AgentLink = Link<ToAgent, FromAgent>;
 export type AgentState = CoreAgent<AgentLink>;
@@ -38,12 +39,18 @@ export interface ShareRecord {
   kind: SharedKind;
   ctor: string;
   bytes: Uint8Array;
+  /** Who gets it from whom: agents relay it to each other, the coordinator sends it a few times. */
+  tree: ShareTree;
+  /** Agents that do not hold it whole yet (no chunk goes to them meanwhile). */
+  pending: Set<number>;
 }
 
 /** Shared values travel in pieces of this size, each one frame. */
 export const SHARE_PIECE = 4 * 1024 * 1024;
-/** Agents a shared value is streamed to at once; the others wait their turn. */
+/** Streams of shared values the coordinator sends at once (all values together); the others wait their turn. */
 const MAX_SHARE_STREAMS = 8;
+/** fetchFailed lines logged one by one; the rest are counted. */
+const FETCH_FAILED_LOGGED = 20;
 
 /** Dispatch per turn of the event loop: at most this much time, in passes of at most DISPATCH_SLICE chunks. */
 const TURN_BUDGET_MS = 8;
@@ -120,6 +127,12 @@ export class Scheduler {
     link.onMessage((m) => this.onMessage(a, m));
     link.onClose((reason) => {
       this.core.agentLost(a, reason ? reason.message : 'connection closed');
+      this.relayOf.delete(a.id);
+      for (const rec of this.shares.values()) {
+        rec.pending.delete(a.id);
+        rec.tree.lost(a.id);
+        this.assignShare(rec);
+      }
       this.wakeShareWaiters();
       this.run();
       this.pump();
@@ -131,11 +144,46 @@ export class Scheduler {
 
   /** Send a value to every node once; agents that join later get it when they are ready. */
   addShare(kind: SharedKind, ctor: string, bytes: Uint8Array): number {
-    const rec: ShareRecord = { id: this.nextShareId++, kind, ctor, bytes };
+    const rec: ShareRecord = { id: this.nextShareId++, kind, ctor, bytes, tree: new ShareTree(), pending: new Set() };
     this.shares.set(rec.id, rec);
-    for (const a of this.readyAgents) void this.streamShare(a, rec);
+    for (const a of this.readyAgents) this.needShare(a, rec);
+    this.assignShare(rec);
     return rec.id;
   }
+
+  /** Relay ports agents reported (they open one when they first hold a shared value). */
+  private readonly relayOf = new Map<number, RelayPeer>();
+
+  private needShare(a: AgentState, rec: ShareRecord): void {
+    if (rec.pending.has(a.id) || a.shareStates.get(rec.id) === 'ready') return;
+    rec.pending.add(a.id);
+    this.core.streaming(a, 1);
+    rec.tree.want(a.id);
+    if (this.relayOf.has(a.id)) rec.tree.canRelay(a.id);
+  }
+
+  /** Give waiting agents a source: another agent's relay port, or the coordinator itself. */
+  private assignShare(rec: ShareRecord): void {
+    if (!this.shares.has(rec.id)) return;
+    for (const { agent, source } of rec.tree.assign()) {
+      const a = this.byId.get(agent);
+      if (!a || a.lost) continue;
+      const peer = source > 0 ? this.relayOf.get(source) : undefined;
+      a.shareSources.set(rec.id, peer ? peer.node : 'coordinator');
+      a.link.send({ t: 'fetch', id: rec.id, kind: rec.kind, ctor: rec.ctor, total: rec.bytes.byteLength, ...(peer ? { peer } : {}) });
+    }
+  }
+
+  private shareHeld(a: AgentState, id: number): void {
+    const rec = this.shares.get(id);
+    if (!rec) return;
+    if (rec.pending.delete(a.id)) this.core.streaming(a, -1);
+    rec.tree.complete(a.id);
+    this.assignShare(rec);
+    this.pump();
+  }
+
+  private fetchFailures = 0;
 
   /** Resolves when every live, ready agent holds the shared value (or is lost). */
   async shareReady(id: number): Promise<void> {
@@ -147,7 +195,15 @@ export class Scheduler {
 
   /** Release a shared value everywhere; resolves when every live agent has reported it released (or after timeoutMs). */
   async removeShare(id: number, timeoutMs = 10_000): Promise<void> {
-    if (!this.shares.delete(id)) return;
+    const rec = this.shares.get(id);
+    if (!rec) return;
+    this.shares.delete(id);
+    for (const aid of rec.pending) {
+      const a = this.byId.get(aid);
+      if (a) this.core.streaming(a, -1);
+    }
+    rec.pending.clear();
+    this.pump();
     const agents = this.agents.filter((a) => !a.lost);
     for (const a of agents) a.link.send({ t: 'unshare', id });
     const deadline = Date.now() + timeoutMs;
@@ -169,14 +225,13 @@ export class Scheduler {
   private streams = 0;
   private streamWaiters: (() => void)[] = [];
 
-  private async streamShare(a: AgentState, rec: ShareRecord): Promise<void> {
-    // No chunk goes to this agent until it holds the value (it may be waiting for a stream slot).
-    this.core.streaming(a, 1);
+  /** Stream a shared value to an agent from byte `from` (the coordinator is its source). */
+  private async streamShare(a: AgentState, rec: ShareRecord, from: number): Promise<void> {
     while (this.streams >= MAX_SHARE_STREAMS) await new Promise<void>((r) => this.streamWaiters.push(r));
     this.streams++;
     try {
       const total = rec.bytes.byteLength;
-      let offset = 0;
+      let offset = Math.min(from, total);
       do {
         const bytes = rec.bytes.subarray(offset, Math.min(total, offset + SHARE_PIECE));
         a.link.send({ t: 'share', id: rec.id, kind: rec.kind, ctor: rec.ctor, total, offset, bytes });
@@ -187,8 +242,6 @@ export class Scheduler {
     } finally {
       this.streams--;
       this.streamWaiters.shift()?.();
-      this.core.streaming(a, -1);
-      this.pump();
     }
   }
 
@@ -333,7 +386,10 @@ export class Scheduler {
         break;
       case 'ready': {
         const a = cmd.agent as AgentState;
-        for (const rec of this.shares.values()) void this.streamShare(a, rec);
+        for (const rec of this.shares.values()) {
+          this.needShare(a, rec);
+          this.assignShare(rec);
+        }
         this.events.agentReady?.(a);
         break;
       }
@@ -445,8 +501,32 @@ export class Scheduler {
         break;
       case 'shareState':
         a.shareStates.set(m.id, m.state);
+        if (m.state === 'ready') this.shareHeld(a, m.id);
         this.wakeShareWaiters();
         break;
+      case 'want': {
+        const rec = this.shares.get(m.id);
+        // Only an agent this coordinator named itself the source for gets a stream.
+        if (rec && rec.tree.sourceOf(a.id) === 0) void this.streamShare(a, rec, m.from);
+        break;
+      }
+      case 'relay':
+        this.relayOf.set(a.id, { node: a.node, host: m.host, port: m.port });
+        for (const rec of this.shares.values()) {
+          rec.tree.canRelay(a.id);
+          this.assignShare(rec);
+        }
+        break;
+      case 'fetchFailed': {
+        const rec = this.shares.get(m.id);
+        if (!rec) break;
+        if (++this.fetchFailures <= FETCH_FAILED_LOGGED) {
+          this.opts.log(`node ${a.node}: fetching shared value ${m.id} failed at byte ${m.got} of ${rec.bytes.byteLength} (${m.reason}); getting it elsewhere`);
+        }
+        rec.tree.failed(a.id);
+        this.assignShare(rec);
+        break;
+      }
       case 'pong':
       case 'heartbeat':
         break;

@@ -1,11 +1,11 @@
 // TCP links: msgpack frames over a socket, opened only after both sides prove they hold the job secret.
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { ProtocolError } from '../errors.js';
-import { newNonce, proof, proofMatches } from '../protocol/auth.js';
+import { newNonce, proof, proofMatches, type AuthRole } from '../protocol/auth.js';
 import { decode, encode } from '../protocol/codec.js';
 import { decodeWithAttachments, encodeWithAttachments } from '../protocol/attachments.js';
 import { FrameDecoder, frameHeader, MAX_FRAME, MAX_HANDSHAKE_FRAME } from '../protocol/frames.js';
-import { PROTOCOL_VERSION, checkFromAgent, checkToAgent, type FromAgent, type Handshake, type ToAgent } from '../protocol/messages.js';
+import { PROTOCOL_VERSION, checkFromAgent, checkRelayDown, checkRelayUp, checkToAgent, type FromAgent, type Handshake, type RelayDown, type RelayUp, type ToAgent } from '../protocol/messages.js';
 import type { Link } from './link.js';
 
 /** A handshake not finished in this time is dropped (slow or silent peers). */
@@ -59,6 +59,11 @@ export class TcpLink<Out, In> implements Link<Out, In> {
     socket.on('data', (d: Buffer) => this.onData(d));
     socket.on('error', (e) => this.close(e));
     socket.on('close', () => this.close());
+  }
+
+  /** This end's address on the connection: the interface peers of the same network reach this host by. */
+  get localAddress(): string | undefined {
+    return this.socket.localAddress;
   }
 
   /** Frames that arrived together with the handshake's last one belong to the link. */
@@ -234,7 +239,28 @@ function withDeadline<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   ]).finally(() => clearTimeout(timer));
 }
 
-export interface CoordinatorServerOptions {
+/**
+ * A kind of connection: the role the listening side proves, the one the dialling side proves, and
+ * the checks of what each receives. Down: listener → dialler messages; Up: dialler → listener.
+ */
+export interface LinkKind<Down, Up> {
+  server: AuthRole;
+  client: AuthRole;
+  /** Checks each message the listening side receives. */
+  toServer: (v: unknown) => string | null;
+  /** Checks each message the dialling side receives. */
+  toClient: (v: unknown) => string | null;
+  /** Phantom fields for the message types (never set). */
+  readonly down?: Down;
+  readonly up?: Up;
+}
+
+/** The coordinator's port: agents dial in. */
+export const AGENT_LINK: LinkKind<ToAgent, FromAgent> = { server: 'coordinator', client: 'agent', toServer: checkFromAgent, toClient: checkToAgent };
+/** An agent's relay port: other agents of the same job dial in to fetch shared values. */
+export const RELAY_LINK: LinkKind<RelayDown, RelayUp> = { server: 'relay-parent', client: 'relay-child', toServer: checkRelayUp, toClient: checkRelayDown };
+
+export interface CoordinatorServerOptions<Out = ToAgent, In = FromAgent> {
   host: string;
   port?: number;
   secret: string;
@@ -242,11 +268,13 @@ export interface CoordinatorServerOptions {
   /** Default HANDSHAKE_TIMEOUT_MS. */
   handshakeTimeoutMs?: number;
   /** An agent passed the handshake. */
-  onAgent: (link: TcpLink<ToAgent, FromAgent>, node: string) => void;
+  onAgent: (link: TcpLink<Out, In>, node: string) => void;
+  /** Default AGENT_LINK (the coordinator's port); agents serving shared data to each other use RELAY_LINK. */
+  kind?: LinkKind<Out, In>;
 }
 
-/** The coordinator's one listening port. Only peers that prove the job secret get a link. */
-export class CoordinatorServer {
+/** A listening port (the coordinator's, or an agent's relay port). Only peers that prove the job secret get a link. */
+export class CoordinatorServer<Out = ToAgent, In = FromAgent> {
   private server: Server | null = null;
   /** Sockets still in their handshake, oldest first, and how many each source address holds. */
   private readonly pending = new Set<Socket>();
@@ -264,7 +292,11 @@ export class CoordinatorServer {
   private loggedInPeriod = 0;
   private refusalTimer: NodeJS.Timeout | undefined;
 
-  constructor(private readonly opts: CoordinatorServerOptions) {}
+  private readonly kind: LinkKind<Out, In>;
+
+  constructor(private readonly opts: CoordinatorServerOptions<Out, In>) {
+    this.kind = opts.kind ?? (AGENT_LINK as unknown as LinkKind<Out, In>);
+  }
 
   async listen(): Promise<void> {
     const server = createServer({ noDelay: true }, (s) => this.accept(s));
@@ -365,6 +397,10 @@ export class CoordinatorServer {
     const r = new HandshakeReader(s);
     const hello = await r.next();
     if (!isMsg(hello, 'hello')) throw new ProtocolError('first frame is not a hello');
+    if (hello.role !== this.kind.client) {
+      s.write(frame({ t: 'reject', reason: `this port takes ${this.kind.client} connections, not ${String(hello.role).slice(0, 20)}` } satisfies Handshake));
+      throw new ProtocolError(`a ${String(hello.role).slice(0, 20)} dialled a port for ${this.kind.client} connections`);
+    }
     if (hello.v !== PROTOCOL_VERSION) {
       s.write(frame({ t: 'reject', reason: `expected protocol ${PROTOCOL_VERSION}, got ${String(hello.v)}` } satisfies Handshake));
       throw new ProtocolError(`expected protocol ${PROTOCOL_VERSION}, got ${String(hello.v)}`);
@@ -373,16 +409,16 @@ export class CoordinatorServer {
       throw new ProtocolError('malformed hello');
     }
     const nonce = newNonce();
-    s.write(frame({ t: 'challenge', v: PROTOCOL_VERSION, nonce, proof: proof(this.opts.secret, 'coordinator', hello.nonce, nonce) } satisfies Handshake));
+    s.write(frame({ t: 'challenge', v: PROTOCOL_VERSION, nonce, proof: proof(this.opts.secret, this.kind.server, hello.nonce, nonce) } satisfies Handshake));
     const p = await r.next();
     if (!isMsg(p, 'proof')) throw new ProtocolError('second frame is not a proof');
-    if (!proofMatches(p.proof, proof(this.opts.secret, 'agent', hello.nonce, nonce))) {
+    if (!proofMatches(p.proof, proof(this.opts.secret, this.kind.client, hello.nonce, nonce))) {
       throw new ProtocolError(`wrong proof of the job secret (node ${JSON.stringify(hello.node)})`);
     }
     s.write(frame({ t: 'welcome' } satisfies Handshake));
     const { decoder, extra } = r.detach();
     if (extra.length) throw new ProtocolError('agent sent messages before the handshake finished');
-    const link = new TcpLink<ToAgent, FromAgent>(s, decoder, `${hello.node} (${peer})`, checkFromAgent, this.opts.log);
+    const link = new TcpLink<Out, In>(s, decoder, `${hello.node} (${peer})`, this.kind.toServer, this.opts.log);
     this.opts.onAgent(link, hello.node);
   }
 
@@ -410,16 +446,27 @@ export class CoordinatorServer {
 }
 
 /** Agent side: connect, prove the secret, check the coordinator's proof, return the link. */
-export async function connectToCoordinator(opts: {
+export function connectToCoordinator(opts: DialOptions): Promise<TcpLink<FromAgent, ToAgent>> {
+  return dial(opts, AGENT_LINK, 'coordinator');
+}
+
+export interface DialOptions {
   host: string;
   port: number;
   secret: string;
   node: string;
   log: (line: string) => void;
   timeoutMs?: number;
-}): Promise<TcpLink<FromAgent, ToAgent>> {
+}
+
+/**
+ * The dialling side of an authenticated link: connect, prove the secret for kind.client, check the
+ * listener's proof for kind.server; kind.toClient checks what the listener sends afterwards.
+ */
+export async function dial<Down, Up>(opts: DialOptions, kind: LinkKind<Down, Up>, what: string): Promise<TcpLink<Up, Down>> {
   const s = connect({ host: opts.host, port: opts.port, noDelay: true });
   const where = `${opts.host.includes(':') ? `[${opts.host}]` : opts.host}:${opts.port}`;
+  const role = kind.client === 'agent' ? 'agent' : 'peer';
   try {
     return await withDeadline(
       (async () => {
@@ -429,24 +476,24 @@ export async function connectToCoordinator(opts: {
         });
         const r = new HandshakeReader(s);
         const nonce = newNonce();
-        s.write(frame({ t: 'hello', v: PROTOCOL_VERSION, role: 'agent', node: opts.node, nonce } satisfies Handshake));
+        s.write(frame({ t: 'hello', v: PROTOCOL_VERSION, role: kind.client, node: opts.node, nonce } satisfies Handshake));
         const ch = await r.next();
-        if (isMsg(ch, 'reject')) throw new ProtocolError(`coordinator at ${where} refused this agent: ${ch.reason}`);
-        if (!isMsg(ch, 'challenge')) throw new ProtocolError(`coordinator at ${where} sent no challenge`);
-        if (ch.v !== PROTOCOL_VERSION) throw new ProtocolError(`coordinator at ${where} speaks protocol ${String(ch.v)}, expected ${PROTOCOL_VERSION}`);
-        if (!(ch.nonce instanceof Uint8Array) || !proofMatches(ch.proof, proof(opts.secret, 'coordinator', nonce, ch.nonce))) {
-          throw new ProtocolError(`coordinator at ${where} failed to prove the job secret; refusing it`);
+        if (isMsg(ch, 'reject')) throw new ProtocolError(`${what} at ${where} refused this ${role}: ${ch.reason}`);
+        if (!isMsg(ch, 'challenge')) throw new ProtocolError(`${what} at ${where} sent no challenge`);
+        if (ch.v !== PROTOCOL_VERSION) throw new ProtocolError(`${what} at ${where} speaks protocol ${String(ch.v)}, expected ${PROTOCOL_VERSION}`);
+        if (!(ch.nonce instanceof Uint8Array) || !proofMatches(ch.proof, proof(opts.secret, kind.server, nonce, ch.nonce))) {
+          throw new ProtocolError(`${what} at ${where} failed to prove the job secret; refusing it`);
         }
-        s.write(frame({ t: 'proof', proof: proof(opts.secret, 'agent', nonce, ch.nonce) } satisfies Handshake));
+        s.write(frame({ t: 'proof', proof: proof(opts.secret, kind.client, nonce, ch.nonce) } satisfies Handshake));
         const w = await r.next();
-        if (!isMsg(w, 'welcome')) throw new ProtocolError(`coordinator at ${where} did not accept this agent's proof`);
+        if (!isMsg(w, 'welcome')) throw new ProtocolError(`${what} at ${where} did not accept this ${role}'s proof`);
         const { decoder, extra } = r.detach();
-        const link = new TcpLink<FromAgent, ToAgent>(s, decoder, `coordinator ${where}`, checkToAgent, opts.log);
+        const link = new TcpLink<Up, Down>(s, decoder, `${what} ${where}`, kind.toClient, opts.log);
         link.feed(extra);
         return link;
       })(),
       opts.timeoutMs ?? HANDSHAKE_TIMEOUT_MS * 2,
-      `connecting to the coordinator at ${where}`,
+      `connecting to the ${what} at ${where}`,
     );
   } catch (e) {
     s.destroy();
