@@ -121,4 +121,21 @@ describe('shared values relayed between agents', () => {
     await pool.unshare(ref);
     for (const n of pool.sharedState()) expect(n.released).toEqual([1]);
   });
+
+  it('SLURMPOOL_RELAY=0 (nodes that cannot reach each other): no relay port, every node gets the value from the coordinator', async () => {
+    const before = process.env.SLURMPOOL_RELAY;
+    process.env.SLURMPOOL_RELAY = '0';
+    try {
+      await using pool = await Pool.open({ module: tasks, emulate: '3x1', log: false });
+      const ref = await pool.share(Buffer.alloc(3 * 1024 * 1024, 7));
+      const out = await pool.map<{ length: number; sum: number }>('sumShared', [ref, ref, ref], { chunksize: 1 });
+      for (const r of out) expect(r).toMatchObject({ length: 3 * 1024 * 1024, sum: 7 * 3 * 1024 * 1024 });
+      const st = pool.sharedState();
+      expect(st.map((n) => n.from[1])).toEqual(['coordinator', 'coordinator', 'coordinator']);
+      expect(st.map((n) => n.bytesSent)).toEqual([3 * 1024 * 1024, 3 * 1024 * 1024, 3 * 1024 * 1024]);
+    } finally {
+      if (before === undefined) delete process.env.SLURMPOOL_RELAY;
+      else process.env.SLURMPOOL_RELAY = before;
+    }
+  });
 });

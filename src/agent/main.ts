@@ -133,7 +133,8 @@ export async function runAgent(env: NodeJS.ProcessEnv = process.env): Promise<vo
   };
   const agent = new Agent(link, {
     node,
-    relay,
+    // SLURMPOOL_RELAY=0: no relay port (a site that blocks traffic between compute nodes); shared values then come from the coordinator.
+    relay: env.SLURMPOOL_RELAY === '0' ? undefined : relay,
     cpus: usableCpus(env),
     env: taskEnv,
     onExit: (err) => {
