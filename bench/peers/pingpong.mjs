@@ -1,0 +1,68 @@
+// The floors under D2 (one empty chunk's round trip to an agent over TCP and its worker thread):
+//   node bench/peers/pingpong.mjs tcp     median round trip of a 16-byte message to another Node process over loopback TCP (noDelay), µs
+//   node bench/peers/pingpong.mjs thread  median round trip of a small message to a worker thread (postMessage both ways), µs
+// Same counts as D2: 200 warm-up round trips, then the median of 1,000.
+import { fork } from 'node:child_process';
+import { connect, createServer } from 'node:net';
+import { Worker } from 'node:worker_threads';
+import { runChild } from '../lib/child.mjs';
+
+const WARM = 200;
+const N = 1000;
+
+async function measure(roundTrip) {
+  for (let k = 0; k < WARM; k++) await roundTrip();
+  const us = [];
+  for (let k = 0; k < N; k++) {
+    const t0 = performance.now();
+    await roundTrip();
+    us.push((performance.now() - t0) * 1000);
+  }
+  us.sort((a, b) => a - b);
+  return { us: us[us.length >> 1], p90: us[Math.floor(us.length * 0.9)] };
+}
+
+if (process.argv[2] === 'echo-server') {
+  // The other process: echo every byte back at once.
+  const server = createServer({ noDelay: true }, (s) => s.on('data', (d) => s.write(d)));
+  server.listen(0, '127.0.0.1', () => process.send(server.address().port));
+  process.on('disconnect', () => process.exit(0));
+} else {
+  await runChild(async ([what]) => {
+    if (what === 'tcp') {
+      const child = fork(new URL(import.meta.url).pathname, ['echo-server'], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+      const port = await new Promise((r) => child.once('message', r));
+      const s = connect({ host: '127.0.0.1', port, noDelay: true });
+      await new Promise((r) => s.once('connect', r));
+      const msg = Buffer.alloc(16, 1);
+      let want = null;
+      let got = 0;
+      s.on('data', (d) => {
+        got += d.length;
+        if (got >= 16 && want) {
+          got -= 16;
+          const w = want;
+          want = null;
+          w();
+        }
+      });
+      try {
+        return await measure(() => new Promise((r) => ((want = r), s.write(msg))));
+      } finally {
+        s.destroy();
+        child.disconnect();
+      }
+    }
+    if (what === 'thread') {
+      const src = `import { parentPort } from 'node:worker_threads'; parentPort.on('message', (m) => parentPort.postMessage(m));`;
+      const w = new Worker(new URL(`data:text/javascript,${encodeURIComponent(src)}`));
+      const msg = { t: 'chunk', id: 1 };
+      try {
+        return await measure(() => new Promise((r) => (w.once('message', r), w.postMessage(msg))));
+      } finally {
+        await w.terminate();
+      }
+    }
+    throw new Error(`unknown: ${what}`);
+  });
+}
