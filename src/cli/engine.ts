@@ -381,7 +381,7 @@ async function executeLocked(plan: Plan, c: Common, r: Renderer, argv: readonly 
       // --halt now stopped these while they ran: recorded as cancelled, so that --resume runs them.
       const error = { name: 'CancelledError', message: `stopped while running: ${stopping ? (stopping as StopReason).message.split(';')[0] : '--halt'}`, kind: 'cancelled' as const };
       for (const index of [...outstanding].sort((a, b) => a - b)) {
-        const recObj = plan.record(index, { index, ok: false, error, node: '-', worker: -1, started: 0, ended: 0, attempts: 0 });
+        const recObj = plan.record(index, { index, ok: false, error, node: '-', worker: -1, started: 0, ended: 0, attempts: 1 });
         out?.write(toJsonLine(recObj).line);
         report?.add(recObj);
         counters.cancelled++;

@@ -62,11 +62,9 @@ export async function runTaskFile(args: Record<string, unknown>, r: Renderer, ar
       const line = lineOf.get(i) ?? tf.at(i).line;
       lineOf.delete(i);
       recorded = { i, line };
-      // A template's tasks have no line: their number is the index + 1 ({#}).
-      const o = commandRecord(i, template ? undefined : line, rec);
-      // A task stopped before it ran (--halt) still says which command it was: the one --resume runs.
-      if (o.command === undefined) o.command = tf.at(i).command;
-      return o;
+      // A template's tasks have no line: their number is the index + 1 ({#}). A task stopped before it
+      // finished (--halt) has no result, and its record still says which command it was.
+      return commandRecord(i, template ? undefined : line, rec, rec.value === undefined ? tf.at(i).command : undefined);
     },
     place: (i) => (template ? { unit: 'task', n: i + 1 } : { unit: 'line', n: recorded?.i === i ? recorded.line : (lineOf.get(i) ?? tf.at(i).line) }),
     check: (saved) => {
