@@ -148,12 +148,12 @@ function num(n: number): string {
   return n.toLocaleString('en-US');
 }
 
-/** "line 3 failed: exit 7 on n1 (2 attempts): last stderr line". */
+/** "line 3 failed: exit 7 on n1 after 2 attempts: last stderr line"; "line 4 failed on n1: bad item 3" (map). */
 export function failureText(f: FailureLine): string {
-  const how = f.timedOut ? 'timed out' : f.signal ? `killed by ${f.signal}` : f.exitCode !== null ? `exit ${f.exitCode}` : f.message;
   const tries = f.attempts > 1 ? ` after ${f.attempts} attempts` : '';
-  const tail = f.stderr ? `: ${f.stderr}` : '';
-  return `${f.unit} ${f.at} failed: ${how} on ${f.node}${tries}${tail}`;
+  const how = f.timedOut ? 'timed out' : f.signal ? `killed by ${f.signal}` : f.exitCode !== null ? `exit ${f.exitCode}` : null;
+  if (how === null) return `${f.unit} ${f.at} failed on ${f.node}${tries}: ${f.message}`;
+  return `${f.unit} ${f.at} failed: ${how} on ${f.node}${tries}${f.stderr ? `: ${f.stderr}` : ''}`;
 }
 
 /** "lines 3,7,100-102: " and the first failures with their error text. */
