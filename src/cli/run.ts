@@ -23,7 +23,8 @@ export async function runTaskFile(args: Record<string, unknown>, r: Renderer, ar
   const stdinText = template?.groups.some((g) => g.sep.startsWith('::::') && g.words.includes('-')) ? await readStdin() : '';
   const tf: TaskSource = template ? templateSource(template, () => stdinText) : await readTaskFile(name);
   const total = tf.count;
-  if (args['dry-run'] === true) {
+  const dry = typeof args['dry-run'] === 'boolean' ? args['dry-run'] : ['1', 'true', 'yes', 'on'].includes((process.env.SLURMPOOL_DRY_RUN ?? '').trim().toLowerCase());
+  if (dry) {
     // The commands as they would run, in order; nothing is started and no file is written.
     let closed = false;
     process.stdout.on('error', () => (closed = true)); // `| head`: stop printing
