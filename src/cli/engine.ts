@@ -70,8 +70,9 @@ interface Counters {
   /** Tasks a --halt stopped (recorded as cancelled). */
   cancelled: number;
   received: number;
-  /** Where each failed task is (line or task number), for the summary. */
+  /** Where each failed task is (line or task number), for the summary, and in what unit. */
   failedAt: number[];
+  failedUnit: Place['unit'];
   /** The first failures with their error text, for the summary. */
   failures: { n: number; at: string; message: string }[];
 }
@@ -183,7 +184,7 @@ async function executeLocked(plan: Plan, c: Common, r: Renderer, argv: readonly 
     outstanding.add(i);
     return plan.item(i);
   });
-  const counters: Counters = { succeeded: 0, failed: 0, retried: 0, interrupted: 0, cancelled: 0, received: 0, failedAt: [], failures: [] };
+  const counters: Counters = { succeeded: 0, failed: 0, retried: 0, interrupted: 0, cancelled: 0, received: 0, failedAt: [], failedUnit: 'index', failures: [] };
   const place = (i: number): Place => plan.place?.(i) ?? { unit: 'index', n: i };
   const summaryToStdout = !(out instanceof StdoutRecords) && !(plan.show && !c.json);
   if (feed.pending === 0) {
@@ -368,6 +369,7 @@ async function executeLocked(plan: Plan, c: Common, r: Renderer, argv: readonly 
           counters.failed++;
           const p = place(index);
           counters.failedAt.push(p.n);
+          counters.failedUnit = p.unit;
           const f = failureLine(index, p, recObj);
           if (counters.failures.length < SUMMARY_FAILURES) counters.failures.push({ n: p.n, at: `${p.unit} ${p.n}`, message: f.stderr ? `${f.message} — ${f.stderr}` : f.message });
           r.failure(f);
@@ -475,7 +477,7 @@ function makeSummary(
     cancelled: k.cancelled,
     resumed: plan.total - feed.pending,
     notRun: Math.max(0, feed.pending - recorded - k.cancelled),
-    failedAt: { unit: plan.place ? plan.place(0).unit : 'index', list: [...k.failedAt].sort((a, b) => a - b) },
+    failedAt: { unit: k.failedUnit, list: [...k.failedAt].sort((a, b) => a - b) },
     failures: [...k.failures].sort((a, b) => a.n - b.n).map(({ at, message }) => ({ at, message })),
     mode,
     workers,

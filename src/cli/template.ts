@@ -56,7 +56,9 @@ export function splitTemplateArgv(argv: readonly string[], options: Record<strin
       break;
     }
     kept.push(a);
-    if (!a.includes('=') && takesValue.has(a) && p + 1 < head.length) kept.push(head[++p]!);
+    // `-c 4`, `--workers 2`, and a cluster of short flags ending in one that takes a value (`-qc 4`).
+    const last = /^-[a-zA-Z]{2,}$/.test(a) ? `-${a[a.length - 1]}` : a;
+    if (!a.includes('=') && takesValue.has(last) && p + 1 < head.length) kept.push(head[++p]!);
   }
   const groups: TemplateArgs['groups'] = [];
   for (const a of argv.slice(first)) {
@@ -130,6 +132,9 @@ export function compileTemplate(text: string): Template {
   };
 }
 
+/** Commands one template may make: each is expanded once up front to hash the work (--resume's check). */
+export const MAX_COMMANDS = 100_000_000;
+
 /** One input source: its arguments and how to name it in messages. */
 interface Source {
   name: string;
@@ -191,7 +196,9 @@ export function templateSource(t: TemplateArgs, readStdin: () => string): TaskSo
     const empty = groups.flat().find((s) => s.args.length === 0);
     throw new CliError(`${empty?.name ?? 'an input source'} has no arguments: there is nothing to run`);
   }
-  if (!Number.isSafeInteger(count) || count > 2 ** 32) throw new CliError(`the input sources combine into ${count.toExponential(2)} commands; that is too many for one run`);
+  if (!Number.isSafeInteger(count) || count > MAX_COMMANDS) {
+    throw new CliError(`the input sources combine into ${count > 1e6 ? count.toExponential(2) : count} commands, more than ${MAX_COMMANDS.toLocaleString('en-US')}: split the run, or write a task file`);
+  }
   const argsOf = (i: number): string[] => {
     const digits: number[] = new Array<number>(rows.length);
     let rest = i;

@@ -58,6 +58,7 @@ describe('templates: expansion', () => {
     const s = splitTemplateArgv(['run', '-c', '2', '--json', '-o', 'r.jsonl', 'grep', '-n', '{}', ':::', 'a', '-x', '::::', 'f.txt', ':::+', 'b'], COMMON_OPTIONS);
     expect(s).toEqual({ argv: ['run', '-c', '2', '--json', '-o', 'r.jsonl'], template: { command: 'grep -n {}', groups: [{ sep: ':::', words: ['a', '-x'] }, { sep: '::::', words: ['f.txt'] }, { sep: ':::+', words: ['b'] }] } });
     expect(splitTemplateArgv(['run', '--', '-weird', '{}', ':::', 'a'], COMMON_OPTIONS)!.template.command).toBe('-weird {}');
+    expect(splitTemplateArgv(['run', '-qc', '4', '--workers=2', 'echo', ':::', 'a'], COMMON_OPTIONS)).toMatchObject({ argv: ['run', '-qc', '4', '--workers=2'], template: { command: 'echo' } });
     expect(splitTemplateArgv(['run', 'tasks.txt'], COMMON_OPTIONS)).toBeNull();
     expect(splitTemplateArgv(['map', 'm.mjs', 'f', ':::', 'a'], COMMON_OPTIONS)).toBeNull();
   });
