@@ -243,7 +243,7 @@ export const SSH_OPTION_KEYS = ['port', 'user', 'identityFile', 'knownHosts', 'a
 export const MAP_OPTION_KEYS = ['chunksize', 'timeout', 'signal'] as const satisfies readonly (keyof MapOptions)[];
 
 /** Every key of RecordOptions (imapRecords, runCommands). */
-export const RECORD_OPTION_KEYS = [...MAP_OPTION_KEYS, 'skip', 'star'] as const;
+export const RECORD_OPTION_KEYS = [...MAP_OPTION_KEYS, 'skip', 'star', 'retryFailed'] as const;
 
 /** Edit distance between two short strings (Levenshtein). */
 function distance(a: string, b: string): number {
@@ -390,15 +390,22 @@ export interface RecordOptions extends MapOptions {
   skip?: ReadonlySet<number>;
   /** Items are argument arrays (starmap). */
   star?: boolean;
+  /**
+   * Times a failed task runs again before its failure is final: a command's non-zero exit or timeout
+   * (runCommands), an error the task threw (imapRecords). Worker deaths count against the same budget;
+   * node losses do not. Default 0.
+   */
+  retryFailed?: number;
 }
 
 /** Check a call's options (map and the rest, or the record calls with `records`); the pool's timeout is the default. */
-export function resolveMapOptions(o: MapOptions | RecordOptions | undefined, poolTimeout: number, records = false): { chunksize: number; timeout: number } {
-  if (o === undefined) return { chunksize: 0, timeout: poolTimeout };
+export function resolveMapOptions(o: MapOptions | RecordOptions | undefined, poolTimeout: number, records = false): { chunksize: number; timeout: number; retryFailed: number } {
+  if (o === undefined) return { chunksize: 0, timeout: poolTimeout, retryFailed: 0 };
   if (typeof o !== 'object' || o === null) throw new OptionError(`map options must be an object, got ${show(o)}`);
   checkKeys(o, records ? RECORD_OPTION_KEYS : MAP_OPTION_KEYS, records ? 'record options' : 'map options');
   if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) throw new OptionError(`map options.signal must be an AbortSignal, got ${show(o.signal)}`);
   const chunksize = intOption('chunksize', o.chunksize, 0, 1);
   const timeout = intOption('timeout', o.timeout, poolTimeout, 0);
-  return { chunksize, timeout };
+  const retryFailed = records ? intOption('retryFailed', (o as RecordOptions).retryFailed, 0, 0) : 0;
+  return { chunksize, timeout, retryFailed };
 }

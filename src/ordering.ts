@@ -297,7 +297,9 @@ export function recordsOf(o: ChunkOutcome): TaskRecord[] {
   const failures = new Map<number, PlacedFailure>();
   for (const f of o.failures) failures.set(f.offset, f);
   for (let i = 0; i < o.size; i++) {
-    const part = o.parts.find((p) => i >= p.offset && i < p.offset + p.count);
+    // The last placement of an item is where it ran last (an item retried after failing has several).
+    let part: (typeof o.parts)[number] | undefined;
+    for (let k = o.parts.length - 1; k >= 0 && !part; k--) if (i >= o.parts[k]!.offset && i < o.parts[k]!.offset + o.parts[k]!.count) part = o.parts[k];
     const f = failures.get(i);
     if (f) {
       out.push({ index: o.start + i, ok: false, ...(i < o.values.length && o.values[i] !== undefined ? { value: o.values[i] } : {}), error: f.error, node: f.node, worker: f.worker, started: part?.started ?? 0, ended: part?.ended ?? 0, attempts: f.attempts });

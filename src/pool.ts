@@ -259,7 +259,7 @@ export class Pool<M extends object = UntypedModule> implements AsyncDisposable {
     const stopOnError = !records;
     const skip = records ? (o as RecordOptions | undefined)?.skip : undefined;
     const job = new Job(
-      { fn, kind, chunksize: m.chunksize, stopOnError, timeoutMs: m.timeout, ...(skip ? { skip } : {}) },
+      { fn, kind, chunksize: m.chunksize, stopOnError, timeoutMs: m.timeout, ...(skip ? { skip } : {}), ...(m.retryFailed > 0 ? { retryFailed: m.retryFailed } : {}) },
       items,
       sink,
       () => this.scheduler.pump(),

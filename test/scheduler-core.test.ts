@@ -110,6 +110,79 @@ describe('dispatch', () => {
   });
 });
 
+describe('failed items retried (retryFailed)', () => {
+  /** A result in which the items at `bad` offsets failed (a command's non-zero exit). */
+  const failing = (t: ReturnType<typeof setup>, c: Chunk, bad: number[], kind: 'error' | 'timeout' | 'cancelled' = 'error'): CoreResult => ({
+    ...t.ok(c),
+    values: c.items.map((x) => `v${String(x)}@${c.attempts.n}`),
+    failures: bad.map((offset) => ({ offset, error: { name: 'CommandError', message: 'exit 3', kind } })),
+  });
+  const outcomesOf = (cmds: Command[]) => cmds.filter((x): x is Extract<Command, { c: 'outcome' }> => x.c === 'outcome').map((x) => x.outcome);
+
+  it('a failed item runs again alone, up to retryFailed times; its final outcome counts every attempt; its neighbours ran once', () => {
+    const t = setup({ credits: 10, retries: 0 });
+    t.job([0, 1, 2], { chunksize: 3, retryFailed: 2 });
+    t.core.dispatch(t.now);
+    const [c] = t.sends(t.core.take())[0]!.chunks;
+    t.core.results(t.agents[0]!, [failing(t, c!, [1])], t.now);
+    expect(outcomesOf(t.core.take())).toEqual([]);
+    t.core.dispatch(t.now);
+    const [r1] = t.sends(t.core.take())[0]!.chunks;
+    expect([r1!.offset, r1!.items, r1!.attempts.n]).toEqual([1, [1], 1]);
+    t.core.results(t.agents[0]!, [failing(t, r1!, [0])], t.now);
+    t.core.dispatch(t.now);
+    const [r2] = t.sends(t.core.take())[0]!.chunks;
+    expect([r2!.offset, r2!.attempts.n]).toEqual([1, 2]);
+    t.core.results(t.agents[0]!, [failing(t, r2!, [0])], t.now);
+    const [o] = outcomesOf(t.core.take());
+    expect(o!.failures.map((f) => [f.offset, f.attempts])).toEqual([[1, 3]]);
+    // The last attempt's value is the one kept.
+    expect([o!.values[0], o!.values[1], o!.values[2]]).toEqual(['v0@0', 'v1@2', 'v2@0']);
+  });
+
+  it('a retry that succeeds: no failure, the item placed where it ran last with attempts 2', () => {
+    const t = setup({ agents: 2, credits: 10, retries: 0 });
+    t.job([0, 1], { chunksize: 2, retryFailed: 1 });
+    t.core.dispatch(t.now);
+    const [s] = t.sends(t.core.take());
+    t.core.results(s!.agent, [failing(t, s!.chunks[0]!, [0])], t.now);
+    t.core.dispatch(t.now);
+    const [s2] = t.sends(t.core.take());
+    t.core.results(s2!.agent, [t.ok(s2!.chunks[0]!, t.now + 50, t.now + 60)], t.now);
+    const [o] = outcomesOf(t.core.take());
+    expect(o!.failures).toEqual([]);
+    const last = o!.parts.filter((p) => p.offset === 0 && p.count === 1);
+    expect(last.map((p) => [p.node, p.attempts, p.started])).toEqual([[s2!.agent.node, 2, t.now + 50]]);
+  });
+
+  it('timeouts are retried too; cancelled items and jobs without retryFailed are not', () => {
+    for (const [spec, kind, expectRetry] of [
+      [{ retryFailed: 1 }, 'timeout', true],
+      [{ retryFailed: 1 }, 'cancelled', false],
+      [{}, 'error', false],
+    ] as const) {
+      const t = setup({ credits: 10, retries: 3 });
+      t.job([0], { chunksize: 1, ...spec });
+      t.core.dispatch(t.now);
+      const [c] = t.sends(t.core.take())[0]!.chunks;
+      t.core.results(t.agents[0]!, [failing(t, c!, [0], kind)], t.now);
+      const cmds = t.core.take();
+      expect(outcomesOf(cmds).length, `${kind} ${JSON.stringify(spec)}`).toBe(expectRetry ? 0 : 1);
+    }
+  });
+
+  it('a stop (stopStarting) while a retry waits: the item is reported cancelled, not run', () => {
+    const t = setup({ credits: 10, retries: 0 });
+    t.job([0], { chunksize: 1, retryFailed: 2 });
+    t.core.dispatch(t.now);
+    const [c] = t.sends(t.core.take())[0]!.chunks;
+    t.core.stopStarting();
+    t.core.results(t.agents[0]!, [failing(t, c!, [0])], t.now);
+    const [o] = outcomesOf(t.core.take());
+    expect(o!.failures.map((f) => f.error.kind)).toEqual(['cancelled']);
+  });
+});
+
 describe('worker deaths and retries', () => {
   it('a worker dying on item k of n: k is retried alone, its neighbours run again without an attempt counted', () => {
     const t = setup({ credits: 10, retries: 1 });

@@ -245,6 +245,8 @@ async function w5(ctx) {
   const cliMissing = !existsSync(cli);
   const runs = [
     [{ key: 'slurmpool', cmd: ctx.node, args: [cli, 'run', file, '--workers', '2', '--quiet'], timeoutMs: t, value: per(n), stopOnError: true, skip: cliMissing ? 'cli' : undefined }],
+    // The same commands from a template (`true {}` ::: 1 … n: the argument appended), so that templates keep W5's rate.
+    [{ key: 'slurmpool-template', cmd: ctx.node, args: [cli, 'run', '--workers', '2', '--quiet', line, ':::', ...Array.from({ length: n }, (_, i) => String(i + 1))], timeoutMs: t, value: per(n), stopOnError: true, skip: cliMissing ? 'cli' : undefined }],
     [{ key: 'xargs', cmd: 'xargs', args: ['-P2', '-d', '\\n', '-n1', '-a', file, 'sh', '-c'], timeoutMs: t, value: per(n), skip: ctx.xargs ? undefined : 'xargs not found' }],
     [{ key: 'parallel', cmd: 'parallel', args: ['-j2', '--will-cite'], stdinFile: filePar, timeoutMs: ctx.full ? 4 * t : t, value: per(nPar), reps: ctx.full ? undefined : 1, skip: ctx.parallelVersion ? undefined : 'GNU parallel not installed' }],
     [{ key: 'mp', cmd: ctx.python ?? 'python3', args: [join(ctx.benchDir, 'peers/mp_pool.py'), 'W5'], timeoutMs: t, value: per(n), skip: ctx.python ? undefined : 'python3 not found' }],
@@ -253,11 +255,14 @@ async function w5(ctx) {
   const m = await ctx.measure({ unit: 'commands/s', reps: ctx.reps ?? DEFAULT_REPS.W5, blocks: runs });
   const sp = m.get('slurmpool');
   const spRow = row(sp, { key: 'slurmpool', impl: 'slurmpool run (CLI)', role: 'subject' });
-  if (cliMissing) {
-    spRow.skipped = undefined;
-    spRow.na = 'not implemented';
-  } else if (spRow.values.length === 0 && spRow.errors.length) {
-    spRow.na = `failed: ${spRow.errors[0]}`;
+  const tplRow = row(m.get('slurmpool-template'), { key: 'slurmpool-template', impl: `slurmpool run '${line}' ::: 1 … ${n} (template)`, role: 'subject' });
+  for (const r of [spRow, tplRow]) {
+    if (cliMissing) {
+      r.skipped = undefined;
+      r.na = 'not implemented';
+    } else if (r.values.length === 0 && r.errors.length) {
+      r.na = `failed: ${r.errors[0]}`;
+    }
   }
   return [
     {
@@ -269,6 +274,7 @@ async function w5(ctx) {
       target: null,
       rows: [
         spRow,
+        tplRow,
         row(m.get('xargs'), { key: 'xargs', impl: 'xargs -P2 (sh -c each)', role: 'peer' }),
         row(m.get('parallel'), {
           key: 'parallel',

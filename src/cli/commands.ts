@@ -4,6 +4,7 @@ import yargs, { type Argv } from 'yargs';
 import { CliError, EXIT } from './errors.js';
 import { COMMON_OPTIONS, envName } from './options.js';
 import { makeRenderer, type Renderer } from './render.js';
+import { splitTemplateArgv } from './template.js';
 
 function version(): string {
   try {
@@ -25,7 +26,7 @@ function rendererFor(args: Record<string, unknown>): Renderer {
 
 const EPILOGUE = [
   'Every option also comes from a SLURMPOOL_* variable: --cpus-per-task 4 is SLURMPOOL_CPUS_PER_TASK=4; the command line wins.',
-  'Exit status: 0 every task succeeded; 1 some failed (listed); 2 bad usage or input; 3 stopped early (signal or time limit), continue with --resume; 4 workers could not start or every node was lost.',
+  'Exit status: 0 every task succeeded; 1 some failed (listed); 2 bad usage or input; 3 stopped early (signal or time limit), continue with --resume; 4 workers could not start or every node was lost. A run that --halt stopped ends as GNU parallel: success=… 0; fail=1 the failed command\'s exit status; fail=P% the percentage failed; else the number failed (at most 101).',
   'slurmpool agent is the per-node process that srun, ssh or emulation start; it is not run by hand.',
   'Docs: docs/cli.md, recipes for sbatch scripts: docs/sbatch-recipes.md',
 ].join('\n\n');
@@ -49,24 +50,44 @@ function joinDashValues(argv: string[]): string[] {
 export async function main(argv: string[]): Promise<number> {
   let status: number = EXIT.ok;
   let renderer: Renderer | null = null;
+  // `run CMD ::: ARGS`: the template and its sources are taken out before yargs reads the rest.
+  let split;
+  try {
+    split = splitTemplateArgv(argv, COMMON_OPTIONS);
+  } catch (e) {
+    return makeRenderer({ json: argv.includes('--json'), quiet: false }).error(e);
+  }
   const handle = (fn: (args: Record<string, unknown>, r: Renderer) => Promise<number>) => async (args: Record<string, unknown>) => {
     renderer = rendererFor(args);
     status = await fn(args, renderer);
   };
-  const parser = yargs(joinDashValues(argv))
+  const parser = yargs(joinDashValues(split?.argv ?? argv))
     .scriptName('slurmpool')
     .usage('$0 <command> [options]\n\nmultiprocessing.Pool across every node of a Slurm allocation: shell commands, module maps, resume after walltime.')
     .command(
-      'run <taskfile>',
-      'Run a file of shell commands, one a line, on every node of the allocation',
+      'run [taskfile]',
+      'Run a file of shell commands, one a line, or a command template over arguments (::: a b c, :::: FILE), on every node of the allocation',
       (y) =>
         withCommon(y)
+          .usage('$0 run [options] TASKFILE\n$0 run [options] COMMAND… ::: ARGS… [::: ARGS…] [:::: FILE…]')
           .positional('taskfile', { type: 'string', describe: 'One shell command a line (blank lines and # comments skipped); - reads standard input' })
+          .option('dry-run', { type: 'boolean', group: 'Input:', describe: 'Print the commands that would run, one a line, and run nothing' })
           .example('$0 run tasks.txt', 'run every line of tasks.txt, as many at once as there are cores')
           .example('$0 run tasks.txt -c 4 -o results.jsonl', 'each command gets 4 cores of its own (OMP_NUM_THREADS=4, pinned); records in results.jsonl')
           .example('$0 run tasks.txt -o results.jsonl --resume', 'after a walltime kill: run only the commands not yet recorded')
-          .example('seq 100 | sed "s/^/echo /" | $0 run -', 'commands from standard input'),
-      handle(async (a, r) => (await import('./run.js')).runTaskFile(a, r, argv)),
+          .example('seq 100 | sed "s/^/echo /" | $0 run -', 'commands from standard input')
+          .example("$0 run 'gzip -k {}' ::: *.csv", 'a template as GNU parallel writes it: one command per argument, each quoted for the shell')
+          .example("$0 run -o r.jsonl 'sim --a {1} --b {2} > out/{#}.txt' ::: 1 2 3 :::: b-values.txt", 'every pair of the two sources (:::: reads one argument a line); {#} is the task number')
+          .example("$0 run --dry-run 'convert {} {.}.png' ::: a.jpg b.jpg", 'print the commands, run nothing')
+          .example('$0 run tasks.txt --retries 2 --halt soon,fail=10%', 'run a failed command up to twice more; stop starting commands once 10% have failed')
+          .epilogue(
+            'Templates (as GNU parallel): options go before the command; the words from the first non-option word to the first ::: are the command. ' +
+              '{} all arguments, {1}…{n} the n-th source, {.} without extension, {/} basename, {//} dirname, {/.} basename without extension, ' +
+              '{n.} {n/} {n//} {n/.} the same for source n, {#} the task number (1-based). Arguments are shell-quoted; with no replacement string they are appended. ' +
+              'Several sources give every combination (the first varies slowest); :::+ and ::::+ pair a source with the one before it instead.\n\n' +
+              EPILOGUE,
+          ),
+      handle(async (a, r) => (await import('./run.js')).runTaskFile(a, r, argv, split?.template ?? null)),
     )
     .command(
       'map <module> <export>',

@@ -14,8 +14,9 @@ import { ReportBuilder, writeModel, writeReport, type RunMeta } from '../report/
 import { formatDuration } from './durations.js';
 import { CliError, EXIT } from './errors.js';
 import { Feed, type StopReason } from './feed.js';
+import { describeHalt, haltExitCode, haltReached } from './halt.js';
 import { checkNodeCounts, poolOptions, type Common } from './options.js';
-import type { NodeSummary, ProgressInfo, Renderer, Summary } from './render.js';
+import type { FailureLine, NodeSummary, Place, ProgressInfo, Renderer, Summary } from './render.js';
 import { END_MARGIN_MS, findEndTime, TimeGate } from './timeleft.js';
 
 /** One CLI run's tasks and how their records look. */
@@ -36,6 +37,8 @@ export interface Plan {
   check?(saved: SavedRecord): string | null;
   /** Without a results file: show a finished task's output (run, human mode). */
   show?(index: number, r: TaskRecord): void;
+  /** Where task `index` is, for people: its line in the input, its number (templates), or its index. Default: the index. */
+  place?(index: number): Place;
   /** Records go to standard output when there is no results file. */
   recordsToStdout: boolean;
   /** What defines the work, for the results file's header and --resume's check of it. */
@@ -53,7 +56,9 @@ export function shellQuote(a: string): string {
 /** This invocation with --resume, to print as the way to continue. */
 function resumeCommand(argv: readonly string[]): string {
   const args = argv.filter((a) => a !== '--overwrite' && a !== '--no-resume');
-  if (!args.includes('--resume')) args.push('--resume');
+  // With a template, right after the subcommand: the words after its command (its ::: arguments) are not options.
+  const template = args.some((a) => /^::::?\+?$/.test(a));
+  if (!args.includes('--resume')) args.splice(template ? args.findIndex((a) => !a.startsWith('-')) + 1 : args.length, 0, '--resume');
   return ['slurmpool', ...args.map(shellQuote)].join(' ');
 }
 
@@ -62,8 +67,41 @@ interface Counters {
   failed: number;
   retried: number;
   interrupted: number;
+  /** Tasks a --halt stopped (recorded as cancelled). */
+  cancelled: number;
   received: number;
-  failedIndices: number[];
+  /** Where each failed task is (line or task number), for the summary, and in what unit. */
+  failedAt: number[];
+  failedUnit: Place['unit'];
+  /** The first failures with their error text, for the summary. */
+  failures: { n: number; at: string; message: string }[];
+}
+
+/** Failures listed with their error text in the summary; the rest only by line. */
+const SUMMARY_FAILURES = 20;
+
+/** The last non-empty line of a command's stderr, cut to a line's width. */
+function lastLine(s: unknown): string {
+  if (typeof s !== 'string') return '';
+  const l = s.trimEnd().split('\n').pop() ?? '';
+  return l.length > 300 ? `${l.slice(0, 300)}…` : l;
+}
+
+/** One failure as it is shown when it happens, from the record written for it. */
+function failureLine(index: number, place: Place, rec: Record<string, unknown>): FailureLine {
+  const err = (rec.error ?? {}) as { message?: unknown; kind?: unknown };
+  return {
+    index,
+    unit: place.unit,
+    at: place.n,
+    exitCode: typeof rec.exitCode === 'number' ? rec.exitCode : null,
+    signal: typeof rec.signal === 'string' ? rec.signal : null,
+    timedOut: rec.timedOut === true || err.kind === 'timeout',
+    node: typeof rec.node === 'string' ? rec.node : '?',
+    attempts: typeof rec.attempts === 'number' ? rec.attempts : 1,
+    stderr: lastLine(rec.stderr),
+    message: typeof err.message === 'string' ? err.message : 'unknown failure',
+  };
 }
 
 /** Run a plan to the end (or to a stop) and return the exit status. */
@@ -140,8 +178,14 @@ async function executeLocked(plan: Plan, c: Common, r: Renderer, argv: readonly 
     if (why) throw new CliError(`--log-dir ${c.logDir} cannot be written: ${why}`);
   }
 
-  const feed = new Feed(plan.total, done, (i) => plan.item(i));
-  const counters: Counters = { succeeded: 0, failed: 0, retried: 0, interrupted: 0, received: 0, failedIndices: [] };
+  // Tasks handed to the pool and not yet recorded: what a --halt now stops is recorded as cancelled.
+  const outstanding = new Set<number>();
+  const feed = new Feed(plan.total, done, (i) => {
+    outstanding.add(i);
+    return plan.item(i);
+  });
+  const counters: Counters = { succeeded: 0, failed: 0, retried: 0, interrupted: 0, cancelled: 0, received: 0, failedAt: [], failedUnit: 'index', failures: [] };
+  const place = (i: number): Place => plan.place?.(i) ?? { unit: 'index', n: i };
   const summaryToStdout = !(out instanceof StdoutRecords) && !(plan.show && !c.json);
   if (feed.pending === 0) {
     await out?.close();
@@ -173,6 +217,19 @@ async function executeLocked(plan: Plan, c: Common, r: Renderer, argv: readonly 
       force();
     }, c.graceMs);
     graceTimer.unref();
+  };
+  // --halt: stop as GNU parallel does, once; a stop already under way (a signal, the time limit) wins.
+  let halted: { lastExit: number | null } | null = null;
+  const halt = (lastExit: number | null) => {
+    if (stopping || !c.halt) return;
+    halted = { lastExit };
+    const reason: StopReason = { kind: 'halt', message: describeHalt(c.halt, counters) };
+    stopping = reason;
+    feed.stop(reason);
+    // Chunks no worker has started come back cancelled; with `now` the running tasks are stopped too.
+    pool?.stopStarting();
+    r.note(reason.message);
+    if (c.halt.when === 'now') force();
   };
   const onSignal = (sig: NodeJS.Signals) => {
     if (stopping && (sig === 'SIGINT' || sig === 'SIGTERM')) {
@@ -283,15 +340,18 @@ async function executeLocked(plan: Plan, c: Common, r: Renderer, argv: readonly 
     }
 
     // 6. The tasks.
-    const ro = { ...(c.chunksize !== undefined ? { chunksize: c.chunksize } : {}), ...(c.timeoutMs > 0 ? { timeout: c.timeoutMs } : {}) };
+    // --retries: failed tasks run again too (the pool's own retries cover only worker deaths).
+    const ro = { ...(c.chunksize !== undefined ? { chunksize: c.chunksize } : {}), ...(c.timeoutMs > 0 ? { timeout: c.timeoutMs } : {}), ...(c.retries ? { retryFailed: c.retries } : {}) };
     const iter = plan.kind === 'shell' ? pool.runCommands(feed, ro) : pool.imapRecords(plan.fn, feed, { ...ro, star: plan.star === true });
     try {
       for await (const rec of iter) {
         counters.received++;
         const index = feed.originalIndex(rec.index);
+        outstanding.delete(index);
         const v = rec.value as CommandResult | undefined;
         gate?.learn(rec, plan.kind === 'shell' && v && typeof v.durationMs === 'number' ? v.durationMs : undefined);
-        if (stopping && !rec.ok) {
+        const cancelled = !rec.ok && rec.error?.kind === 'cancelled';
+        if (stopping && !rec.ok && !halted) {
           // Failed while the run was being stopped (often killed by the same signal): it runs again on --resume.
           counters.interrupted++;
           continue;
@@ -300,16 +360,35 @@ async function executeLocked(plan: Plan, c: Common, r: Renderer, argv: readonly 
         const { line, ok } = toJsonLine(recObj);
         out?.write(line);
         report?.add(recObj);
+        if (rec.attempts > 1) counters.retried++;
+        // The task's own output first (human mode without a results file), then its failure line.
+        plan.show?.(index, rec);
         if (ok) counters.succeeded++;
+        else if (cancelled) counters.cancelled++;
         else {
           counters.failed++;
-          counters.failedIndices.push(index);
+          const p = place(index);
+          counters.failedAt.push(p.n);
+          counters.failedUnit = p.unit;
+          const f = failureLine(index, p, recObj);
+          if (counters.failures.length < SUMMARY_FAILURES) counters.failures.push({ n: p.n, at: `${p.unit} ${p.n}`, message: f.stderr ? `${f.message} — ${f.stderr}` : f.message });
+          r.failure(f);
         }
-        if (rec.attempts > 1) counters.retried++;
-        plan.show?.(index, rec);
+        if (c.halt && !cancelled && haltReached(c.halt, counters, feed.pending)) halt(v && typeof v.exitCode === 'number' ? v.exitCode : null);
       }
     } catch (e) {
       if (!stopping && !forced) fatal = e;
+    }
+    if (halted && outstanding.size > 0) {
+      // --halt now stopped these while they ran: recorded as cancelled, so that --resume runs them.
+      const error = { name: 'CancelledError', message: `stopped while running: ${stopping ? (stopping as StopReason).message.split(';')[0] : '--halt'}`, kind: 'cancelled' as const };
+      for (const index of [...outstanding].sort((a, b) => a - b)) {
+        const recObj = plan.record(index, { index, ok: false, error, node: '-', worker: -1, started: 0, ended: 0, attempts: 1 });
+        out?.write(toJsonLine(recObj).line);
+        report?.add(recObj);
+        counters.cancelled++;
+      }
+      outstanding.clear();
     }
     clearInterval(ticker);
     r.clearLive();
@@ -348,7 +427,8 @@ async function executeLocked(plan: Plan, c: Common, r: Renderer, argv: readonly 
     const msg = fatal instanceof Error ? fatal.message : String(fatal);
     r.error(new CliError(msg, fatal instanceof SlurmpoolError && fatal.code === 'ELAUNCH' ? EXIT.launch : EXIT.launch));
     exitCode = EXIT.launch;
-  } else if (stopped) exitCode = EXIT.stopped;
+  } else if (halted && c.halt) exitCode = haltExitCode(c.halt, counters, feed.pending, (halted as { lastExit: number | null }).lastExit);
+  else if (stopped) exitCode = EXIT.stopped;
   else if (counters.failed > 0) exitCode = EXIT.failed;
   const workers = nodes.length > 0 ? nodes.reduce((s, n) => s + n.workers, 0) : 0;
   r.summary(makeSummary(plan, c, feed, counters, nodes, pool?.mode ?? 'none', workers, wallMs, startupMs, fatal ? { kind: 'error', message: String((fatal as Error).message ?? fatal) } : stopped, argv, exitCode), summaryToStdout);
@@ -394,9 +474,11 @@ function makeSummary(
     succeeded: k.succeeded,
     failed: k.failed,
     retried: k.retried,
+    cancelled: k.cancelled,
     resumed: plan.total - feed.pending,
-    notRun: Math.max(0, feed.pending - recorded),
-    failedIndices: [...k.failedIndices].sort((a, b) => a - b),
+    notRun: Math.max(0, feed.pending - recorded - k.cancelled),
+    failedAt: { unit: k.failedUnit, list: [...k.failedAt].sort((a, b) => a - b) },
+    failures: [...k.failures].sort((a, b) => a.n - b.n).map(({ at, message }) => ({ at, message })),
     mode,
     workers,
     nodes,

@@ -75,6 +75,7 @@ export async function mapModule(args: Record<string, unknown>, r: Renderer, argv
     total,
     item,
     record: (i, rec) => mapRecord(i, rec),
+    ...(items ? { place: (i: number) => ({ unit: 'line' as const, n: items!.lines[i]! }) } : {}),
     check: (saved) => (saved.index >= total ? `it records task ${saved.index}, but the input has only ${total} items now` : null),
     recordsToStdout: !c.output,
     work: { module: path, moduleSha256: await sha256File(path), fn, star, input: inputId },

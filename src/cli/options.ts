@@ -8,6 +8,7 @@ import { OptionError } from '../errors.js';
 import { parseDuration } from './durations.js';
 import { compressHostlist, readAllocation } from '../slurm/index.js';
 import { CliError, EXIT } from './errors.js';
+import { parseHalt, type Halt } from './halt.js';
 
 /** Options of run and map, as yargs reads them (numbers and durations as strings, checked by resolveCommon). */
 export const COMMON_OPTIONS: Record<string, YargsOption> = {
@@ -15,7 +16,8 @@ export const COMMON_OPTIONS: Record<string, YargsOption> = {
   'cpus-per-task': { alias: 'c', type: 'string', group: 'Workers:', describe: 'Cores each task gets to itself: ⌊cpus/N⌋ tasks at once per node, OMP_NUM_THREADS=N (over inherited values), pinned with taskset [default: 1, unpinned]' },
   'keep-thread-env': { type: 'boolean', group: 'Workers:', describe: 'Keep OMP_NUM_THREADS and friends where the environment sets them, instead of pinning them to --cpus-per-task' },
   chunksize: { type: 'string', group: 'Workers:', describe: 'Tasks sent to a worker at a time [default: adaptive, about 50 ms of work]' },
-  retries: { type: 'string', group: 'Workers:', describe: 'Times a task is retried after its worker or node died under it [default: 1]' },
+  retries: { type: 'string', group: 'Workers:', describe: 'Times a task runs again after it failed (run: non-zero exit or --timeout; map: an error thrown) or its worker died; a lost node\'s tasks are re-sent regardless [default: 0 for failures, 1 for worker deaths]' },
+  halt: { type: 'string', group: 'Stopping:', describe: 'Stop early as GNU parallel: now|soon,fail|success|done=N or =P% (now,fail=1: at the first failure, stopping running tasks, recorded as cancelled; soon: let them finish); the exit status is then GNU parallel\'s [default: never]' },
   timeout: { type: 'string', group: 'Workers:', describe: 'Time limit per task: 90, 90s, 15m, 2h, 1:30:00 [default: none]' },
   output: { alias: 'o', type: 'string', group: 'Results:', describe: 'Results file: one JSON line per task, and the journal --resume reads' },
   resume: { type: 'boolean', group: 'Results:', describe: 'Keep the records of tasks that succeeded in --output and run only the others' },
@@ -47,6 +49,8 @@ export interface Common {
   keepThreadEnv: boolean;
   chunksize: number | undefined;
   retries: number | undefined;
+  /** --halt; null: never. */
+  halt: Halt | null;
   timeoutMs: number;
   output: string | null;
   report: string | null;
@@ -157,12 +161,14 @@ export function resolveCommon(argv: Argv, env: NodeJS.ProcessEnv = process.env):
   if (resume && overwrite) throw new CliError('--resume and --overwrite cannot be used together');
   if (resume && output === undefined) throw new CliError('--resume needs --output FILE: the results file is the journal it resumes from');
   const every = duration(argv, 'progress-every', env);
+  const halt = raw(argv, 'halt', env);
   return {
     workers: int(argv, 'workers', env, 1),
     cpusPerTask: int(argv, 'cpus-per-task', env, 1),
     keepThreadEnv: bool(argv, 'keep-thread-env', env),
     chunksize: int(argv, 'chunksize', env, 1),
     retries: int(argv, 'retries', env, 0),
+    halt: halt === undefined ? null : parseHalt(String(halt.v), halt.from),
     timeoutMs: duration(argv, 'timeout', env) ?? 0,
     output: output === undefined ? null : resolve(output),
     report: report === undefined ? null : resolve(report),

@@ -19,6 +19,27 @@ export interface ProgressInfo {
   stopping: string | null;
 }
 
+/** Where a task is, for people: its line in the input file, its number (a template's {#}), or its 0-based index. */
+export interface Place {
+  unit: 'line' | 'task' | 'index';
+  n: number;
+}
+
+/** A task's final failure, shown when it happens. */
+export interface FailureLine {
+  index: number;
+  unit: Place['unit'];
+  at: number;
+  exitCode: number | null;
+  signal: string | null;
+  timedOut: boolean;
+  node: string;
+  attempts: number;
+  /** The last line of its stderr ('' when none). */
+  stderr: string;
+  message: string;
+}
+
 export interface NodeSummary {
   node: string;
   workers: number;
@@ -37,11 +58,16 @@ export interface Summary {
   failed: number;
   /** Tasks that needed more than one attempt. */
   retried: number;
+  /** Tasks stopped or not started by --halt, recorded as cancelled (--resume runs them). */
+  cancelled: number;
   /** Tasks skipped because an earlier run recorded them (--resume). */
   resumed: number;
   /** Tasks not run (stopped early). */
   notRun: number;
-  failedIndices: number[];
+  /** Where the failed tasks are: 1-based lines of the task file (or input), template task numbers, or indices. */
+  failedAt: { unit: Place['unit']; list: number[] };
+  /** The first failures, with their error text. */
+  failures: { at: string; message: string }[];
   mode: string;
   workers: number;
   nodes: NodeSummary[];
@@ -102,6 +128,8 @@ export interface Renderer {
   progress(p: ProgressInfo, live: boolean): void;
   /** Clear a live progress line before other output. */
   clearLive(): void;
+  /** A task failed for good (after its retries): one line, at once. */
+  failure(f: FailureLine): void;
   summary(s: Summary, toStdout: boolean): void;
   env(r: EnvReport): void;
   demo(d: DemoReport): void;
@@ -118,6 +146,23 @@ function pct(x: number): string {
 
 function num(n: number): string {
   return n.toLocaleString('en-US');
+}
+
+/** "line 3 failed: exit 7 on n1 after 2 attempts: last stderr line"; "line 4 failed on n1: bad item 3" (map). */
+export function failureText(f: FailureLine): string {
+  const tries = f.attempts > 1 ? ` after ${f.attempts} attempts` : '';
+  const how = f.timedOut ? 'timed out' : f.signal ? `killed by ${f.signal}` : f.exitCode !== null ? `exit ${f.exitCode}` : null;
+  if (how === null) return `${f.unit} ${f.at} failed on ${f.node}${tries}: ${f.message}`;
+  return `${f.unit} ${f.at} failed: ${how} on ${f.node}${tries}${f.stderr ? `: ${f.stderr}` : ''}`;
+}
+
+/** "lines 3,7,100-102: " and the first failures with their error text. */
+function failedLines(s: Summary, max: number): string[] {
+  const unit = s.failedAt.unit;
+  const out = [`  failed ${unit === 'index' ? 'indices' : `${unit}s`}: ${compressIndices(s.failedAt.list, max)}`];
+  for (const f of s.failures.slice(0, 10)) out.push(`    ${f.at}: ${f.message}`);
+  if (s.failures.length > 10 || s.failed > s.failures.length) out.push(`    … ${num(s.failed - Math.min(10, s.failures.length))} more in the results${s.output ? ` (${s.output})` : ''}`);
+  return out;
 }
 
 function progressText(p: ProgressInfo): string {
@@ -171,6 +216,10 @@ export class HumanRenderer implements Renderer {
     } else this.line(text);
   }
 
+  failure(f: FailureLine): void {
+    this.line(`slurmpool: ${failureText(f)}`);
+  }
+
   clearLive(): void {
     if (!this.live) return;
     this.err.write('\r\x1b[2K');
@@ -183,6 +232,7 @@ export class HumanRenderer implements Renderer {
     const parts = [`${num(s.succeeded)} succeeded`];
     if (s.failed) parts.push(`${num(s.failed)} failed`);
     if (s.retried) parts.push(`${num(s.retried)} retried`);
+    if (s.cancelled) parts.push(`${num(s.cancelled)} cancelled`);
     if (s.resumed) parts.push(`${num(s.resumed)} done before (resumed)`);
     if (s.notRun) parts.push(`${num(s.notRun)} not run`);
     const where = s.workers > 0 ? `; ${formatDuration(s.wallMs)} (${rate} tasks/s) on ${s.workers} workers, ${s.mode} mode` : '';
@@ -195,7 +245,7 @@ export class HumanRenderer implements Renderer {
       }
     }
     if (s.workers > 0) lines.push(`  startup ${formatDuration(s.startupMs)}; workers busy ${pct(s.busy)} of the time (overhead and idle ${pct(1 - s.busy)})${s.output ? `; results in ${s.output}` : ''}`);
-    if (s.failed > 0) lines.push(`  failed tasks: ${compressIndices(s.failedIndices)}`);
+    if (s.failed > 0) lines.push(...failedLines(s, 40));
     if (s.stopped) lines.push(`  stopped early (${s.stopped.kind}): ${s.stopped.message}`);
     if (s.resumeCommand && (s.failed > 0 || s.stopped)) lines.push(`  ${s.stopped ? 'to continue' : 'to run the failed tasks again'}: ${s.resumeCommand}`);
     else if (!s.output && (s.failed > 0 || s.stopped)) lines.push(`  add --output FILE to keep a results file that --resume can continue from`);
@@ -244,7 +294,7 @@ export class QuietRenderer extends HumanRenderer {
   override warn(): void {}
   override progress(): void {}
   override summary(s: Summary): void {
-    if (s.failed > 0) this.line(`slurmpool: ${num(s.failed)} of ${num(s.total)} tasks failed: ${compressIndices(s.failedIndices)}`);
+    if (s.failed > 0) this.line(`slurmpool: ${num(s.failed)} of ${num(s.total)} tasks failed, ${s.failedAt.unit === 'index' ? 'indices' : `${s.failedAt.unit}s`} ${compressIndices(s.failedAt.list)}`);
     if (s.stopped) this.line(`slurmpool: stopped early (${s.stopped.kind}): ${num(s.notRun)} tasks not run${s.resumeCommand ? `; to continue: ${s.resumeCommand}` : ''}`);
   }
 }
@@ -275,6 +325,10 @@ export class JsonRenderer implements Renderer {
     this.event({ event: 'progress', ...p });
   }
   clearLive(): void {}
+  failure(f: FailureLine): void {
+    const { unit, at, ...rest } = f;
+    this.event({ event: 'failed', [unit]: at, ...rest });
+  }
   summary(s: Summary, toStdout: boolean): void {
     const line = `${JSON.stringify({ event: 'summary', ...s })}\n`;
     (toStdout ? this.out : this.err).write(line);

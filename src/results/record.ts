@@ -17,8 +17,11 @@ export function mapRecord(index: number, r: TaskRecord): Record<string, unknown>
   return out;
 }
 
-/** A record for a command of `slurmpool run`: exit code, signal, output, where and when it ran. */
-export function commandRecord(index: number, line: number | undefined, r: TaskRecord): Record<string, unknown> {
+/**
+ * A record for a command of `slurmpool run`: exit code, signal, output, where and when it ran.
+ * `command` names a task that never ran (stopped or cancelled), whose record has no result to take it from.
+ */
+export function commandRecord(index: number, line: number | undefined, r: TaskRecord, command?: string): Record<string, unknown> {
   const v = (r.value ?? null) as CommandResult | null;
   const out: Record<string, unknown> = { index };
   if (line !== undefined) out.line = line;
@@ -32,7 +35,7 @@ export function commandRecord(index: number, line: number | undefined, r: TaskRe
     out.stderr = v.stderr;
     if (v.stdoutFile) out.stdoutFile = v.stdoutFile;
     if (v.stderrFile) out.stderrFile = v.stderrFile;
-  }
+  } else if (command !== undefined) out.command = command;
   if (!r.ok) out.error = errorOf(r.error);
   out.node = r.node;
   out.worker = r.worker;

@@ -509,11 +509,25 @@ export class SchedulerCore {
       for (let i = 0; i < values.length; i++) into[c.offset + i] = values[i];
     }
     for (const f of r.failures) {
+      if (this.retryFailed(c, f)) continue;
       root.failures.push({ offset: c.offset + f.offset, error: f.error, node: a.node, worker: r.worker, attempts: c.attempts.n + 1 });
       if (job.spec.stopOnError) root.cutAt = Math.min(root.cutAt, c.offset + f.offset);
     }
     root.parts.push({ offset: c.offset, count: c.items.length, node: a.node, worker: r.worker, started: r.started, ended: r.ended, attempts: c.attempts.n + c.losses + 1, ...(c.losses > 0 ? { redispatched: true } : {}) });
     this.partDone(c);
+  }
+
+  /**
+   * A failed item of a job that retries failures (retryFailed), with budget left: queued again alone,
+   * its attempt counted. Its value and placement from this attempt stay until the next one replaces
+   * them (the last placement of an item is the one its record shows).
+   */
+  private retryFailed(c: Chunk, f: ItemFailure): boolean {
+    const budget = c.job.spec.retryFailed ?? 0;
+    if (budget <= 0 || c.attempts.n + 1 > budget || c.job.cancelled) return false;
+    if (f.error.kind === 'cancelled' || f.error.kind === 'lost') return false;
+    this.requeuePart(c, f.offset, f.offset + 1, { n: c.attempts.n + 1, copied: false });
+    return true;
   }
 
   /**

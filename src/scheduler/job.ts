@@ -53,6 +53,8 @@ export interface JobSpec {
   timeoutMs: number;
   /** Skip these input indices (resume). */
   skip?: ReadonlySet<number>;
+  /** Times a failed item (not cancelled, not lost) runs again before its failure is final; shares the worker-death budget. */
+  retryFailed?: number;
 }
 
 export type Input = Iterable<unknown> | AsyncIterable<unknown>;

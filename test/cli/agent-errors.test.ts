@@ -33,7 +33,7 @@ describe('results that cannot be encoded', () => {
       }
       // No worker died for it: nothing was retried.
       expect(String(r.stderr)).not.toMatch(/died|retrying/);
-      expect(String(r.stderr)).toContain('failed tasks: 3,10,17,24,31,38');
+      expect(String(r.stderr)).toContain('failed indices: 3,10,17,24,31,38');
     });
   }
 

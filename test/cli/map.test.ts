@@ -2,7 +2,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { cli, exactlyOnce, FIXTURES, records, summaryOf, tmp } from './helpers.js';
+import { cleanEnv, cli, exactlyOnce, FIXTURES, records, summaryOf, tmp } from './helpers.js';
 
 const t = tmp();
 afterAll(() => t.done());
@@ -19,7 +19,17 @@ describe('slurmpool map', () => {
     expect(recs.map((x) => x.value ?? null)).toEqual([1, 2, null, 4]);
     expect(recs[2]).toMatchObject({ ok: false, error: { name: 'RangeError', message: 'bad item 3' } });
     expect(String((recs[2]!.error as { stack: string }).stack)).toContain('tasks.mjs');
-    expect(String(r.stderr)).toMatch(/failed tasks: 2/);
+    // Named by the line of --input (blank lines count), as it happens and in the summary.
+    expect(String(r.stderr)).toMatch(/line 4 failed on \S+: bad item 3\n/);
+    expect(String(r.stderr)).toMatch(/failed lines: 4\n/);
+  });
+
+  it('--retries runs an item again after it threw; the record counts the attempts', async () => {
+    const input = t.write('retry.jsonl', '1\n2\n');
+    const out = t.path('retry.jsonl.out');
+    const r = await cli(['map', join(FIXTURES, 'retry-tasks.mjs'), 'failOnce', '--input', input, '--retries', '1', '-o', out, '--emulate', '2x1'], { env: { ...cleanEnv(), MARKERS: t.dir } });
+    expect(r.exitCode, String(r.stderr)).toBe(0);
+    expect(records(out).sort((a, b) => a.index - b.index).map((x) => [x.value, x.attempts])).toEqual([[1, 2], [2, 2]]);
   });
 
   it('writes records to stdout without --output, from --range or standard input', async () => {

@@ -58,20 +58,35 @@ describe('slurmpool run', () => {
     expect(records(String(r.stdout), true)).toHaveLength(3);
   });
 
-  it('exits 1 when commands fail and lists their indices with the way to rerun them', async () => {
+  it('exits 1 when commands fail: a line per failure as it happens, the summary lists their lines with the error and the way to rerun them', async () => {
     const tasks = t.write('fail.txt', 'true\nexit 3\ntrue\nsh -c "kill -KILL \\$\\$"\ntrue\nexit 1\n');
     const out = t.path('fail.jsonl');
     const r = await cli(['run', tasks, '-o', out]);
     expect(r.exitCode).toBe(1);
     const err = String(r.stderr);
-    expect(err).toMatch(/failed tasks: 1,3,5/);
+    // One line per failure (line as in the file, exit status or signal, node), before the summary.
+    const summaryAt = err.indexOf('6 tasks:');
+    for (const l of [/line 2 failed: exit 3 on \S+\n/, /line 4 failed: killed by SIGKILL on \S+/, /line 6 failed: exit 1 on \S+\n/]) {
+      const m = l.exec(err);
+      expect(m, err).not.toBeNull();
+      expect(m!.index).toBeLessThan(summaryAt);
+    }
+    expect(err).toMatch(/failed lines: 2,4,6\n/);
+    expect(err).toMatch(/ {4}line 2: command exited with status 3: exit 3\n/);
     expect(err).toContain(`--resume`);
     const recs = records(out).sort((a, b) => a.index - b.index);
     expect(recs[1]).toMatchObject({ ok: false, exitCode: 3, signal: null });
     expect(recs[3]).toMatchObject({ ok: false, exitCode: 137, signal: 'SIGKILL' });
     expect((recs[5]!.error as { message: string }).message).toMatch(/exited with status 1/);
     const json = await cli(['run', tasks, '--json', '-o', t.path('fail2.jsonl')]);
-    expect(summaryOf(String(json.stdout))).toMatchObject({ failed: 3, failedIndices: [1, 3, 5], exitCode: 1 });
+    const s = summaryOf(String(json.stdout));
+    expect(s).toMatchObject({ failed: 3, failedAt: { unit: 'line', list: [2, 4, 6] }, exitCode: 1 });
+    expect((s.failures as { at: string }[]).map((f) => f.at)).toEqual(['line 2', 'line 4', 'line 6']);
+    // --json: each failure is an event line on stderr, as it happens.
+    const events = String(json.stderr).split('\n').filter((l) => l.includes('"event":"failed"')).map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(events.map((e) => [e.line, e.exitCode, e.signal])).toEqual(expect.arrayContaining([[2, 3, null], [4, 137, 'SIGKILL'], [6, 1, null]]));
+    expect(events).toHaveLength(3);
+    for (const e of events) expect(typeof e.node).toBe('string');
   });
 
   it('stops a command at its --timeout: SIGTERM to its process group, SIGKILL after a grace', async () => {

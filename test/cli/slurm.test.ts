@@ -108,4 +108,41 @@ describe.skipIf(!UP && !CI)('example sbatch scripts on the Slurm test cluster', 
     expect(second.output).toMatch(new RegExp(`${partial} task\\(s\\) done before are skipped`));
     expect(exactlyOnce(records(out), 60)).toBe(true);
   }, 240_000);
+
+  it('a template across the nodes: --retries runs each failed command again (attempts 2), --halt now,fail=1 exits with its status and records the running tasks as cancelled', async () => {
+    const d = t.path('tpl');
+    execFileSync('mkdir', ['-p', d]);
+    const script = t.write(
+      'template.sbatch',
+      [
+        '#!/bin/bash',
+        '#SBATCH --nodes=3',
+        '#SBATCH --ntasks-per-node=1',
+        '#SBATCH --cpus-per-task=2',
+        '#SBATCH --time=00:05:00',
+        'set -u',
+        `cd ${d}`,
+        'SP=(node "$SLURMPOOL_CLI")',
+        `"\${SP[@]}" run -o retry.jsonl --retries 1 'if [ -e m{} ]; then echo ok {} "$SLURMPOOL_NODE"; else touch m{}; echo first {} >&2; exit 3; fi' ::: $(seq 1 12)`,
+        'echo "retry-exit=$?"',
+        // Task 1 fails once tasks 2 and 3 run elsewhere (bounded wait); they would sleep a minute.
+        `"\${SP[@]}" run -o halt.jsonl --halt now,fail=1 'if [ {} = 1 ]; then for i in $(seq 400); do [ -e s2 ] && [ -e s3 ] && break; sleep 0.05; done; echo broke >&2; exit 7; fi; touch s{}; sleep 60' ::: 1 2 3 4 5 6`,
+        'echo "halt-exit=$?"',
+        '',
+      ].join('\n'),
+    );
+    const job = await finish(submit(script, []));
+    expect(job.state, job.output).toBe('COMPLETED');
+    expect(job.output).toMatch(/retry-exit=0\n/);
+    const retried = records(join(d, 'retry.jsonl'));
+    expect(exactlyOnce(retried, 12)).toBe(true);
+    for (const r of retried) expect(r, JSON.stringify(r)).toMatchObject({ ok: true, attempts: 2, stdout: `ok ${r.index + 1} ${String(r.node)}\n` });
+    expect(new Set(retried.map((r) => r.node)).size).toBeGreaterThan(1);
+    expect(job.output).toMatch(/halt-exit=7\n/);
+    expect(job.output).toMatch(/task 1 failed: exit 7 on n\d: broke\n/);
+    const halted = new Map(records(join(d, 'halt.jsonl')).map((r) => [r.index, r]));
+    expect(halted.get(0)).toMatchObject({ ok: false, exitCode: 7 });
+    for (const i of [1, 2]) expect(halted.get(i)).toMatchObject({ ok: false, error: { kind: 'cancelled' } });
+    expect([...halted.values()].some((r) => r.ok)).toBe(false);
+  }, 200_000);
 });
