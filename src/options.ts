@@ -31,6 +31,11 @@ export interface PoolOptions {
   threadsPerTask?: number;
   /** Keep OMP_NUM_THREADS and friends where the environment already sets them, instead of pinning them to threadsPerTask. Default false. */
   keepThreadEnv?: boolean;
+  /**
+   * GPUs each task gets to itself: at most ⌊GPUs of the node / N⌋ tasks at once per node, each with its
+   * own GPUs in CUDA_VISIBLE_DEVICES (docs/gpus.md). A node without that many GPUs fails the open. Default 0 (none).
+   */
+  gpusPerTask?: number;
   /** Times a chunk is retried after its worker died running it. Default 1. */
   retries?: number;
   /** Variables added to every task's environment on every node, over the environment the workers inherit (SSH agents get them too). */
@@ -114,6 +119,7 @@ export interface ResolvedOptions {
   maxTasksPerWorker: number;
   threadsPerTask: number;
   keepThreadEnv: boolean;
+  gpusPerTask: number;
   onNodeLost: ((node: string, reason: string, at: number) => void) | null;
   retries: number;
   taskEnv: Record<string, string>;
@@ -231,7 +237,7 @@ function envInt(env: NodeJS.ProcessEnv, name: string): number | undefined {
 
 /** Every key of PoolOptions, to refuse unknown ones (a typo such as `wokers` must not be ignored). */
 export const POOL_OPTION_KEYS = [
-  'module', 'workers', 'initializer', 'initArgs', 'maxTasksPerWorker', 'threadsPerTask', 'retries', 'taskEnv', 'timeout',
+  'module', 'workers', 'initializer', 'initArgs', 'maxTasksPerWorker', 'threadsPerTask', 'gpusPerTask', 'retries', 'taskEnv', 'timeout',
   'maxHeapMB', 'mode', 'emulate', 'hosts', 'ssh', 'minNodes', 'bind', 'startTimeout', 'heartbeatMs', 'lostAfterMs',
   'speculate', 'log', 'env', 'disposeTimeout', 'signal', 'join', 'keepThreadEnv', 'onNodeLost',
 ] as const satisfies readonly (keyof PoolOptions)[];
@@ -341,6 +347,7 @@ export function resolveOptions(o: PoolOptions): ResolvedOptions {
     maxTasksPerWorker: intOption('maxTasksPerWorker', o.maxTasksPerWorker, 0, 1),
     threadsPerTask,
     keepThreadEnv: o.keepThreadEnv ?? (env.SLURMPOOL_KEEP_THREAD_ENV === '1'),
+    gpusPerTask: intOption('gpusPerTask', o.gpusPerTask ?? envInt(env, 'SLURMPOOL_GPUS_PER_TASK'), 0, 0),
     onNodeLost: typeof o.onNodeLost === 'function' ? o.onNodeLost : null,
     retries: intOption('retries', o.retries ?? envInt(env, 'SLURMPOOL_RETRIES'), 1, 0),
     taskEnv: o.taskEnv ?? {},

@@ -20,6 +20,8 @@ export interface NodeInfo {
   node: string;
   workers: number;
   cpus: number;
+  /** GPUs the node's agent found (docs/gpus.md). */
+  gpus: number;
   pid: number;
 }
 
@@ -72,6 +74,7 @@ export class Pool<M extends object = UntypedModule> implements AsyncDisposable {
       maxTasksPerWorker: opts.maxTasksPerWorker,
       threadsPerTask: opts.threadsPerTask,
       keepThreadEnv: opts.keepThreadEnv,
+      ...(opts.gpusPerTask > 0 ? { gpusPerTask: opts.gpusPerTask } : {}),
       workers: mode === 'local' || opts.workersGiven ? opts.workers : 0,
       maxHeapMB: opts.maxHeapMB,
       heartbeatMs: mode === 'local' ? 0 : opts.heartbeatMs,
@@ -219,7 +222,7 @@ export class Pool<M extends object = UntypedModule> implements AsyncDisposable {
 
   /** Nodes running agents now. */
   get nodes(): NodeInfo[] {
-    return this.scheduler.readyAgents.map((a) => ({ node: a.node, workers: a.workers, cpus: a.cpus, pid: a.pid }));
+    return this.scheduler.readyAgents.map((a) => ({ node: a.node, workers: a.workers, cpus: a.cpus, gpus: a.gpus, pid: a.pid }));
   }
 
   /** Worker threads across all nodes. */

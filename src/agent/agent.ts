@@ -5,6 +5,7 @@ import { toErrorRecord } from '../errors.js';
 import type { AgentConfig, ChunkResult, FromAgent, ToAgent } from '../protocol/messages.js';
 import type { Link } from '../transport/link.js';
 import { pinnedEnv } from './threads.js';
+import { describeGpus, discoverGpus, gpuEnv, gpuSlots } from './gpus.js';
 import { WorkerPool } from './worker-pool.js';
 import { NodeShares, type RelayTransport } from './shares.js';
 
@@ -94,7 +95,21 @@ export class Agent {
       await this.stop(new Error(error.message));
       return;
     }
-    const size = config.workers > 0 ? config.workers : Math.max(1, Math.floor(this.info.cpus / threads));
+    let size = config.workers > 0 ? config.workers : Math.max(1, Math.floor(this.info.cpus / threads));
+    // GPUs: each worker slot owns its share for good (a replaced worker gets the same ones).
+    const gpus = discoverGpus(this.info.env);
+    const perTask = config.gpusPerTask ?? 0;
+    let slotGpus: number[][] = [];
+    if (perTask > 0) {
+      slotGpus = gpuSlots(gpus.ids.length, perTask);
+      if (slotGpus.length === 0) {
+        const error = { name: 'OptionError', message: `node ${this.info.node} has ${describeGpus(gpus)}, fewer than the ${perTask} each task asks for (gpusPerTask / --gpus-per-task)` };
+        this.send({ t: 'fatal', error });
+        await this.stop(new Error(error.message));
+        return;
+      }
+      size = Math.min(size, slotGpus.length);
+    }
     const env = pinnedEnv(this.info.env, threads, size, { taskEnv: config.taskEnv, keep: config.keepThreadEnv === true });
     env.SLURMPOOL_NODE = this.info.node;
     const pool = new WorkerPool(
@@ -107,6 +122,7 @@ export class Agent {
         maxHeapMB: config.maxHeapMB > 0 ? config.maxHeapMB : defaultHeapMB(size),
         env,
         shared: this.shares.completed(),
+        ...(slotGpus.length > 0 ? { slotEnv: (i: number) => gpuEnv(gpus, slotGpus[i] ?? []) } : {}),
       },
       {
         results: (rs) => this.queueResults(rs),
@@ -126,7 +142,7 @@ export class Agent {
       return;
     }
     this.credits = pool.wantedCredits();
-    this.send({ t: 'ready', node: this.info.node, workers: size, cpus: this.info.cpus, pid: process.pid, credits: this.credits, ...(pool.exports ? { exports: pool.exports } : {}) });
+    this.send({ t: 'ready', node: this.info.node, workers: size, cpus: this.info.cpus, gpus: gpus.ids.length, pid: process.pid, credits: this.credits, ...(pool.exports ? { exports: pool.exports } : {}) });
     if (config.heartbeatMs > 0) {
       this.heartbeat = setInterval(() => {
         if (!this.spoke) this.send({ t: 'heartbeat' });

@@ -34,6 +34,8 @@ export interface WorkerPoolOptions {
   env: Record<string, string>;
   /** Shared values already on this node. */
   shared: SharedEntry[];
+  /** Variables of worker slot i over `env` (its own GPUs), kept by the workers that replace it. */
+  slotEnv?: (index: number) => Record<string, string>;
 }
 
 export interface WorkerPoolSink {
@@ -205,6 +207,7 @@ export class WorkerPool {
 
   private spawn(index: number): Promise<void> {
     const sab = new SharedArrayBuffer(SLOT_LENGTH * 8);
+    const env = this.opts.slotEnv ? { ...this.opts.env, ...this.opts.slotEnv(index) } : this.opts.env;
     const init: WorkerInit = {
       module: this.opts.module,
       initializer: this.opts.initializer,
@@ -212,12 +215,13 @@ export class WorkerPool {
       slot: sab,
       workerIndex: index,
       maxTasks: this.opts.maxTasksPerWorker,
-      env: this.opts.env,
+      env,
       shared: [...this.shared.values()],
     };
     const worker = new Worker(WORKER_FILE, {
       workerData: init,
-      env: this.opts.env,
+      // The thread's process.env, set before the task module loads: a slot's own GPUs are in it.
+      env,
       execArgv: workerExecArgv(),
       ...(this.opts.maxHeapMB > 0 ? { resourceLimits: { maxOldGenerationSizeMb: this.opts.maxHeapMB } } : {}),
     });

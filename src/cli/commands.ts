@@ -64,6 +64,7 @@ export async function main(argv: string[]): Promise<number> {
           .positional('taskfile', { type: 'string', describe: 'One shell command a line (blank lines and # comments skipped); - reads standard input' })
           .example('$0 run tasks.txt', 'run every line of tasks.txt, as many at once as there are cores')
           .example('$0 run tasks.txt -c 4 -o results.jsonl', 'each command gets 4 cores of its own (OMP_NUM_THREADS=4, pinned); records in results.jsonl')
+          .example('$0 run tasks.txt --gpus-per-task 1', 'in sbatch --gpus-per-node=4: 4 commands at once per node, each with its own CUDA_VISIBLE_DEVICES')
           .example('$0 run tasks.txt -o results.jsonl --resume', 'after a walltime kill: run only the commands not yet recorded')
           .example('seq 100 | sed "s/^/echo /" | $0 run -', 'commands from standard input'),
       handle(async (a, r) => (await import('./run.js')).runTaskFile(a, r, argv)),
@@ -94,6 +95,7 @@ export async function main(argv: string[]): Promise<number> {
           .option('hostfile', COMMON_OPTIONS.hostfile!)
           .option('local', COMMON_OPTIONS.local!)
           .option('cpus-per-task', COMMON_OPTIONS['cpus-per-task']!)
+          .option('gpus-per-task', COMMON_OPTIONS['gpus-per-task']!)
           .option('workers', COMMON_OPTIONS.workers!)
           .option('time-left', COMMON_OPTIONS['time-left']!)
           .example('$0 env', 'inside an sbatch script: nodes, CPUs per node, time left, and where each came from')

@@ -47,6 +47,8 @@ export interface AgentConfig {
   keepThreadEnv?: boolean;
   /** CPUs the allocation gives this agent's node (the coordinator read them from SLURM_JOB_CPUS_PER_NODE); wins over the step's own count. */
   cpus?: number;
+  /** GPUs each task gets to itself (CUDA_VISIBLE_DEVICES…); 0 or absent: GPUs are not handed out. */
+  gpusPerTask?: number;
 }
 
 export interface ItemFailure {
@@ -106,7 +108,7 @@ export type ToAgent =
 /** Agent → coordinator. */
 export type FromAgent =
   /** `exports`: the task module's exports (name → typeof), as this node's workers imported it. */
-  | { t: 'ready'; node: string; workers: number; cpus: number; pid: number; credits: number; exports?: Record<string, string> }
+  | { t: 'ready'; node: string; workers: number; cpus: number; pid: number; credits: number; exports?: Record<string, string>; gpus?: number }
   | { t: 'results'; results: ChunkResult[] }
   | { t: 'credits'; credits: number }
   /** Chunks dropped before any worker started them (answer to unqueue). */
