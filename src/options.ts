@@ -36,6 +36,13 @@ export interface PoolOptions {
    * own GPUs in CUDA_VISIBLE_DEVICES (docs/gpus.md). A node without that many GPUs fails the open. Default 0 (none).
    */
   gpusPerTask?: number;
+  /**
+   * Shell tasks bring their own requests: runCommands items `{ cmd, cpus?, gpus?, timeout?, env? }`
+   * (the CLI's per-line requests). Each node gets a worker per CPU and runs at once only what its
+   * CPUs and GPUs hold, first come first served with a reservation for the oldest waiting task
+   * (docs/gpus.md); threadsPerTask and gpusPerTask are the requests of items that make none. Default false.
+   */
+  taskResources?: boolean;
   /** Times a chunk is retried after its worker died running it. Default 1. */
   retries?: number;
   /** Variables added to every task's environment on every node, over the environment the workers inherit (SSH agents get them too). */
@@ -120,6 +127,7 @@ export interface ResolvedOptions {
   threadsPerTask: number;
   keepThreadEnv: boolean;
   gpusPerTask: number;
+  taskResources: boolean;
   onNodeLost: ((node: string, reason: string, at: number) => void) | null;
   retries: number;
   taskEnv: Record<string, string>;
@@ -237,7 +245,7 @@ function envInt(env: NodeJS.ProcessEnv, name: string): number | undefined {
 
 /** Every key of PoolOptions, to refuse unknown ones (a typo such as `wokers` must not be ignored). */
 export const POOL_OPTION_KEYS = [
-  'module', 'workers', 'initializer', 'initArgs', 'maxTasksPerWorker', 'threadsPerTask', 'gpusPerTask', 'retries', 'taskEnv', 'timeout',
+  'module', 'workers', 'initializer', 'initArgs', 'maxTasksPerWorker', 'threadsPerTask', 'gpusPerTask', 'taskResources', 'retries', 'taskEnv', 'timeout',
   'maxHeapMB', 'mode', 'emulate', 'hosts', 'ssh', 'minNodes', 'bind', 'startTimeout', 'heartbeatMs', 'lostAfterMs',
   'speculate', 'log', 'env', 'disposeTimeout', 'signal', 'join', 'keepThreadEnv', 'onNodeLost',
 ] as const satisfies readonly (keyof PoolOptions)[];
@@ -335,6 +343,7 @@ export function resolveOptions(o: PoolOptions): ResolvedOptions {
   if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) throw new OptionError(`options.signal must be an AbortSignal, got ${show(o.signal)}`);
   if (o.onNodeLost !== undefined && typeof o.onNodeLost !== 'function') throw new OptionError(`options.onNodeLost must be a function, got ${show(o.onNodeLost)}`);
   if (o.keepThreadEnv !== undefined && typeof o.keepThreadEnv !== 'boolean') throw new OptionError(`options.keepThreadEnv must be a boolean, got ${show(o.keepThreadEnv)}`);
+  if (o.taskResources !== undefined && typeof o.taskResources !== 'boolean') throw new OptionError(`options.taskResources must be a boolean, got ${show(o.taskResources)}`);
   if (o.speculate !== undefined && typeof o.speculate !== 'boolean') throw new OptionError(`options.speculate must be a boolean, got ${show(o.speculate)}`);
   if (o.bind !== undefined && (typeof o.bind !== 'string' || o.bind === '')) throw new OptionError(`options.bind must be an address, got ${show(o.bind)}`);
   return {
@@ -348,6 +357,7 @@ export function resolveOptions(o: PoolOptions): ResolvedOptions {
     threadsPerTask,
     keepThreadEnv: o.keepThreadEnv ?? (env.SLURMPOOL_KEEP_THREAD_ENV === '1'),
     gpusPerTask: intOption('gpusPerTask', o.gpusPerTask ?? envInt(env, 'SLURMPOOL_GPUS_PER_TASK'), 0, 0),
+    taskResources: o.taskResources ?? false,
     onNodeLost: typeof o.onNodeLost === 'function' ? o.onNodeLost : null,
     retries: intOption('retries', o.retries ?? envInt(env, 'SLURMPOOL_RETRIES'), 1, 0),
     taskEnv: o.taskEnv ?? {},

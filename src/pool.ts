@@ -75,6 +75,7 @@ export class Pool<M extends object = UntypedModule> implements AsyncDisposable {
       threadsPerTask: opts.threadsPerTask,
       keepThreadEnv: opts.keepThreadEnv,
       ...(opts.gpusPerTask > 0 ? { gpusPerTask: opts.gpusPerTask } : {}),
+      ...(opts.taskResources ? { taskResources: true } : {}),
       workers: mode === 'local' || opts.workersGiven ? opts.workers : 0,
       maxHeapMB: opts.maxHeapMB,
       heartbeatMs: mode === 'local' ? 0 : opts.heartbeatMs,
@@ -369,6 +370,8 @@ export class Pool<M extends object = UntypedModule> implements AsyncDisposable {
   /**
    * Run shell commands, one per item, through /bin/sh on the workers; a record per command with its
    * exit code, signal and output. Each gets SLURMPOOL_TASK_ID, SLURMPOOL_NODE, SLURMPOOL_WORKER and the pinned thread variables.
+   * An item is a command line, or `{ cmd, cpus?, gpus?, timeout?, env? }` (CommandItem): its own
+   * request, honoured in a pool opened with taskResources (timeout in ms and env apply in any pool).
    */
   runCommands(commands: Input, options?: RecordOptions): AsyncIterableIterator<TaskRecord> {
     this.checkOpen();

@@ -4,7 +4,7 @@ import { getHeapStatistics } from 'node:v8';
 import { toErrorRecord } from '../errors.js';
 import type { AgentConfig, ChunkResult, FromAgent, ToAgent } from '../protocol/messages.js';
 import type { Link } from '../transport/link.js';
-import { pinnedEnv } from './threads.js';
+import { pinnedEnv, THREAD_VARIABLES } from './threads.js';
 import { describeGpus, discoverGpus, gpuEnv, gpuSlots } from './gpus.js';
 import { WorkerPool } from './worker-pool.js';
 import { NodeShares, type RelayTransport } from './shares.js';
@@ -100,7 +100,17 @@ export class Agent {
     const gpus = discoverGpus(this.info.env);
     const perTask = config.gpusPerTask ?? 0;
     let slotGpus: number[][] = [];
-    if (perTask > 0) {
+    const packing = config.taskResources === true;
+    if (packing) {
+      // Tasks bring their own requests: a worker per CPU, and the ledger decides what runs.
+      size = config.workers > 0 ? config.workers : Math.max(1, this.info.cpus);
+      if (perTask > gpus.ids.length) {
+        const error = { name: 'OptionError', message: `node ${this.info.node} has ${describeGpus(gpus)}, fewer than the ${perTask} each task asks for (gpusPerTask / --gpus-per-task)` };
+        this.send({ t: 'fatal', error });
+        await this.stop(new Error(error.message));
+        return;
+      }
+    } else if (perTask > 0) {
       slotGpus = gpuSlots(gpus.ids.length, perTask);
       if (slotGpus.length === 0) {
         const error = { name: 'OptionError', message: `node ${this.info.node} has ${describeGpus(gpus)}, fewer than the ${perTask} each task asks for (gpusPerTask / --gpus-per-task)` };
@@ -123,6 +133,22 @@ export class Agent {
         env,
         shared: this.shares.completed(),
         ...(slotGpus.length > 0 ? { slotEnv: (i: number) => gpuEnv(gpus, slotGpus[i] ?? []) } : {}),
+        ...(packing
+          ? {
+              packing: {
+                cpus: this.info.cpus,
+                gpus: gpus.ids.length,
+                node: this.info.node,
+                defaults: { cpus: threads, gpus: perTask },
+                envFor: (need: { cpus: number }, positions: number[]) => {
+                  const e: Record<string, string> = gpus.ids.length > 0 ? gpuEnv(gpus, positions) : {};
+                  // Thread variables follow each task's CPUs, as pinnedEnv does for threadsPerTask.
+                  if (config.keepThreadEnv !== true) for (const v of THREAD_VARIABLES) if (config.taskEnv[v] === undefined) e[v] = String(need.cpus);
+                  return e;
+                },
+              },
+            }
+          : {}),
       },
       {
         results: (rs) => this.queueResults(rs),

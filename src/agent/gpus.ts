@@ -118,6 +118,8 @@ export function gpuSlots(count: number, perTask: number): number[][] {
  * GPU variable, their positions in it.
  */
 export function gpuEnv(g: NodeGpus, positions: readonly number[]): Record<string, string> {
+  // No GPU for this task (a packed task asking for none): CUDA sees none, whatever others hold.
+  if (positions.length === 0) return { CUDA_VISIBLE_DEVICES: '', SLURMPOOL_TASK_GPUS: '' };
   const pick = (l: string[]) => positions.map((p) => l[p]!).join(',');
   const env: Record<string, string> = {};
   for (const name of GPU_VARIABLES) {

@@ -202,7 +202,7 @@ async function runChunk(c: ChunkSpec): Promise<ChunkResult> {
       slot[SLOT_STARTED] = Date.now();
       let r: CommandResult;
       try {
-        r = await (shell ??= await import('./shell.js')).runShell(String(items[i]), c.start + i, init.workerIndex, init.env, c.timeoutMs);
+        r = await (shell ??= await import('./shell.js')).runShell(items[i], c.start + i, init.workerIndex, init.env, c.timeoutMs, c.env);
       } catch (e) {
         // Not the command's failure (it has its exit status): the machinery around it. This item fails, the thread goes on.
         failures.push({ offset: i, error: toErrorRecord(e, 'error') });
@@ -213,7 +213,7 @@ async function runChunk(c: ChunkSpec): Promise<ChunkResult> {
       if (r.outputError) {
         failures.push({ offset: i, error: { name: 'OutputError', message: r.outputError.message, ...(r.outputError.code ? { code: r.outputError.code } : {}), kind: 'error' } });
       } else if (r.exitCode !== 0) {
-        const why = r.timedOut ? `timed out after ${c.timeoutMs} ms` : r.signal ? `killed by ${r.signal}` : `exited with status ${r.exitCode}`;
+        const why = r.timedOut ? `timed out after ${shell!.timeoutOf(items[i], c.timeoutMs)} ms` : r.signal ? `killed by ${r.signal}` : `exited with status ${r.exitCode}`;
         failures.push({ offset: i, error: { name: 'CommandError', message: `command ${why}: ${r.command}`, kind: r.timedOut ? 'timeout' : 'error' } });
       }
     }

@@ -26,6 +26,13 @@ export interface ChunkSpec {
   stopOnError: boolean;
   /** Per-task timeout in ms; 0 = none. */
   timeoutMs: number;
+  /**
+   * Shell chunks whose items carry their own requests (taskResources): the CPUs and GPUs the chunk
+   * holds while it runs. The agent starts it only when its node has them free.
+   */
+  need?: { cpus: number; gpus: number };
+  /** Set by the agent for its worker, never sent: variables of this run of the chunk (the GPUs it was given). */
+  env?: Record<string, string>;
 }
 
 /** What the workers of an agent load and how. */
@@ -49,6 +56,12 @@ export interface AgentConfig {
   cpus?: number;
   /** GPUs each task gets to itself (CUDA_VISIBLE_DEVICES…); 0 or absent: GPUs are not handed out. */
   gpusPerTask?: number;
+  /**
+   * Tasks carry their own CPU and GPU requests (chunks with `need`): one worker per CPU, and the agent
+   * packs chunks so that those running never hold more CPUs or GPUs than the node has.
+   * threadsPerTask and gpusPerTask are then the requests of tasks that make none.
+   */
+  taskResources?: boolean;
 }
 
 export interface ItemFailure {
