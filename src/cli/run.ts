@@ -4,6 +4,7 @@ import { taskCommand, type CommandResult } from '../agent/shell.js';
 import { commandRecord } from '../results/record.js';
 import { execute, type Plan } from './engine.js';
 import { readTaskFile } from './input.js';
+import { parseTaskLine, RequestScan } from './task-requests.js';
 import { resolveCommon } from './options.js';
 import type { Renderer } from './render.js';
 
@@ -12,7 +13,11 @@ export async function runTaskFile(args: Record<string, unknown>, r: Renderer, ar
   const c = resolveCommon(args);
   // yargs reads a lone "-" (standard input) as an empty string.
   const name = args.taskfile === '' || args.taskfile === undefined ? '-' : String(args.taskfile);
-  const tf = await readTaskFile(name);
+  // Lines with their own requests (#SLURMPOOL …, {"cmd": …}) are checked in the pass that reads the file.
+  const scan = new RequestScan(name === '-' ? 'standard input' : `task file ${name}`);
+  const tf = await readTaskFile(name, (text, line) => scan.add(text, line));
+  const packed = scan.lines > 0;
+  const split = (text: string, line: number) => (packed ? parseTaskLine(text, `${scan.name} line ${line}`) : { command: text, request: null });
   const total = tf.count;
   const human = !c.output && !c.json;
   // Lines of the commands handed out and not yet recorded: records come back in completion order, and
@@ -27,7 +32,8 @@ export async function runTaskFile(args: Record<string, unknown>, r: Renderer, ar
     item: (i) => {
       const t = tf.at(i);
       lineOf.set(i, t.line);
-      return taskCommand(i, t.command);
+      const p = split(t.command, t.line);
+      return taskCommand(i, p.command, p.request);
     },
     record: (i, rec) => {
       const line = lineOf.get(i) ?? tf.at(i).line;
@@ -40,12 +46,14 @@ export async function runTaskFile(args: Record<string, unknown>, r: Renderer, ar
       if (i >= total) return `it records task ${i}, but ${tf.name} has only ${total} commands now`;
       const cmd = saved.record.command;
       if (typeof cmd !== 'string') return null;
-      const now = tf.at(i);
+      const at = tf.at(i);
+      const now = { line: at.line, command: split(at.command, at.line).command };
       if (cmd !== now.command) return `task ${i} ran \`${cmd}\`, but ${tf.name} line ${now.line} is now \`${now.command}\`: the task file changed since that run`;
       return null;
     },
     recordsToStdout: c.json && !c.output,
     work: { taskFile: name === '-' ? '-' : resolve(name), sha256: tf.sha256 },
+    ...(packed ? { taskResources: true, misfit: (nodes) => scan.misfit(nodes, { cpus: c.cpusPerTask ?? 1, gpus: c.gpusPerTask ?? 0 }) } : {}),
   };
   if (human) {
     // No results file: each command's output as it finishes, whole (GNU parallel's --group).
