@@ -54,6 +54,44 @@ describe.skipIf(cluster.skip)(`GPUs per task under Slurm ${cluster.why}`, () => 
     expect(concurrent).toBeGreaterThan(0);
   });
 
+  it('requests per line under sbatch -N2 --ntasks-per-node=2 --gpus-per-node=2: no node ever over its 2 CPUs or 2 GPUs', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'slurmpool-gpu-'));
+    const rec = 's=$(date +%s%N); sleep 0.2; e=$(date +%s%N); echo "$SLURMPOOL_NODE|$CUDA_VISIBLE_DEVICES|${s%???}|${e%???}"';
+    const asks: [number, number][] = [];
+    const lines: string[] = [];
+    for (let i = 0; i < 16; i++) {
+      const ask: [number, number] = i % 4 === 0 ? [2, 2] : i % 4 === 1 ? [1, 1] : i % 4 === 2 ? [1, 0] : [2, 0];
+      asks.push(ask);
+      lines.push(i % 2 ? `#SLURMPOOL -c ${ask[0]} --gpus ${ask[1]} -- ${rec}` : JSON.stringify({ cmd: rec, cpus: ask[0], gpus: ask[1] }));
+    }
+    writeFileSync(join(dir, 'tasks.txt'), `${lines.join('\n')}\n`);
+    const out = join(dir, 'out.txt');
+    const id = sbatch(['-N2', '--ntasks-per-node=2', '--gpus-per-node=2', `--chdir=${dir}`, `--output=${out}`, `--wrap=exec ${process.execPath} ${cli} run tasks.txt -o results.jsonl`]);
+    const end = await waitJob(id, 120_000);
+    const text = readOut(out);
+    expect(end.state, text).toBe('COMPLETED');
+    const recs = readFileSync(join(dir, 'results.jsonl'), 'utf8')
+      .split('\n')
+      .filter((l) => l.startsWith('{"index"'))
+      .map((l) => JSON.parse(l) as { index: number; ok: boolean; node: string; stdout: string });
+    expect(recs).toHaveLength(16);
+    const ran = recs.map((r) => {
+      expect(r.ok, JSON.stringify(r)).toBe(true);
+      const [node, cvd, s, e] = r.stdout.trim().split('|');
+      const gpus = cvd === '' ? [] : cvd!.split(',');
+      expect(gpus).toHaveLength(asks[r.index]![1]);
+      return { node: node!, cpus: asks[r.index]![0], gpus, start: Number(s), end: Number(e) };
+    });
+    const over: string[] = [];
+    for (const a of ran) {
+      const now = ran.filter((b) => b.node === a.node && b.start <= a.start && a.start < b.end);
+      const c = now.reduce((sum, b) => sum + b.cpus, 0);
+      const g = now.flatMap((b) => b.gpus);
+      if (c > 2 || g.length > 2 || new Set(g).size !== g.length) over.push(`${a.node} at ${a.start}: ${c} CPUs, GPUs ${g.join(',')}`);
+    }
+    expect(over).toEqual([]);
+  });
+
   it('--gpus-per-task in a job without GPUs fails before any task runs, naming the node', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'slurmpool-gpu-'));
     writeFileSync(join(dir, 'tasks.txt'), 'touch ran-a-task\n');
