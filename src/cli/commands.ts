@@ -61,9 +61,10 @@ export async function main(argv: string[]): Promise<number> {
       'Run a file of shell commands, one a line, on every node of the allocation',
       (y) =>
         withCommon(y)
-          .positional('taskfile', { type: 'string', describe: 'One shell command a line (blank lines and # comments skipped); - reads standard input' })
+          .positional('taskfile', { type: 'string', describe: 'One shell command a line (blank lines and # comments skipped; #SLURMPOOL OPTIONS -- CMD and {"cmd": …} lines carry their own request); - reads standard input' })
           .example('$0 run tasks.txt', 'run every line of tasks.txt, as many at once as there are cores')
           .example('$0 run tasks.txt -c 4 -o results.jsonl', 'each command gets 4 cores of its own (OMP_NUM_THREADS=4, pinned); records in results.jsonl')
+          .example('$0 run jobs.txt', 'a line "#SLURMPOOL -c 4 --gpus 1 -- ./train 3" (or {"cmd": "./train 3", "cpus": 4, "gpus": 1}) asks for its own CPUs and GPUs')
           .example('$0 run tasks.txt --gpus-per-task 1', 'in sbatch --gpus-per-node=4: 4 commands at once per node, each with its own CUDA_VISIBLE_DEVICES')
           .example('$0 run tasks.txt -o results.jsonl --resume', 'after a walltime kill: run only the commands not yet recorded')
           .example('seq 100 | sed "s/^/echo /" | $0 run -', 'commands from standard input'),
