@@ -100,6 +100,7 @@ describe('GPUs per task in real pools', () => {
         expect(r.ok, JSON.stringify(r)).toBe(true);
         const [cvd, taskGpus, s, e] = (r.value as { stdout: string }).stdout.trim().split(' ');
         expect(taskGpus).toBe(cvd);
+        expect((r.value as { gpus?: string }).gpus).toBe(cvd);
         expect(cvd!.split(',')).toHaveLength(perTask);
         gpuSets.add(cvd!);
         // Nanoseconds from date: exact enough, and from the command itself, not from slurmpool's bookkeeping.

@@ -29,13 +29,14 @@ describe.skipIf(cluster.skip)(`GPUs per task under Slurm ${cluster.why}`, () => 
     const recs = readFileSync(join(dir, 'results.jsonl'), 'utf8')
       .split('\n')
       .filter((l) => l.startsWith('{"index"'))
-      .map((l) => JSON.parse(l) as { ok: boolean; node: string; stdout: string });
+      .map((l) => JSON.parse(l) as { ok: boolean; node: string; stdout: string; gpus?: string });
     expect(recs).toHaveLength(16);
     const held: { node: string; gpu: string; start: number; end: number }[] = [];
     for (const r of recs) {
       expect(r.ok, JSON.stringify(r)).toBe(true);
       const [node, gpu, s, e] = r.stdout.trim().split(' ');
       expect(node).toBe(r.node);
+      expect(r.gpus).toBe(gpu);
       expect(['0', '1'], `task on ${node} got CUDA_VISIBLE_DEVICES=${gpu}`).toContain(gpu);
       held.push({ node: node!, gpu: gpu!, start: Number(s), end: Number(e) });
     }

@@ -39,6 +39,8 @@ export interface CommandResult {
   durationMs: number;
   /** The CPUs the command was pinned to (SLURMPOOL_PIN_CPUS), as a list like "2-3". */
   cpus?: string;
+  /** The GPUs the command was given (SLURMPOOL_TASK_GPUS: gpusPerTask or its own request), like "0,1"; "" for none in a packed run. */
+  gpus?: string;
 }
 
 /** Output kept in a result record when there is no log folder; the rest is cut with a note. */
@@ -481,9 +483,16 @@ export async function runShell(
       helperFailed = true;
       process.stderr.write(`slurmpool: worker ${worker}: ${(e as Error).message}; running commands through execa instead\n`);
     }
-    if (helper && !helperFailed) return runWithHelper(helper, id, command, timeoutMs, cpus, outputOptions(env), extra);
+    if (helper && !helperFailed) return withGpus(await runWithHelper(helper, id, command, timeoutMs, cpus, outputOptions(env), extra), env, extra);
   }
-  return runWithExeca(id, command, worker, extra ? { ...env, ...extra } : env, timeoutMs, cpus);
+  return withGpus(await runWithExeca(id, command, worker, extra ? { ...env, ...extra } : env, timeoutMs, cpus), env, extra);
+}
+
+/** Say in the result which GPUs the command had, when slurmpool gave it some (or, packed, none). */
+function withGpus(r: CommandResult, env: Record<string, string>, extra: Record<string, string> | null): CommandResult {
+  const gpus = extra?.SLURMPOOL_TASK_GPUS ?? env.SLURMPOOL_TASK_GPUS;
+  if (gpus !== undefined) r.gpus = gpus;
+  return r;
 }
 
 async function runWithHelper(h: Helper, id: number, command: string, timeoutMs: number, cpus: string | null, o: OutputOptions, extra: Record<string, string> | null): Promise<CommandResult> {

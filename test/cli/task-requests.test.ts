@@ -130,6 +130,7 @@ describe('slurmpool run with requests per line (2 emulated nodes of 4 CPUs, GPUs
       const [cvd, omp, s, e] = String(rec.stdout).trim().split('|');
       const [cpus, gpus] = asks[rec.index]!;
       expect(rec.command).toBe(REC);
+      expect(rec.gpus, 'the record names the GPUs the command saw').toBe(cvd);
       expect(omp, `line ${String(rec.line)}`).toBe(String(cpus));
       const held = cvd === '' ? [] : cvd!.split(',');
       expect(held, `line ${String(rec.line)}`).toHaveLength(gpus);
