@@ -64,6 +64,16 @@ describe('per-task requests (taskResources)', () => {
     expect(recs.get(4)!.ok).toBe(true);
   });
 
+  it('module functions in a packed pool take the defaults (gpusPerTask 1): their GPU in process.env while they run, never one held twice', async () => {
+    const gpuTask = new URL('./fixtures/gpu-task.mjs', import.meta.url);
+    await using pool = await Pool.open({ module: gpuTask, emulate: '1x4', taskResources: true, gpusPerTask: 1, env: { ...process.env, CUDA_VISIBLE_DEVICES: '0,1' }, log: false });
+    expect(pool.workers).toBe(4);
+    const rs = await pool.map<{ now: string; start: number; end: number }>('gpus', Array(12).fill(40), { chunksize: 1 });
+    expect(new Set(rs.map((r) => r.now))).toEqual(new Set(['0', '1']));
+    const over = rs.filter((a) => rs.some((b) => a !== b && a.now === b.now && a.start < b.end && b.start < a.end));
+    expect(over).toEqual([]);
+  });
+
   it('options.taskResources is checked', async () => {
     await expect(Pool.open({ taskResources: 1 } as never)).rejects.toThrow('options.taskResources must be a boolean, got 1');
   });

@@ -225,7 +225,19 @@ async function runChunk(c: ChunkSpec): Promise<ChunkResult> {
     values.length = 0;
     return { id: c.id, worker: init.workerIndex, values: encodeOwnedList(values), failures, started, ended: clock() };
   }
-  return taskContext.run({ first: c.start, last: c.start + n - 1, fn: c.fn }, () => runCalls(c, fn, items, values, failures, started));
+  if (!c.env) return taskContext.run({ first: c.start, last: c.start + n - 1, fn: c.fn }, () => runCalls(c, fn, items, values, failures, started));
+  // A packed chunk (taskResources): the GPUs and thread counts it was given, in this thread's
+  // process.env while it runs (a packed worker runs one chunk at a time), then as they were.
+  const before = new Map(Object.keys(c.env).map((k) => [k, process.env[k]]));
+  Object.assign(process.env, c.env);
+  try {
+    return await taskContext.run({ first: c.start, last: c.start + n - 1, fn: c.fn }, () => runCalls(c, fn, items, values, failures, started));
+  } finally {
+    for (const [k, v] of before) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  }
 }
 
 /** The items of a module-function chunk, in order, inside the chunk's async context. */
