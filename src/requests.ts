@@ -58,7 +58,7 @@ export function checkRequest(v: unknown, where: string): TaskRequest {
       if (!isInt(x, 0)) throw new Error(`${where}: timeoutMs must be a whole number ≥ 0, got ${JSON.stringify(x)}`);
       out.timeoutMs = x;
     } else if (k === 'env') {
-      if (typeof x !== 'object' || x === null || Array.isArray(x) || Object.values(x).some((s) => typeof s !== 'string')) {
+      if (typeof x !== 'object' || x === null || Array.isArray(x) || Object.values(x).some((s) => typeof s !== 'string' || s.includes('\0'))) {
         throw new Error(`${where}: env must be an object of string values, got ${JSON.stringify(x)}`);
       }
       out.env = x as Record<string, string>;

@@ -123,3 +123,17 @@ describe('GPUs per task in real pools', () => {
     await expect(Pool.open({ gpusPerTask: 1.5 } as never)).rejects.toThrow('options.gpusPerTask must be a non-negative integer, got 1.5');
   });
 });
+
+describe('slurmpool env', () => {
+  it('shows the GPUs found and, with --gpus-per-task, each slot\'s variables', async () => {
+    const { execFileSync } = await import('node:child_process');
+    const cli = new URL('../dist/cli/main.js', import.meta.url).pathname;
+    const env = { ...process.env, CUDA_VISIBLE_DEVICES: '0,1,2', GPU_DEVICE_ORDINAL: '0,1,2' };
+    const j = JSON.parse(execFileSync(process.execPath, [cli, 'env', '--json', '--gpus-per-task', '1'], { env, encoding: 'utf8' })) as { gpus: { ids: string[]; source: string; perTask: number; slots: Record<string, string>[] }; here: { workers: number } };
+    expect(j.gpus).toMatchObject({ ids: ['0', '1', '2'], source: 'CUDA_VISIBLE_DEVICES', perTask: 1 });
+    expect(j.gpus.slots.map((s) => [s.CUDA_VISIBLE_DEVICES, s.GPU_DEVICE_ORDINAL])).toEqual([['0', '0'], ['1', '1'], ['2', '2']]);
+    const text = execFileSync(process.execPath, [cli, 'env', '--gpus-per-task', '2'], { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    expect(text).toContain('GPUs: 3 GPUs (CUDA_VISIBLE_DEVICES=0,1,2)');
+    expect(text).toContain('--gpus-per-task 2: 1 slot: [0] CUDA_VISIBLE_DEVICES=0,1 GPU_DEVICE_ORDINAL=0,1 SLURMPOOL_GPU_ORDINALS=0,1');
+  });
+});

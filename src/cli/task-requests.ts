@@ -125,6 +125,7 @@ function parseJson(t: string, where: string): ParsedLine {
     for (const [k, x] of Object.entries(e)) {
       if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) throw new CliError(`${where}: "env" key ${JSON.stringify(k)} is not a variable name`);
       if (typeof x !== 'string') throw new CliError(`${where}: "env"."${k}" must be a string, got ${JSON.stringify(x)}`);
+      if (x.includes('\0')) throw new CliError(`${where}: "env"."${k}" contains a NUL character; a variable cannot`);
     }
     r.env = e as Record<string, string>;
   }

@@ -82,6 +82,8 @@ describe('JSON tasks', () => {
       ['{"cmd": "x", "timeout": true}', 'f line 3: "timeout" must be a duration ("10m", "90s") or seconds, got true'],
       ['{"cmd": "x", "env": {"A": 1}}', 'f line 3: "env"."A" must be a string, got 1'],
       ['{"cmd": "x", "env": {"A B": "1"}}', 'f line 3: "env" key "A B" is not a variable name'],
+      ['{"cmd": "x", "env": {"A": "a\\u0000b"}}', 'f line 3: "env"."A" contains a NUL character; a variable cannot'],
+      ['{"cmd": "a\\u0000b"}', 'f line 3: "cmd" contains a NUL character; a command cannot'],
       ['{"cmd": "x",}', 'f line 3 starts like a JSON task ({") but is not JSON'],
     ];
     for (const [line, msg] of bad) expect(() => parseTaskLine(line, W), line).toThrow(msg);
