@@ -267,15 +267,17 @@ ensure_hosts() {
 
 # ---------------------------------------------------------------- stand-in GPUs
 # Device files for gres.conf's File=: character devices with /dev/null's numbers (1,3), so that anything
-# that opens one reads nothing and writes nowhere; a plain empty file where mknod is not allowed (slurmd
-# only needs the path to exist). The same files serve every node, as /dev/nvidia0.. do on real nodes.
+# that opens one reads nothing and writes nowhere. They must be devices: slurmd refuses plain files
+# ("is not a valid character or block device") and jobs then get no GPU variables. The same files
+# serve every node, as /dev/nvidia0.. do on real nodes.
 FAKE_GPU=/dev/slurmpool-fake-gpu
 ensure_fake_gpus() {
   local k f
   for ((k = 0; k < GPUS; k++)); do
     f=$FAKE_GPU$k
-    [[ -e $f ]] && continue
-    mknod -m 0666 "$f" c 1 3 2>/dev/null || { : >"$f" && chmod 0666 "$f"; } || die "cannot create $f"
+    [[ -e $f && ! -c $f ]] && rm -f "$f"
+    [[ -c $f ]] && continue
+    mknod -m 0666 "$f" c 1 3 || die "cannot create the character device $f (mknod); slurmd takes no plain file for a GPU. Run without stand-in GPUs: SLURMPOOL_TEST_GPUS=0"
   done
 }
 gres_line() { ((GPUS > 0)) && printf ' Gres=gpu:%d' "$GPUS"; return 0; }
