@@ -2,6 +2,7 @@
 export { Pool, type NodeInfo, type NodeStats, type RecordOptions } from './pool.js';
 export type { TaskRecord } from './ordering.js';
 export type { CommandResult } from './agent/shell.js';
+export type { CommandItem } from './requests.js';
 export { expandHostlist, compressHostlist, parseCountList, readAllocation, SlurmParseError, type Allocation } from './slurm/index.js';
 export type { PoolOptions, MapOptions, Mode, EmulateSpec, SshOptions } from './options.js';
 export {

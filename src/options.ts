@@ -31,6 +31,18 @@ export interface PoolOptions {
   threadsPerTask?: number;
   /** Keep OMP_NUM_THREADS and friends where the environment already sets them, instead of pinning them to threadsPerTask. Default false. */
   keepThreadEnv?: boolean;
+  /**
+   * GPUs each task gets to itself: at most ⌊GPUs of the node / N⌋ tasks at once per node, each with its
+   * own GPUs in CUDA_VISIBLE_DEVICES (docs/gpus.md). A node without that many GPUs fails the open. Default 0 (none).
+   */
+  gpusPerTask?: number;
+  /**
+   * Shell tasks bring their own requests: runCommands items `{ cmd, cpus?, gpus?, timeout?, env? }`
+   * (the CLI's per-line requests). Each node gets a worker per CPU and runs at once only what its
+   * CPUs and GPUs hold, first come first served with a reservation for the oldest waiting task
+   * (docs/gpus.md); threadsPerTask and gpusPerTask are the requests of items that make none. Default false.
+   */
+  taskResources?: boolean;
   /** Times a chunk is retried after its worker died running it. Default 1. */
   retries?: number;
   /** Variables added to every task's environment on every node, over the environment the workers inherit (SSH agents get them too). */
@@ -114,6 +126,8 @@ export interface ResolvedOptions {
   maxTasksPerWorker: number;
   threadsPerTask: number;
   keepThreadEnv: boolean;
+  gpusPerTask: number;
+  taskResources: boolean;
   onNodeLost: ((node: string, reason: string, at: number) => void) | null;
   retries: number;
   taskEnv: Record<string, string>;
@@ -231,7 +245,7 @@ function envInt(env: NodeJS.ProcessEnv, name: string): number | undefined {
 
 /** Every key of PoolOptions, to refuse unknown ones (a typo such as `wokers` must not be ignored). */
 export const POOL_OPTION_KEYS = [
-  'module', 'workers', 'initializer', 'initArgs', 'maxTasksPerWorker', 'threadsPerTask', 'retries', 'taskEnv', 'timeout',
+  'module', 'workers', 'initializer', 'initArgs', 'maxTasksPerWorker', 'threadsPerTask', 'gpusPerTask', 'taskResources', 'retries', 'taskEnv', 'timeout',
   'maxHeapMB', 'mode', 'emulate', 'hosts', 'ssh', 'minNodes', 'bind', 'startTimeout', 'heartbeatMs', 'lostAfterMs',
   'speculate', 'log', 'env', 'disposeTimeout', 'signal', 'join', 'keepThreadEnv', 'onNodeLost',
 ] as const satisfies readonly (keyof PoolOptions)[];
@@ -329,6 +343,7 @@ export function resolveOptions(o: PoolOptions): ResolvedOptions {
   if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) throw new OptionError(`options.signal must be an AbortSignal, got ${show(o.signal)}`);
   if (o.onNodeLost !== undefined && typeof o.onNodeLost !== 'function') throw new OptionError(`options.onNodeLost must be a function, got ${show(o.onNodeLost)}`);
   if (o.keepThreadEnv !== undefined && typeof o.keepThreadEnv !== 'boolean') throw new OptionError(`options.keepThreadEnv must be a boolean, got ${show(o.keepThreadEnv)}`);
+  if (o.taskResources !== undefined && typeof o.taskResources !== 'boolean') throw new OptionError(`options.taskResources must be a boolean, got ${show(o.taskResources)}`);
   if (o.speculate !== undefined && typeof o.speculate !== 'boolean') throw new OptionError(`options.speculate must be a boolean, got ${show(o.speculate)}`);
   if (o.bind !== undefined && (typeof o.bind !== 'string' || o.bind === '')) throw new OptionError(`options.bind must be an address, got ${show(o.bind)}`);
   return {
@@ -341,6 +356,8 @@ export function resolveOptions(o: PoolOptions): ResolvedOptions {
     maxTasksPerWorker: intOption('maxTasksPerWorker', o.maxTasksPerWorker, 0, 1),
     threadsPerTask,
     keepThreadEnv: o.keepThreadEnv ?? (env.SLURMPOOL_KEEP_THREAD_ENV === '1'),
+    gpusPerTask: intOption('gpusPerTask', o.gpusPerTask ?? envInt(env, 'SLURMPOOL_GPUS_PER_TASK'), 0, 0),
+    taskResources: o.taskResources ?? false,
     onNodeLost: typeof o.onNodeLost === 'function' ? o.onNodeLost : null,
     retries: intOption('retries', o.retries ?? envInt(env, 'SLURMPOOL_RETRIES'), 1, 0),
     taskEnv: o.taskEnv ?? {},

@@ -20,6 +20,8 @@ export interface NodeInfo {
   node: string;
   workers: number;
   cpus: number;
+  /** GPUs the node's agent found (docs/gpus.md). */
+  gpus: number;
   pid: number;
 }
 
@@ -72,6 +74,8 @@ export class Pool<M extends object = UntypedModule> implements AsyncDisposable {
       maxTasksPerWorker: opts.maxTasksPerWorker,
       threadsPerTask: opts.threadsPerTask,
       keepThreadEnv: opts.keepThreadEnv,
+      ...(opts.gpusPerTask > 0 ? { gpusPerTask: opts.gpusPerTask } : {}),
+      ...(opts.taskResources ? { taskResources: true } : {}),
       workers: mode === 'local' || opts.workersGiven ? opts.workers : 0,
       maxHeapMB: opts.maxHeapMB,
       heartbeatMs: mode === 'local' ? 0 : opts.heartbeatMs,
@@ -219,7 +223,7 @@ export class Pool<M extends object = UntypedModule> implements AsyncDisposable {
 
   /** Nodes running agents now. */
   get nodes(): NodeInfo[] {
-    return this.scheduler.readyAgents.map((a) => ({ node: a.node, workers: a.workers, cpus: a.cpus, pid: a.pid }));
+    return this.scheduler.readyAgents.map((a) => ({ node: a.node, workers: a.workers, cpus: a.cpus, gpus: a.gpus, pid: a.pid }));
   }
 
   /** Worker threads across all nodes. */
@@ -366,6 +370,8 @@ export class Pool<M extends object = UntypedModule> implements AsyncDisposable {
   /**
    * Run shell commands, one per item, through /bin/sh on the workers; a record per command with its
    * exit code, signal and output. Each gets SLURMPOOL_TASK_ID, SLURMPOOL_NODE, SLURMPOOL_WORKER and the pinned thread variables.
+   * An item is a command line, or `{ cmd, cpus?, gpus?, timeout?, env? }` (CommandItem): its own
+   * request, honoured in a pool opened with taskResources (timeout in ms and env apply in any pool).
    */
   runCommands(commands: Input, options?: RecordOptions): AsyncIterableIterator<TaskRecord> {
     this.checkOpen();

@@ -10,7 +10,8 @@
 #   test-cluster.sh kill-node NAME     kill -9 NAME's slurmd only (its slurmstepd and tasks keep running)
 #   test-cluster.sh crash-node NAME    kill -9 NAME's slurmd, its slurmstepd and every task under them (a lost host)
 #
-# Environment: SLURMPOOL_TEST_NODES (3), SLURMPOOL_TEST_CPUS (2, per node), SLURMPOOL_TEST_TIMEOUT
+# Environment: SLURMPOOL_TEST_NODES (3), SLURMPOOL_TEST_CPUS (2, per node), SLURMPOOL_TEST_GPUS (2 stand-in
+# GPUs per node: gres gpu over device files /dev/slurmpool-fake-gpuK that this script creates), SLURMPOOL_TEST_TIMEOUT
 # (30 s, for every wait), SLURMPOOL_TEST_CTLD_PORT (16817), SLURMPOOL_TEST_NODE_PORT (17001, n1's port),
 # SLURMPOOL_TEST_STATE (/var/spool/slurmpool-test), SLURMPOOL_TEST_CONF (/etc/slurm/slurm.conf).
 # Progress goes to stderr; stdout carries only the SLURM_CONF= line and the sinfo table of `status`.
@@ -19,6 +20,7 @@ set -euo pipefail
 
 NODES=${SLURMPOOL_TEST_NODES:-3}
 CPUS=${SLURMPOOL_TEST_CPUS:-2}
+GPUS=${SLURMPOOL_TEST_GPUS:-2}
 TIMEOUT=${SLURMPOOL_TEST_TIMEOUT:-30}
 CTLD_PORT0=${SLURMPOOL_TEST_CTLD_PORT:-16817}
 NODE_PORT0=${SLURMPOOL_TEST_NODE_PORT:-17001}
@@ -40,6 +42,7 @@ log() { local t=${EPOCHREALTIME/./}; printf '[test-cluster +%d.%03ds] %s\n' $(((
 
 [[ $NODES =~ ^[1-9][0-9]?$ ]] || die "SLURMPOOL_TEST_NODES must be an integer in 1..99, got '$NODES'"
 [[ $CPUS =~ ^[1-9][0-9]{0,2}$ ]] || die "SLURMPOOL_TEST_CPUS must be an integer in 1..999, got '$CPUS'"
+[[ $GPUS =~ ^[0-9]$ ]] || die "SLURMPOOL_TEST_GPUS must be an integer in 0..9, got '$GPUS'"
 [[ $TIMEOUT =~ ^[1-9][0-9]*$ ]] || die "SLURMPOOL_TEST_TIMEOUT must be a positive integer (seconds), got '$TIMEOUT'"
 [[ $CTLD_PORT0 =~ ^[0-9]+$ && $CTLD_PORT0 -ge 1024 && $CTLD_PORT0 -le 64000 ]] || die "SLURMPOOL_TEST_CTLD_PORT must be in 1024..64000, got '$CTLD_PORT0'"
 [[ $NODE_PORT0 =~ ^[0-9]+$ && $NODE_PORT0 -ge 1024 && $NODE_PORT0 -le 64000 ]] || die "SLURMPOOL_TEST_NODE_PORT must be in 1024..64000, got '$NODE_PORT0'"
@@ -49,7 +52,7 @@ log() { local t=${EPOCHREALTIME/./}; printf '[test-cluster +%d.%03ds] %s\n' $(((
 node_names() { local i; for ((i = 1; i <= NODES; i++)); do printf 'n%d ' "$i"; done; }
 node_range() { if ((NODES == 1)); then printf 'n1'; else printf 'n[1-%d]' "$NODES"; fi; }
 # Bump the version when the layout or the way daemons are started changes: `up` then restarts a running cluster.
-HEADER="# $MARK v3 nodes=$NODES cpus=$CPUS state=$BASE (written by scripts/slurm/test-cluster.sh)"
+HEADER="# $MARK v4 nodes=$NODES cpus=$CPUS gpus=$GPUS state=$BASE (written by scripts/slurm/test-cluster.sh)"
 
 # ---------------------------------------------------------------- processes
 # (No forks here: a fork costs 30-60 ms on a busy 2-core machine, and `up` of a healthy cluster should be quick.)
@@ -262,6 +265,36 @@ ensure_hosts() {
   log "/etc/hosts: $want"
 }
 
+# ---------------------------------------------------------------- stand-in GPUs
+# Device files for gres.conf's File=: character devices with /dev/null's numbers (1,3), so that anything
+# that opens one reads nothing and writes nowhere. They must be devices: slurmd refuses plain files
+# ("is not a valid character or block device") and jobs then get no GPU variables. The same files
+# serve every node, as /dev/nvidia0.. do on real nodes.
+FAKE_GPU=/dev/slurmpool-fake-gpu
+ensure_fake_gpus() {
+  local k f
+  for ((k = 0; k < GPUS; k++)); do
+    f=$FAKE_GPU$k
+    [[ -e $f && ! -c $f ]] && rm -f "$f"
+    [[ -c $f ]] && continue
+    mknod -m 0666 "$f" c 1 3 || die "cannot create the character device $f (mknod); slurmd takes no plain file for a GPU. Run without stand-in GPUs: SLURMPOOL_TEST_GPUS=0"
+  done
+}
+gres_line() { ((GPUS > 0)) && printf ' Gres=gpu:%d' "$GPUS"; return 0; }
+
+write_gres_conf() {
+  local gres tmp
+  gres=$(dirname "$CONF")/gres.conf
+  tmp=$(mktemp "$(dirname "$CONF")/.gres.conf.XXXXXX")
+  {
+    printf '%s\n' "$HEADER"
+    if ((GPUS == 1)); then printf 'NodeName=%s Name=gpu File=%s0\n' "$(node_range)" "$FAKE_GPU"
+    elif ((GPUS > 1)); then printf 'NodeName=%s Name=gpu File=%s[0-%d]\n' "$(node_range)" "$FAKE_GPU" $((GPUS - 1)); fi
+  } >"$tmp"
+  chmod 0644 "$tmp"
+  mv -f "$tmp" "$gres"
+}
+
 # ---------------------------------------------------------------- config
 write_conf() {
   mkdir -p "$(dirname "$CONF")"
@@ -299,6 +332,7 @@ JobCompType=jobcomp/none
 MpiDefault=none
 SwitchType=switch/none
 MailProg=/bin/true
+GresTypes=gpu
 SelectType=select/cons_tres
 SelectTypeParameters=CR_CPU
 # nodes share the machine's cores; declare what the test wants
@@ -313,11 +347,12 @@ InactiveLimit=0
 # listen on the address a name resolves to (127.0.0.1), not on every interface: slurmctld, slurmd and srun
 CommunicationParameters=NoInAddrAny,NoCtldInAddrAny
 ReturnToService=2
-NodeName=$(node_range) NodeHostname=localhost NodeAddr=127.0.0.1 Port=$(if ((NODES == 1)); then printf '%d' "$NODE_PORT"; else printf '[%d-%d]' "$NODE_PORT" $((NODE_PORT + NODES - 1)); fi) CPUs=$CPUS RealMemory=1000 State=UNKNOWN
+NodeName=$(node_range) NodeHostname=localhost NodeAddr=127.0.0.1 Port=$(if ((NODES == 1)); then printf '%d' "$NODE_PORT"; else printf '[%d-%d]' "$NODE_PORT" $((NODE_PORT + NODES - 1)); fi) CPUs=$CPUS$(gres_line) RealMemory=1000 State=UNKNOWN
 PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 EOF
   chmod 0644 "$tmp"
   mv -f "$tmp" "$CONF"
+  write_gres_conf
 }
 
 # ---------------------------------------------------------------- node states
@@ -437,6 +472,7 @@ cluster_up() {
   ensure_munge
   ensure_hosts
   pick_ports
+  ensure_fake_gpus
   write_conf
   rm -rf "$BASE/log.prev"
   [[ -d $BASE/log ]] && mv "$BASE/log" "$BASE/log.prev"

@@ -4,7 +4,8 @@ import { getHeapStatistics } from 'node:v8';
 import { toErrorRecord } from '../errors.js';
 import type { AgentConfig, ChunkResult, FromAgent, ToAgent } from '../protocol/messages.js';
 import type { Link } from '../transport/link.js';
-import { pinnedEnv } from './threads.js';
+import { pinnedEnv, THREAD_VARIABLES } from './threads.js';
+import { describeGpus, discoverGpus, gpuEnv, gpuSlots } from './gpus.js';
 import { WorkerPool } from './worker-pool.js';
 import { NodeShares, type RelayTransport } from './shares.js';
 
@@ -94,7 +95,31 @@ export class Agent {
       await this.stop(new Error(error.message));
       return;
     }
-    const size = config.workers > 0 ? config.workers : Math.max(1, Math.floor(this.info.cpus / threads));
+    let size = config.workers > 0 ? config.workers : Math.max(1, Math.floor(this.info.cpus / threads));
+    // GPUs: each worker slot owns its share for good (a replaced worker gets the same ones).
+    const gpus = discoverGpus(this.info.env);
+    const perTask = config.gpusPerTask ?? 0;
+    let slotGpus: number[][] = [];
+    const packing = config.taskResources === true;
+    if (packing) {
+      // Tasks bring their own requests: a worker per CPU, and the ledger decides what runs.
+      size = config.workers > 0 ? config.workers : Math.max(1, this.info.cpus);
+      if (perTask > gpus.ids.length) {
+        const error = { name: 'OptionError', message: `node ${this.info.node} has ${describeGpus(gpus)}, fewer than the ${perTask} each task asks for (gpusPerTask / --gpus-per-task)` };
+        this.send({ t: 'fatal', error });
+        await this.stop(new Error(error.message));
+        return;
+      }
+    } else if (perTask > 0) {
+      slotGpus = gpuSlots(gpus.ids.length, perTask);
+      if (slotGpus.length === 0) {
+        const error = { name: 'OptionError', message: `node ${this.info.node} has ${describeGpus(gpus)}, fewer than the ${perTask} each task asks for (gpusPerTask / --gpus-per-task)` };
+        this.send({ t: 'fatal', error });
+        await this.stop(new Error(error.message));
+        return;
+      }
+      size = Math.min(size, slotGpus.length);
+    }
     const env = pinnedEnv(this.info.env, threads, size, { taskEnv: config.taskEnv, keep: config.keepThreadEnv === true });
     env.SLURMPOOL_NODE = this.info.node;
     const pool = new WorkerPool(
@@ -107,6 +132,23 @@ export class Agent {
         maxHeapMB: config.maxHeapMB > 0 ? config.maxHeapMB : defaultHeapMB(size),
         env,
         shared: this.shares.completed(),
+        ...(slotGpus.length > 0 ? { slotEnv: (i: number) => gpuEnv(gpus, slotGpus[i] ?? []) } : {}),
+        ...(packing
+          ? {
+              packing: {
+                cpus: this.info.cpus,
+                gpus: gpus.ids.length,
+                node: this.info.node,
+                defaults: { cpus: threads, gpus: perTask },
+                envFor: (need: { cpus: number }, positions: number[]) => {
+                  const e: Record<string, string> = gpus.ids.length > 0 ? gpuEnv(gpus, positions) : {};
+                  // Thread variables follow each task's CPUs, as pinnedEnv does for threadsPerTask.
+                  if (config.keepThreadEnv !== true) for (const v of THREAD_VARIABLES) if (config.taskEnv[v] === undefined) e[v] = String(need.cpus);
+                  return e;
+                },
+              },
+            }
+          : {}),
       },
       {
         results: (rs) => this.queueResults(rs),
@@ -126,7 +168,7 @@ export class Agent {
       return;
     }
     this.credits = pool.wantedCredits();
-    this.send({ t: 'ready', node: this.info.node, workers: size, cpus: this.info.cpus, pid: process.pid, credits: this.credits, ...(pool.exports ? { exports: pool.exports } : {}) });
+    this.send({ t: 'ready', node: this.info.node, workers: size, cpus: this.info.cpus, gpus: gpus.ids.length, pid: process.pid, credits: this.credits, ...(pool.exports ? { exports: pool.exports } : {}) });
     if (config.heartbeatMs > 0) {
       this.heartbeat = setInterval(() => {
         if (!this.spoke) this.send({ t: 'heartbeat' });

@@ -14,6 +14,7 @@ import type { Duplex } from 'node:stream';
 import type { Options, ResultPromise } from 'execa';
 import { formatRanges } from '../util/ranges.js';
 import { logFileName } from '../results/logdir.js';
+import { isCommandItem, requestOfItem, splitRequest, TASK_ENVELOPE, withRequest, type TaskRequest } from '../requests.js';
 
 /** What one shell task gives back. */
 export interface CommandResult {
@@ -38,6 +39,8 @@ export interface CommandResult {
   durationMs: number;
   /** The CPUs the command was pinned to (SLURMPOOL_PIN_CPUS), as a list like "2-3". */
   cpus?: string;
+  /** The GPUs the command was given (SLURMPOOL_TASK_GPUS: gpusPerTask or its own request), like "0,1"; "" for none in a packed run. */
+  gpus?: string;
 }
 
 /** Output kept in a result record when there is no log folder; the rest is cut with a note. */
@@ -61,23 +64,56 @@ export const SHELL_ENV = {
 
 // ---------------------------------------------------------------- task ids carried with the command
 
-const ENVELOPE = '\u0000';
+const ENVELOPE = TASK_ENVELOPE;
 
 /**
  * A command that carries its own task id (SLURMPOOL_TASK_ID), for callers whose item positions are not
  * the task ids (the CLI's --resume feeds only the unfinished tasks). NUL cannot occur in a command line.
  */
-export function taskCommand(id: number, command: string): string {
-  return `${ENVELOPE}${id}${ENVELOPE}${command}`;
+export function taskCommand(id: number, command: string, request?: TaskRequest | null): string {
+  return `${ENVELOPE}${id}${ENVELOPE}${withRequest(command, request)}`;
 }
 
-/** Undo taskCommand; a plain command keeps the id it was given. */
-export function splitTaskCommand(item: string, id: number): { id: number; command: string } {
-  if (!item.startsWith(ENVELOPE)) return { id, command: item };
-  const end = item.indexOf(ENVELOPE, 1);
-  const n = Number(item.slice(1, end));
-  if (end < 0 || !Number.isInteger(n)) return { id, command: item };
-  return { id: n, command: item.slice(end + 1) };
+/** Undo taskCommand; a plain command keeps the id it was given. A malformed request inside is thrown. */
+export function splitTaskCommand(item: string, id: number): { id: number; command: string; request?: TaskRequest } {
+  let rest = item;
+  let n = id;
+  if (item.startsWith(ENVELOPE)) {
+    const end = item.indexOf(ENVELOPE, 1);
+    const k = Number(item.slice(1, end));
+    if (end < 0 || !Number.isInteger(k)) return { id, command: item };
+    n = k;
+    rest = item.slice(end + 1);
+  }
+  const { command, request } = splitRequest(rest);
+  return request ? { id: n, command, request } : { id: n, command };
+}
+
+/** A shell item: a command line (maybe in an envelope), or the object form `{ cmd, cpus, gpus, timeout, env }`. */
+function readShellItem(item: unknown, id: number): { id: number; command: string; request?: TaskRequest } {
+  if (isCommandItem(item)) return { id, ...requestOfItem(item) };
+  return splitTaskCommand(String(item), id);
+}
+
+/** A shell item's time limit: its own request's, else the call's. */
+export function timeoutOf(item: unknown, callMs: number): number {
+  try {
+    return readShellItem(item, 0).request?.timeoutMs ?? callMs;
+  } catch {
+    return callMs;
+  }
+}
+
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/** `export NAME='value' …` for a script run by `sh -c`: a task's own variables, through the worker's long-lived shell. */
+function exportLine(env: Record<string, string>): string {
+  const parts: string[] = [];
+  for (const [k, v] of Object.entries(env)) {
+    if (!ENV_NAME.test(k)) throw new Error(`${JSON.stringify(k)} is not a valid environment variable name`);
+    parts.push(`${k}='${v.replace(/'/g, `'\\''`)}'`);
+  }
+  return parts.length ? `export ${parts.join(' ')}\n` : '';
 }
 
 // ---------------------------------------------------------------- CPU sets
@@ -420,13 +456,17 @@ function outputOptions(env: Record<string, string>): OutputOptions {
 
 /** Run `command` through /bin/sh; never throws for a failing command, only reports it. */
 export async function runShell(
-  item: string,
+  item: unknown,
   taskId: number,
   worker: number,
   env: Record<string, string>,
   timeoutMs: number,
+  /** Variables the agent gave this chunk (its GPUs, thread counts for its CPUs), under the task's own. */
+  overlay?: Record<string, string>,
 ): Promise<CommandResult> {
-  const { id, command } = splitTaskCommand(item, taskId);
+  const { id, command, request } = readShellItem(item, taskId);
+  const extra = overlay || request?.env ? { ...overlay, ...request?.env } : null;
+  if (request?.timeoutMs !== undefined) timeoutMs = request.timeoutMs;
   // One worker thread serves one slot: its CPU set and /bin/sh are looked up once.
   if (cachedCpus === undefined || cachedCpus.worker !== worker) cachedCpus = { worker, cpus: pinnedCpus(env, worker) };
   const cpus = cachedCpus.cpus;
@@ -443,17 +483,26 @@ export async function runShell(
       helperFailed = true;
       process.stderr.write(`slurmpool: worker ${worker}: ${(e as Error).message}; running commands through execa instead\n`);
     }
-    if (helper && !helperFailed) return runWithHelper(helper, id, command, timeoutMs, cpus, outputOptions(env));
+    if (helper && !helperFailed) return withGpus(await runWithHelper(helper, id, command, timeoutMs, cpus, outputOptions(env), extra), env, extra);
   }
-  return runWithExeca(id, command, worker, env, timeoutMs, cpus);
+  return withGpus(await runWithExeca(id, command, worker, extra ? { ...env, ...extra } : env, timeoutMs, cpus), env, extra);
 }
 
-async function runWithHelper(h: Helper, id: number, command: string, timeoutMs: number, cpus: string | null, o: OutputOptions): Promise<CommandResult> {
+/** Say in the result which GPUs the command had, when slurmpool gave it some (or, packed, none). */
+function withGpus(r: CommandResult, env: Record<string, string>, extra: Record<string, string> | null): CommandResult {
+  const gpus = extra?.SLURMPOOL_TASK_GPUS ?? env.SLURMPOOL_TASK_GPUS;
+  if (gpus !== undefined) r.gpus = gpus;
+  return r;
+}
+
+async function runWithHelper(h: Helper, id: number, command: string, timeoutMs: number, cpus: string | null, o: OutputOptions, extra: Record<string, string> | null): Promise<CommandResult> {
+  // The helper's environment is the slot's; a task's own variables are exported in its `sh -c`.
+  const script = extra ? exportLine(extra) + command : command;
   const startedAt = Date.now();
   let timedOut = false;
   let timer: NodeJS.Timeout | undefined;
   let killer: NodeJS.Timeout | undefined;
-  const r = await h.run(id, command, () => {
+  const r = await h.run(id, script, () => {
     if (timeoutMs > 0) {
       timer = setTimeout(() => {
         timedOut = true;

@@ -3,7 +3,8 @@ import { Worker } from 'node:worker_threads';
 import { toErrorRecord, type ErrorRecord } from '../errors.js';
 import type { ChunkResult, ChunkSpec } from '../protocol/messages.js';
 import type { FromWorker, SharedEntry, ToWorker, WorkerInit } from './thread-messages.js';
-import { decode, EMPTY_VALUES, encodeTransferable, LARGE_BYTES, ownCopy, ownsBuffer } from '../protocol/codec.js';
+import { decode, EMPTY_VALUES, encodeList, encodeTransferable, LARGE_BYTES, ownCopy, ownsBuffer } from '../protocol/codec.js';
+import { Ledger, type Need } from './packing.js';
 import { SLOT_CHUNK, SLOT_LENGTH, SLOT_OFFSET, SLOT_STARTED, SLOT_STOP } from './thread-messages.js';
 import { workerExecArgv } from './exec-argv.js';
 
@@ -34,6 +35,14 @@ export interface WorkerPoolOptions {
   env: Record<string, string>;
   /** Shared values already on this node. */
   shared: SharedEntry[];
+  /** Variables of worker slot i over `env` (its own GPUs), kept by the workers that replace it. */
+  slotEnv?: (index: number) => Record<string, string>;
+  /**
+   * Tasks carry their own CPU and GPU requests (chunks with `need`, else `defaults`): a chunk starts
+   * only on an idle worker and when the node's ledger has its CPUs and GPUs free (packing.ts's policy);
+   * `envFor` gives the variables of the GPUs and CPUs it was given.
+   */
+  packing?: { cpus: number; gpus: number; node: string; defaults: Need; envFor: (need: Need, gpus: number[]) => Record<string, string> };
 }
 
 export interface WorkerPoolSink {
@@ -66,6 +75,9 @@ export class WorkerPool {
   private exits: Promise<void>[] = [];
   private idleWaiters: (() => void)[] = [];
   private readonly shared = new Map<number, SharedEntry>();
+  /** With packing: the node's CPUs and GPUs, and what each running chunk holds of them. */
+  private readonly ledger: Ledger | null;
+  private readonly held = new Map<number, { cpus: number; gpus: number[] }>();
 
   constructor(
     private readonly opts: WorkerPoolOptions,
@@ -73,6 +85,15 @@ export class WorkerPool {
   ) {
     this.slots = new Array<Slot | null>(opts.size).fill(null);
     for (const e of opts.shared) this.shared.set(e.id, e);
+    this.ledger = opts.packing ? new Ledger(opts.packing.cpus, opts.packing.gpus) : null;
+  }
+
+  /** A chunk ended or left its worker: what it held is free again. */
+  private release(id: number): void {
+    const h = this.held.get(id);
+    if (!h) return;
+    this.held.delete(id);
+    this.ledger!.release(h.cpus, h.gpus);
   }
 
   /** Make a shared value visible to every worker (no copy: the SharedArrayBuffer itself is shared). */
@@ -117,7 +138,8 @@ export class WorkerPool {
   wantedCredits(): number {
     const ms = this.chunkMs.get(this.lastJob);
     const size = this.opts.size;
-    if (ms === undefined) return size;
+    // Packed tasks wait here for their CPUs and GPUs: no more of them than workers to run them.
+    if (ms === undefined || this.ledger) return size;
     if (ms < PREFETCH_BELOW_MS) return size * (2 * this.perBatch(this.lastJob) + 1);
     return size + Math.floor((size * ROUND_TRIP_MS) / ms);
   }
@@ -205,6 +227,7 @@ export class WorkerPool {
 
   private spawn(index: number): Promise<void> {
     const sab = new SharedArrayBuffer(SLOT_LENGTH * 8);
+    const env = this.opts.slotEnv ? { ...this.opts.env, ...this.opts.slotEnv(index) } : this.opts.env;
     const init: WorkerInit = {
       module: this.opts.module,
       initializer: this.opts.initializer,
@@ -212,12 +235,13 @@ export class WorkerPool {
       slot: sab,
       workerIndex: index,
       maxTasks: this.opts.maxTasksPerWorker,
-      env: this.opts.env,
+      env,
       shared: [...this.shared.values()],
     };
     const worker = new Worker(WORKER_FILE, {
       workerData: init,
-      env: this.opts.env,
+      // The thread's process.env, set before the task module loads: a slot's own GPUs are in it.
+      env,
       execArgv: workerExecArgv(),
       ...(this.opts.maxHeapMB > 0 ? { resourceLimits: { maxOldGenerationSizeMb: this.opts.maxHeapMB } } : {}),
     });
@@ -283,6 +307,7 @@ export class WorkerPool {
     for (const r of results) {
       const job = s.assigned.get(r.id)?.job ?? this.lastJob;
       s.assigned.delete(r.id);
+      if (this.ledger) this.release(r.id);
       const ms = r.ended - r.started;
       const prev = this.chunkMs.get(job);
       this.chunkMs.set(job, prev === undefined ? ms : prev * 0.8 + ms * 0.2);
@@ -302,6 +327,7 @@ export class WorkerPool {
     let died: ChunkResult | null = null;
     const running = s.slot[SLOT_CHUNK] ?? -1;
     for (const c of s.assigned.values()) {
+      if (this.ledger) this.release(c.id);
       if (this.cancelled.delete(c.id)) continue;
       if (!s.retiring && s.killedFor && s.killedFor.chunk === c.id) {
         died = { id: c.id, worker: s.index, values: EMPTY_VALUES, failures: [], started: Date.now(), ended: Date.now(), died: { offset: s.killedFor.offset, error: s.killedFor.error } };
@@ -336,6 +362,7 @@ export class WorkerPool {
 
   private dispatch(): void {
     if (this.closing) return;
+    if (this.ledger) return this.dispatchPacked(this.ledger, this.opts.packing!);
     let avail = this.queue.length - this.qHead;
     if (avail === 0) return;
     // A call whose chunk time is not known yet goes out one chunk per batch until it is.
@@ -380,6 +407,50 @@ export class WorkerPool {
     if (this.qHead > 1024 && this.qHead * 2 > this.queue.length) {
       this.queue.splice(0, this.qHead);
       this.qHead = 0;
+    }
+  }
+
+  /**
+   * Tasks with their own requests: one chunk per idle worker, started only when the ledger has its
+   * CPUs and GPUs free, in the order packing.ts's policy picks (arrival order, the head reserved).
+   * A chunk that asks for more than the node has fails at once, naming the node.
+   */
+  private dispatchPacked(ledger: Ledger, p: NonNullable<WorkerPoolOptions['packing']>): void {
+    const waiting = this.queue.slice(this.qHead);
+    if (waiting.length === 0) return;
+    const needs = waiting.map((c) => c.need ?? p.defaults);
+    const gone = new Set<number>();
+    const failed: ChunkResult[] = [];
+    needs.forEach((n, i) => {
+      const why = ledger.tooLarge(n);
+      if (!why) return;
+      const c = waiting[i]!;
+      const error: ErrorRecord = { name: 'ResourceError', message: `the task asks for ${why.replace('this node', `node ${p.node}`)}`, kind: 'error' };
+      const now = Date.now();
+      failed.push({ id: c.id, worker: -1, values: encodeList(new Array(c.count).fill(null), false), failures: Array.from({ length: c.count }, (_, k) => ({ offset: k, error })), started: now, ended: now });
+      gone.add(i);
+    });
+    const idle = this.slots.filter((s): s is Slot => s !== null && s.ready && !s.retiring && s.assigned.size === 0);
+    if (idle.length > 0) {
+      const starts = ledger.pick(needs, idle.length);
+      starts.forEach((st, k) => {
+        const c = waiting[st.index]!;
+        const s = idle[k]!;
+        const need = needs[st.index]!;
+        this.held.set(c.id, { cpus: need.cpus, gpus: st.gpus });
+        s.assigned.set(c.id, c);
+        s.worker.postMessage(...batchMessage([{ ...c, env: p.envFor(need, st.gpus) }]));
+        gone.add(st.index);
+      });
+    }
+    if (gone.size > 0) {
+      this.queue.length = 0;
+      this.qHead = 0;
+      waiting.forEach((c, i) => gone.has(i) || this.queue.push(c));
+    }
+    if (failed.length) {
+      this.sink.results(failed);
+      this.checkIdle();
     }
   }
 

@@ -202,7 +202,7 @@ async function runChunk(c: ChunkSpec): Promise<ChunkResult> {
       slot[SLOT_STARTED] = Date.now();
       let r: CommandResult;
       try {
-        r = await (shell ??= await import('./shell.js')).runShell(String(items[i]), c.start + i, init.workerIndex, init.env, c.timeoutMs);
+        r = await (shell ??= await import('./shell.js')).runShell(items[i], c.start + i, init.workerIndex, init.env, c.timeoutMs, c.env);
       } catch (e) {
         // Not the command's failure (it has its exit status): the machinery around it. This item fails, the thread goes on.
         failures.push({ offset: i, error: toErrorRecord(e, 'error') });
@@ -213,7 +213,7 @@ async function runChunk(c: ChunkSpec): Promise<ChunkResult> {
       if (r.outputError) {
         failures.push({ offset: i, error: { name: 'OutputError', message: r.outputError.message, ...(r.outputError.code ? { code: r.outputError.code } : {}), kind: 'error' } });
       } else if (r.exitCode !== 0) {
-        const why = r.timedOut ? `timed out after ${c.timeoutMs} ms` : r.signal ? `killed by ${r.signal}` : `exited with status ${r.exitCode}`;
+        const why = r.timedOut ? `timed out after ${shell!.timeoutOf(items[i], c.timeoutMs)} ms` : r.signal ? `killed by ${r.signal}` : `exited with status ${r.exitCode}`;
         failures.push({ offset: i, error: { name: 'CommandError', message: `command ${why}: ${r.command}`, kind: r.timedOut ? 'timeout' : 'error' } });
       }
     }
@@ -225,7 +225,19 @@ async function runChunk(c: ChunkSpec): Promise<ChunkResult> {
     values.length = 0;
     return { id: c.id, worker: init.workerIndex, values: encodeOwnedList(values), failures, started, ended: clock() };
   }
-  return taskContext.run({ first: c.start, last: c.start + n - 1, fn: c.fn }, () => runCalls(c, fn, items, values, failures, started));
+  if (!c.env) return taskContext.run({ first: c.start, last: c.start + n - 1, fn: c.fn }, () => runCalls(c, fn, items, values, failures, started));
+  // A packed chunk (taskResources): the GPUs and thread counts it was given, in this thread's
+  // process.env while it runs (a packed worker runs one chunk at a time), then as they were.
+  const before = new Map(Object.keys(c.env).map((k) => [k, process.env[k]]));
+  Object.assign(process.env, c.env);
+  try {
+    return await taskContext.run({ first: c.start, last: c.start + n - 1, fn: c.fn }, () => runCalls(c, fn, items, values, failures, started));
+  } finally {
+    for (const [k, v] of before) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  }
 }
 
 /** The items of a module-function chunk, in order, inside the chunk's async context. */

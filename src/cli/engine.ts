@@ -43,6 +43,10 @@ export interface Plan {
   recordsToStdout: boolean;
   /** What defines the work, for the results file's header and --resume's check of it. */
   work: RunWork | MapWork;
+  /** Tasks carry their own CPU and GPU requests (task file lines): packed per node, chunks of one, unpinned. */
+  taskResources?: boolean;
+  /** With taskResources: the first task that fits on none of these nodes, in words (checked before any task runs). */
+  misfit?(nodes: { node: string; cpus: number; gpus: number }[]): string | null;
 }
 
 /** Signals that stop a run gracefully: Slurm's walltime/scancel (TERM) and the --signal warnings (USR1/USR2). */
@@ -256,9 +260,11 @@ async function executeLocked(plan: Plan, c: Common, r: Renderer, argv: readonly 
     const extraEnv: Record<string, string> = {};
     if (c.logDir) extraEnv.SLURMPOOL_LOG_DIR = c.logDir;
     if (c.inlineMax !== undefined) extraEnv.SLURMPOOL_INLINE_MAX = String(c.inlineMax);
-    if (c.cpusPerTask !== undefined) extraEnv.SLURMPOOL_PIN_CPUS = String(c.cpusPerTask);
+    // Tasks with their own CPU counts are not pinned by worker slot (a slot's cores would not match them).
+    if (c.cpusPerTask !== undefined && !plan.taskResources) extraEnv.SLURMPOOL_PIN_CPUS = String(c.cpusPerTask);
     const opts = poolOptions(c, extraEnv, r.kind === 'quiet' ? false : (line) => r.note(line));
     if (plan.module) opts.module = plan.module;
+    if (plan.taskResources) opts.taskResources = true;
     // A node lost mid-run is said in the results file, so that the report can mark it (its bars stop there).
     if (out instanceof ResultsFile) {
       const file = out;
@@ -271,6 +277,11 @@ async function executeLocked(plan: Plan, c: Common, r: Renderer, argv: readonly 
       throw new CliError(e instanceof Error ? e.message : String(e), EXIT.launch);
     }
     if (forced) void pool.terminate();
+    const misfit = plan.misfit?.(pool.nodes);
+    if (misfit) {
+      await pool.terminate();
+      throw new CliError(misfit);
+    }
     runStart = Date.now();
     // The results file starts with the run's header (a resumed run appends its own, before its records).
     if (out instanceof ResultsFile) {
@@ -340,8 +351,10 @@ async function executeLocked(plan: Plan, c: Common, r: Renderer, argv: readonly 
     }
 
     // 6. The tasks.
+    // Tasks with their own requests go one per chunk unless --chunksize says otherwise: a chunk holds its largest request.
     // --retries: failed tasks run again too (the pool's own retries cover only worker deaths).
-    const ro = { ...(c.chunksize !== undefined ? { chunksize: c.chunksize } : {}), ...(c.timeoutMs > 0 ? { timeout: c.timeoutMs } : {}), ...(c.retries ? { retryFailed: c.retries } : {}) };
+    const chunksize = c.chunksize ?? (plan.taskResources ? 1 : undefined);
+    const ro = { ...(chunksize !== undefined ? { chunksize } : {}), ...(c.timeoutMs > 0 ? { timeout: c.timeoutMs } : {}), ...(c.retries ? { retryFailed: c.retries } : {}) };
     const iter = plan.kind === 'shell' ? pool.runCommands(feed, ro) : pool.imapRecords(plan.fn, feed, { ...ro, star: plan.star === true });
     try {
       for await (const rec of iter) {

@@ -3,6 +3,7 @@ import { realpathSync } from 'node:fs';
 import { availableParallelism, hostname } from 'node:os';
 import { allowedCpus, formatCpuList } from '../agent/shell.js';
 import { THREAD_VARIABLES } from '../agent/threads.js';
+import { describeGpus, discoverGpus, gpuEnv, gpuSlots } from '../agent/gpus.js';
 import { pickMode } from '../launch/pick.js';
 import { resolveOptions, type PoolOptions } from '../options.js';
 import { OptionError } from '../errors.js';
@@ -61,6 +62,11 @@ export async function envCommand(args: Record<string, unknown>, r: Renderer): Pr
   const variables: Record<string, string> = {};
   for (const k of ALLOCATION_VARIABLES) if (env[k] !== undefined) variables[k] = env[k]!;
   for (const k of Object.keys(env).sort()) if (k.startsWith('SLURMPOOL_') && k !== SECRET_ENV) variables[k] = env[k]!;
+  // The GPUs an agent on this node would find, and each worker slot's share with --gpus-per-task.
+  const g = discoverGpus(env);
+  const perTask = c.gpusPerTask ?? 0;
+  const slots = perTask > 0 ? gpuSlots(g.ids.length, perTask).map((p) => gpuEnv(g, p)) : [];
+  const gpus: EnvReport['gpus'] = { ids: g.ids, source: g.source, what: describeGpus(g), perTask, slots };
   const threads: Record<string, string | null> = {};
   for (const k of THREAD_VARIABLES) threads[k] = env[k] ?? null;
   const report: EnvReport = {
@@ -83,7 +89,8 @@ export async function envCommand(args: Record<string, unknown>, r: Renderer): Pr
         }
       : null,
     allocationError,
-    here: { hostname: hostname(), cpus: availableParallelism(), cpusAllowed: formatCpuList(allowedCpus()), workers: resolved.workers },
+    here: { hostname: hostname(), cpus: availableParallelism(), cpusAllowed: formatCpuList(allowedCpus()), workers: perTask > 0 ? Math.min(resolved.workers, slots.length) : resolved.workers },
+    gpus,
     variables,
     threads,
     tools: { sh: shellName(), srun: which('srun'), squeue: which('squeue'), taskset: which('taskset'), ssh: which('ssh') },

@@ -3,6 +3,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { sha256 } from '../results/header.js';
 import { CliError } from './errors.js';
 import { memoryTaskSource, openTaskFile, type TaskSource } from './taskfile.js';
+import { isRequestLine } from './task-requests.js';
 
 /** The commands of a task file and the 1-based line each came from. */
 export interface TaskFile {
@@ -38,7 +39,7 @@ export function parseTaskFile(text: string, name: string): TaskFile {
   all.forEach((l, i) => {
     const line = l.endsWith('\r') ? l.slice(0, -1) : l;
     const t = line.trim();
-    if (t === '' || t.startsWith('#')) return;
+    if (t === '' || (t.startsWith('#') && !isRequestLine(t))) return;
     if (line.includes('\0')) throw new CliError(`${name} line ${i + 1} contains a NUL byte; a command line cannot`);
     commands.push(line);
     lines.push(i + 1);
@@ -55,10 +56,14 @@ export function parseTaskFile(text: string, name: string): TaskFile {
  * A task file, or standard input for "-". A file is streamed (checked, counted and hashed in one pass;
  * commands read back as they are needed); standard input, which cannot be read twice, is held in memory.
  */
-export async function readTaskFile(path: string): Promise<TaskSource> {
-  if (path === '-') return memoryTaskSource(parseTaskFile(await readStdin(), 'standard input'));
+export async function readTaskFile(path: string, inspect?: (line: string, lineNo: number) => void): Promise<TaskSource> {
+  if (path === '-') {
+    const tf = parseTaskFile(await readStdin(), 'standard input');
+    if (inspect) tf.commands.forEach((c, i) => inspect(c, tf.lines[i]!));
+    return memoryTaskSource(tf);
+  }
   checkFile(path, 'task file');
-  return openTaskFile(path);
+  return openTaskFile(path, inspect);
 }
 
 /** Refuse a path that does not exist or is a folder, naming it. */

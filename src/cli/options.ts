@@ -14,6 +14,7 @@ import { parseHalt, type Halt } from './halt.js';
 export const COMMON_OPTIONS: Record<string, YargsOption> = {
   workers: { alias: 'w', type: 'string', group: 'Workers:', describe: 'Worker slots per node [default: CPUs of the node / --cpus-per-task]' },
   'cpus-per-task': { alias: 'c', type: 'string', group: 'Workers:', describe: 'Cores each task gets to itself: ⌊cpus/N⌋ tasks at once per node, OMP_NUM_THREADS=N (over inherited values), pinned with taskset [default: 1, unpinned]' },
+  'gpus-per-task': { type: 'string', group: 'Workers:', describe: 'GPUs each task gets to itself: ⌊GPUs of the node/N⌋ tasks at once per node (with the CPU limit), each with its own CUDA_VISIBLE_DEVICES; a node without N GPUs is an error [default: 0, GPUs not handed out]' },
   'keep-thread-env': { type: 'boolean', group: 'Workers:', describe: 'Keep OMP_NUM_THREADS and friends where the environment sets them, instead of pinning them to --cpus-per-task' },
   chunksize: { type: 'string', group: 'Workers:', describe: 'Tasks sent to a worker at a time [default: adaptive, about 50 ms of work]' },
   retries: { type: 'string', group: 'Workers:', describe: 'Times a task runs again after it failed (run: non-zero exit or --timeout; map: an error thrown) or its worker died; a lost node\'s tasks are re-sent regardless [default: 0 for failures, 1 for worker deaths]' },
@@ -46,6 +47,7 @@ export function envName(option: string): string {
 export interface Common {
   workers: number | undefined;
   cpusPerTask: number | undefined;
+  gpusPerTask: number | undefined;
   keepThreadEnv: boolean;
   chunksize: number | undefined;
   retries: number | undefined;
@@ -165,6 +167,7 @@ export function resolveCommon(argv: Argv, env: NodeJS.ProcessEnv = process.env):
   return {
     workers: int(argv, 'workers', env, 1),
     cpusPerTask: int(argv, 'cpus-per-task', env, 1),
+    gpusPerTask: int(argv, 'gpus-per-task', env, 0),
     keepThreadEnv: bool(argv, 'keep-thread-env', env),
     chunksize: int(argv, 'chunksize', env, 1),
     retries: int(argv, 'retries', env, 0),
@@ -196,6 +199,7 @@ export function poolOptions(c: Common, extraEnv: Record<string, string>, log: ((
   if (c.workers !== undefined) o.workers = c.workers;
   if (c.cpusPerTask !== undefined) o.threadsPerTask = c.cpusPerTask;
   if (c.keepThreadEnv) o.keepThreadEnv = true;
+  if (c.gpusPerTask) o.gpusPerTask = c.gpusPerTask;
   if (c.retries !== undefined) o.retries = c.retries;
   if (c.timeoutMs > 0) o.timeout = c.timeoutMs;
   if (c.emulate !== undefined) o.emulate = c.emulate;

@@ -102,6 +102,8 @@ export interface EnvReport {
   } | null;
   allocationError: string | null;
   here: { hostname: string; cpus: number; cpusAllowed: string; workers: number };
+  /** The GPUs an agent here would find; with --gpus-per-task, each worker slot's GPU variables. */
+  gpus: { ids: string[]; source: string; what: string; perTask: number; slots: Record<string, string>[] };
   variables: Record<string, string>;
   threads: Record<string, string | null>;
   tools: Record<string, string | null>;
@@ -265,6 +267,11 @@ export class HumanRenderer implements Renderer {
       L.push(`  read from: ${Object.entries(a.sources).map(([k, v]) => `${k}←${v}`).join(', ')}`);
     } else L.push('allocation: none (no SLURM_JOB_ID)');
     L.push(`here: ${r.here.hostname}, ${r.here.cpus} CPUs usable (allowed: ${r.here.cpusAllowed}), ${r.here.workers} workers by default`);
+    L.push(`GPUs: ${r.gpus.what}`);
+    if (r.gpus.perTask > 0) {
+      if (r.gpus.slots.length === 0) L.push(`  --gpus-per-task ${r.gpus.perTask}: no slot; a run here would fail (fewer GPUs than each task asks for)`);
+      else L.push(`  --gpus-per-task ${r.gpus.perTask}: ${r.gpus.slots.length} slot${r.gpus.slots.length === 1 ? '' : 's'}: ${r.gpus.slots.map((s, i) => `[${i}] ${Object.entries(s).filter(([k]) => k !== 'SLURMPOOL_TASK_GPUS').map(([k, v]) => `${k}=${v}`).join(' ')}`).join('; ')}`);
+    }
     const threads = Object.entries(r.threads).map(([k, v]) => `${k}=${v ?? '(unset)'}`);
     L.push(`thread variables: ${threads.join(' ')}`);
     L.push(`tools: ${Object.entries(r.tools).map(([k, v]) => `${k}=${v ?? '(not found)'}`).join(' ')}`);

@@ -5,6 +5,7 @@ import { commandRecord } from '../results/record.js';
 import { execute, type Plan } from './engine.js';
 import { CliError, EXIT } from './errors.js';
 import { readStdin, readTaskFile } from './input.js';
+import { parseTaskLine, RequestScan } from './task-requests.js';
 import { resolveCommon } from './options.js';
 import type { Renderer } from './render.js';
 import { templateSource, type TemplateArgs } from './template.js';
@@ -21,7 +22,11 @@ export async function runTaskFile(args: Record<string, unknown>, r: Renderer, ar
   if (template && args.taskfile !== undefined) throw new CliError(`give a task file or a command template with ::: / ::::, not both (task file: ${name})`);
   // `:::: -` reads arguments from standard input: read before the source is made (it reads synchronously).
   const stdinText = template?.groups.some((g) => g.sep.startsWith('::::') && g.words.includes('-')) ? await readStdin() : '';
-  const tf: TaskSource = template ? templateSource(template, () => stdinText) : await readTaskFile(name);
+  // Lines with their own requests (#SLURMPOOL …, {"cmd": …}) are checked in the pass that reads the file (templates carry none).
+  const scan = new RequestScan(name === '-' ? 'standard input' : `task file ${name}`);
+  const tf: TaskSource = template ? templateSource(template, () => stdinText) : await readTaskFile(name, (text, line) => scan.add(text, line));
+  const packed = scan.lines > 0;
+  const split = (text: string, line: number) => (packed ? parseTaskLine(text, `${scan.name} line ${line}`) : { command: text, request: null });
   const total = tf.count;
   const dry = typeof args['dry-run'] === 'boolean' ? args['dry-run'] : ['1', 'true', 'yes', 'on'].includes((process.env.SLURMPOOL_DRY_RUN ?? '').trim().toLowerCase());
   if (dry) {
@@ -31,7 +36,8 @@ export async function runTaskFile(args: Record<string, unknown>, r: Renderer, ar
     try {
       let text = '';
       for (let i = 0; i < total; i++) {
-        text += `${tf.at(i).command}\n`;
+        const t = tf.at(i);
+        text += `${split(t.command, t.line).command}\n`;
         if (closed) break;
         if (text.length > 1 << 16) {
           process.stdout.write(text);
@@ -57,7 +63,8 @@ export async function runTaskFile(args: Record<string, unknown>, r: Renderer, ar
     item: (i) => {
       const t = tf.at(i);
       lineOf.set(i, t.line);
-      return taskCommand(i, t.command);
+      const p = split(t.command, t.line);
+      return taskCommand(i, p.command, p.request);
     },
     record: (i, rec) => {
       const line = lineOf.get(i) ?? tf.at(i).line;
@@ -65,7 +72,7 @@ export async function runTaskFile(args: Record<string, unknown>, r: Renderer, ar
       recorded = { i, line };
       // A template's tasks have no line: their number is the index + 1 ({#}). A task stopped before it
       // finished (--halt) has no result, and its record still says which command it was.
-      return commandRecord(i, template ? undefined : line, rec, rec.value === undefined ? tf.at(i).command : undefined);
+      return commandRecord(i, template ? undefined : line, rec, rec.value === undefined ? split(tf.at(i).command, line).command : undefined);
     },
     place: (i) => (template ? { unit: 'task', n: i + 1 } : { unit: 'line', n: recorded?.i === i ? recorded.line : (lineOf.get(i) ?? tf.at(i).line) }),
     check: (saved) => {
@@ -73,7 +80,8 @@ export async function runTaskFile(args: Record<string, unknown>, r: Renderer, ar
       if (i >= total) return `it records task ${i}, but ${tf.name} has only ${total} commands now`;
       const cmd = saved.record.command;
       if (typeof cmd !== 'string') return null;
-      const now = tf.at(i);
+      const at = tf.at(i);
+      const now = { line: at.line, command: split(at.command, at.line).command };
       if (cmd !== now.command) {
         return template
           ? `task ${i + 1} ran \`${cmd}\`, but ${tf.name} makes \`${now.command}\` now: the template or its arguments changed since that run`
@@ -83,6 +91,7 @@ export async function runTaskFile(args: Record<string, unknown>, r: Renderer, ar
     },
     recordsToStdout: c.json && !c.output,
     work: { taskFile: template ? tf.name : name === '-' ? '-' : resolve(name), sha256: tf.sha256 },
+    ...(packed ? { taskResources: true, misfit: (nodes) => scan.misfit(nodes, { cpus: c.cpusPerTask ?? 1, gpus: c.gpusPerTask ?? 0 }) } : {}),
   };
   if (human) {
     // No results file: each command's output as it finishes, whole (GNU parallel's --group).

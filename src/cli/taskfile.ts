@@ -4,6 +4,7 @@
 import { createHash } from 'node:crypto';
 import { closeSync, createReadStream, openSync, readSync, statSync } from 'node:fs';
 import { CliError } from './errors.js';
+import { carriesRequest, isRequestLine } from './task-requests.js';
 
 /** A command of a task file and the 1-based line it is on. */
 export interface TaskLine {
@@ -28,10 +29,10 @@ const STRIDE = 1024;
 /** Read size of the back reader. */
 const READ_BYTES = 64 * 1024;
 
-/** A line that holds a command: not blank (after trimming whitespace) and not a # comment. */
+/** A line that holds a command: not blank (after trimming whitespace) and not a # comment (#SLURMPOOL lines are commands). */
 function isCommand(line: string): boolean {
   const t = line.trim();
-  return t !== '' && !t.startsWith('#');
+  return t !== '' && (!t.startsWith('#') || isRequestLine(t));
 }
 
 /** Whitespace bytes that String#trim removes (ASCII); a non-ASCII first byte is decided on the decoded text. */
@@ -45,7 +46,7 @@ function commandBytes(buf: Buffer, a: number, b: number): boolean {
   while (i < b && isSpace(buf[i]!)) i++;
   if (i === b) return false;
   const c = buf[i]!;
-  if (c === 0x23) return false; // '#'
+  if (c === 0x23) return b - i >= 10 && isRequestLine(buf.toString('latin1', i, Math.min(b, i + 11))); // '#': a comment unless #SLURMPOOL
   if (c < 0x80) return true;
   return isCommand(buf.toString('utf8', a, b));
 }
@@ -54,7 +55,7 @@ function commandBytes(buf: Buffer, a: number, b: number): boolean {
  * Read a task file: check every line (a NUL byte is refused, naming the line), count the commands,
  * hash it and index every STRIDE-th command's byte offset. Throws CliError like parseTaskFile.
  */
-export async function openTaskFile(path: string): Promise<TaskSource> {
+export async function openTaskFile(path: string, inspect?: (line: string, lineNo: number) => void): Promise<TaskSource> {
   const name = `task file ${path}`;
   const hash = createHash('sha256');
   const offsets: number[] = [];
@@ -73,6 +74,15 @@ export async function openTaskFile(path: string): Promise<TaskSource> {
     if (nul >= 0 && nul < a) nul = buf.indexOf(0, a);
     if (!commandBytes(buf, a, end)) return;
     if (nul >= a && nul < end) throw new CliError(`${name} line ${lineNo} contains a NUL byte; a command line cannot`);
+    // Lines that may carry their own request (#SLURMPOOL, {"), checked in this pass: task-requests.ts.
+    if (inspect) {
+      let i = a;
+      while (i < end && isSpace(buf[i]!)) i++;
+      if (buf[i] === 0x23 || buf[i] === 0x7b) {
+        const text = buf.toString('utf8', a, end);
+        if (carriesRequest(text.trimStart())) inspect(text, lineNo);
+      }
+    }
     if (count % STRIDE === 0) {
       offsets.push(at);
       lines.push(lineNo);

@@ -26,6 +26,13 @@ export interface ChunkSpec {
   stopOnError: boolean;
   /** Per-task timeout in ms; 0 = none. */
   timeoutMs: number;
+  /**
+   * Shell chunks whose items carry their own requests (taskResources): the CPUs and GPUs the chunk
+   * holds while it runs. The agent starts it only when its node has them free.
+   */
+  need?: { cpus: number; gpus: number };
+  /** Set by the agent for its worker, never sent: variables of this run of the chunk (the GPUs it was given). */
+  env?: Record<string, string>;
 }
 
 /** What the workers of an agent load and how. */
@@ -47,6 +54,14 @@ export interface AgentConfig {
   keepThreadEnv?: boolean;
   /** CPUs the allocation gives this agent's node (the coordinator read them from SLURM_JOB_CPUS_PER_NODE); wins over the step's own count. */
   cpus?: number;
+  /** GPUs each task gets to itself (CUDA_VISIBLE_DEVICES…); 0 or absent: GPUs are not handed out. */
+  gpusPerTask?: number;
+  /**
+   * Tasks carry their own CPU and GPU requests (chunks with `need`): one worker per CPU, and the agent
+   * packs chunks so that those running never hold more CPUs or GPUs than the node has.
+   * threadsPerTask and gpusPerTask are then the requests of tasks that make none.
+   */
+  taskResources?: boolean;
 }
 
 export interface ItemFailure {
@@ -106,7 +121,7 @@ export type ToAgent =
 /** Agent → coordinator. */
 export type FromAgent =
   /** `exports`: the task module's exports (name → typeof), as this node's workers imported it. */
-  | { t: 'ready'; node: string; workers: number; cpus: number; pid: number; credits: number; exports?: Record<string, string> }
+  | { t: 'ready'; node: string; workers: number; cpus: number; pid: number; credits: number; exports?: Record<string, string>; gpus?: number }
   | { t: 'results'; results: ChunkResult[] }
   | { t: 'credits'; credits: number }
   /** Chunks dropped before any worker started them (answer to unqueue). */

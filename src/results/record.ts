@@ -48,6 +48,7 @@ export function commandRecord(index: number, line: number | undefined, r: TaskRe
     out.ended = r.ended;
   }
   if (v?.cpus) out.cpus = v.cpus;
+  if (v?.gpus !== undefined) out.gpus = v.gpus;
   out.attempts = r.attempts;
   if (r.redispatched) out.redispatched = true;
   return out;

@@ -14,6 +14,8 @@ export class AgentState<L = unknown> {
   node = '?';
   workers = 0;
   cpus = 0;
+  /** GPUs the agent found on its node. */
+  gpus = 0;
   pid = 0;
   credits = 0;
   ready = false;
@@ -230,12 +232,13 @@ export class SchedulerCore {
     a.lastSeen = now;
   }
 
-  agentReady(a: AgentState, info: { node: string; workers: number; cpus: number; pid: number; credits: number; exports?: Record<string, string> }, now: number): void {
+  agentReady(a: AgentState, info: { node: string; workers: number; cpus: number; pid: number; credits: number; exports?: Record<string, string>; gpus?: number }, now: number): void {
     if (a.lost || a.ready) return;
     a.lastSeen = now;
     a.node = info.node;
     a.workers = info.workers;
     a.cpus = info.cpus;
+    a.gpus = typeof info.gpus === 'number' ? info.gpus : 0;
     a.pid = info.pid;
     a.credits = info.credits;
     a.ready = true;

@@ -4,6 +4,7 @@ import type { AgentConfig, ChunkResult, ChunkSpec, FromAgent, RelayPeer, SharedK
 import type { Link } from '../transport/link.js';
 import { decodeListLike, encodeList } from '../protocol/codec.js';
 import { MAX_FRAME } from '../protocol/frames.js';
+import { chunkNeed } from '../requests.js';
 import { AgentState as CoreAgent, SchedulerCore, type Chunk, type Command, type CoreResult } from './core.js';
 import type { Job } from './job.js';
 import type { ItemTime } from './chunking.js';
@@ -414,6 +415,7 @@ export class Scheduler {
       count: c.items.length,
       stopOnError: s.stopOnError,
       timeoutMs: s.timeoutMs,
+      ...(this.opts.config.taskResources && s.kind === 'shell' ? needOf(c.items, this.opts.config) : {}),
     };
   }
 
@@ -532,4 +534,10 @@ export class Scheduler {
         break;
     }
   }
+}
+
+/** The CPUs and GPUs a shell chunk holds while it runs, when its items carry requests (taskResources). */
+function needOf(items: unknown[], config: AgentConfig): { need?: { cpus: number; gpus: number } } {
+  const need = chunkNeed(items, { cpus: Math.max(1, config.threadsPerTask), gpus: config.gpusPerTask ?? 0 });
+  return need ? { need } : {};
 }
