@@ -7,6 +7,7 @@ import type { SharedEntry } from './thread-messages.js';
 import type { Link } from '../transport/link.js';
 import { pinnedEnv } from './threads.js';
 import { WorkerPool } from './worker-pool.js';
+import { isPythonModule, PythonSlots } from './python-slot.js';
 
 export interface AgentInfo {
   /** The node's name as Slurm knows it (SLURMD_NODENAME), or the emulated/SSH host's. */
@@ -125,6 +126,7 @@ export class Agent {
         maxHeapMB: config.maxHeapMB > 0 ? config.maxHeapMB : defaultHeapMB(size),
         env,
         shared: this.completeShares(),
+        python: isPythonModule(config.module) ? new PythonSlots({ python: config.python, env, node: this.info.node }) : null,
       },
       {
         results: (rs) => this.queueResults(rs),

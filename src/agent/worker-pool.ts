@@ -6,6 +6,7 @@ import type { FromWorker, SharedEntry, ToWorker, WorkerInit } from './thread-mes
 import { decode, EMPTY_VALUES, encodeTransferable, LARGE_BYTES, ownCopy, ownsBuffer } from '../protocol/codec.js';
 import { SLOT_CHUNK, SLOT_LENGTH, SLOT_OFFSET, SLOT_STARTED, SLOT_STOP } from './thread-messages.js';
 import { workerExecArgv } from './exec-argv.js';
+import { PythonWorker, type PythonSlots } from './python-slot.js';
 
 const WORKER_FILE = new URL('./worker.js', import.meta.url);
 
@@ -34,6 +35,8 @@ export interface WorkerPoolOptions {
   env: Record<string, string>;
   /** Shared values already on this node. */
   shared: SharedEntry[];
+  /** Run each slot as a Python interpreter instead of a worker thread (a .py task module). */
+  python?: PythonSlots | null;
 }
 
 export interface WorkerPoolSink {
@@ -44,7 +47,7 @@ export interface WorkerPoolSink {
 
 interface Slot {
   index: number;
-  worker: Worker;
+  worker: Worker | PythonWorker;
   slot: Float64Array;
   assigned: Map<number, ChunkSpec>;
   ready: boolean;
@@ -98,6 +101,7 @@ export class WorkerPool {
 
   /** Start every worker; resolves when all have imported the module and run the initializer. */
   async start(): Promise<void> {
+    this.opts.python?.resolve();
     const starts: Promise<void>[] = [];
     for (let i = 0; i < this.opts.size; i++) starts.push(this.spawn(i));
     try {
@@ -201,6 +205,7 @@ export class WorkerPool {
     clearInterval(this.timer);
     for (const s of this.slots) if (s) void s.worker.terminate();
     await Promise.allSettled(this.exits);
+    this.opts.python?.close();
   }
 
   private spawn(index: number): Promise<void> {
@@ -215,13 +220,16 @@ export class WorkerPool {
       env: this.opts.env,
       shared: [...this.shared.values()],
     };
-    const worker = new Worker(WORKER_FILE, {
-      workerData: init,
-      env: this.opts.env,
-      execArgv: workerExecArgv(),
-      ...(this.opts.maxHeapMB > 0 ? { resourceLimits: { maxOldGenerationSizeMb: this.opts.maxHeapMB } } : {}),
-    });
-    const slotView = new Float64Array(sab);
+    const worker = this.opts.python
+      ? this.opts.python.spawn(init)
+      : new Worker(WORKER_FILE, {
+          workerData: init,
+          env: this.opts.env,
+          execArgv: workerExecArgv(),
+          ...(this.opts.maxHeapMB > 0 ? { resourceLimits: { maxOldGenerationSizeMb: this.opts.maxHeapMB } } : {}),
+        });
+    // A Python slot's state lives in a file the interpreter maps (see python-slot.ts), not in the SharedArrayBuffer.
+    const slotView = worker instanceof PythonWorker ? worker.slot : new Float64Array(sab);
     if (this.stopped) slotView[SLOT_STOP] = 1;
     const s: Slot = {
       index,
@@ -374,7 +382,8 @@ export class WorkerPool {
         avail -= take;
         moved = true;
         for (const c of batch) s.assigned.set(c.id, c);
-        s.worker.postMessage(...batchMessage(batch));
+        if (s.worker instanceof PythonWorker) s.worker.postBatch(batch);
+        else s.worker.postMessage(...batchMessage(batch));
       }
     }
     if (this.qHead > 1024 && this.qHead * 2 > this.queue.length) {
@@ -403,7 +412,7 @@ export class WorkerPool {
         s.killedFor = {
           chunk: id,
           offset,
-          error: { name: 'TimeoutError', message: `task ran longer than its timeout of ${c.timeoutMs} ms; its worker thread was terminated`, kind: 'timeout' },
+          error: { name: 'TimeoutError', message: `task ran longer than its timeout of ${c.timeoutMs} ms; its ${s.worker instanceof PythonWorker ? 'Python interpreter was killed (and replaced)' : 'worker thread was terminated'}`, kind: 'timeout' },
         };
         void s.worker.terminate();
       }
