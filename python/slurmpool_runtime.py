@@ -22,6 +22,8 @@ FLUSH_S = 0.002  # results are sent at least this often while a batch runs, as t
 # interpreter dies (which item crashed it) and to time tasks out; a file mapping needs no message.
 SLOT_CHUNK, SLOT_OFFSET, SLOT_STARTED, SLOT_STOP = 0, 1, 2, 3
 
+CODEC = None  # the codec in use (its .name: msgpack or builtin)
+
 CANCELLED = {"name": "CancelledError", "message": "not started: the pool was told to start no more tasks", "kind": "cancelled"}
 
 
@@ -61,12 +63,15 @@ class Channel(object):
             os._exit(0)
 
 
-def error_record(e, kind="error", skip=0):
-    """An exception as the agent's ErrorRecord: class, message, and the traceback as the stack."""
+_OWN_FILES = (os.path.abspath(__file__), os.path.join(os.path.dirname(os.path.abspath(__file__)), "slurmpool_worker.py"))
+
+
+def error_record(e, kind="error"):
+    """An exception as the agent's ErrorRecord: class, message, and the traceback as the stack, from the task's own frames."""
     tb = e.__traceback__
-    for _ in range(skip):
-        if tb is not None and tb.tb_next is not None:
-            tb = tb.tb_next
+    # This runtime's frames and importlib's say nothing about the task: the traceback starts where the user's code does.
+    while tb is not None and (tb.tb_frame.f_code.co_filename in _OWN_FILES or tb.tb_frame.f_code.co_filename.startswith("<frozen ")):
+        tb = tb.tb_next
     try:
         stack = "".join(traceback.format_exception(type(e), e, tb))
     except Exception:
@@ -236,7 +241,7 @@ class Worker(object):
                     v = self.await_(v)
                 values.append(v)
             except BaseException as e:  # SystemExit from a task too: it fails its item, not the interpreter
-                failures.append({"offset": i, "error": error_record(e, skip=1)})
+                failures.append({"offset": i, "error": error_record(e)})
                 if stop_on_error:
                     break
                 values.append(None)
@@ -352,6 +357,8 @@ def main():
         chan.send(ord("E"), b"J" + json.dumps(error_record(e)).encode())
         _wait_for_eof(chan)
         return
+    global CODEC
+    CODEC = codec
     init = codec.decode(body)
     w = Worker(chan, codec, slot, init)
     try:
@@ -371,7 +378,8 @@ def main():
     except BaseException as e:
         err = error_record(e)
         where = "initializer '%s'" % init.get("initializer") if w.mod is not None else "import of %s" % init["module"]
-        err["message"] = "%s failed: %s: %s" % (where, err["name"], err["message"])
+        # The traceback is the message: where the import failed is what the user needs, before any work starts.
+        err["message"] = "%s failed:\n%s" % (where, err["stack"] or "%s: %s" % (err["name"], err["message"]))
         chan.send(ord("E"), codec.encode(err))
         _wait_for_eof(chan)
         return

@@ -69,7 +69,7 @@ export function resolvePython(given: string | undefined, env: Record<string, str
   if (explicit !== undefined) {
     const p = explicit.includes('/') ? (executable(explicit) ? explicit : null) : onPath(explicit, env.PATH);
     if (p) return p;
-    throw new Error(`${label} is ${JSON.stringify(explicit)}, which is ${explicit.includes('/') ? 'not an executable file' : `not on PATH (${env.PATH ?? 'unset'})`}${where}`);
+    throw notFound(`${label} is ${JSON.stringify(explicit)}, which is ${explicit.includes('/') ? 'not an executable file' : `not on PATH (${env.PATH ?? 'unset'})`}${where}`);
   }
   tried.push(`${label} (not set)`);
   if (env.VIRTUAL_ENV) {
@@ -82,7 +82,13 @@ export function resolvePython(given: string | undefined, env: Record<string, str
     if (p) return p;
   }
   tried.push(`python3 and python on PATH (${env.PATH ?? 'unset'})`);
-  throw new Error(`no Python interpreter found${where}: tried ${tried.join(', ')}; set options.python or SLURMPOOL_PYTHON`);
+  throw notFound(`no Python interpreter found${where}: tried ${tried.join(', ')}; set options.python or SLURMPOOL_PYTHON`);
+}
+
+function notFound(message: string): Error {
+  const e = new Error(message);
+  e.name = 'PythonNotFound';
+  return e;
 }
 
 /** Files of shared values that some interpreter still maps, removed at exit whatever else happened. */
