@@ -89,6 +89,26 @@ describe.each(CODECS)('Python tasks, local mode, $codec codec', ({ codec, env })
     expect(await pool.map('square', [3])).toEqual([9]);
   });
 
+  it('tiny items run in bulk keep their meaning: each failure at its own index, a crash found and isolated', async () => {
+    const items = Array.from({ length: 6000 }, (_, i) => (i === 1234 || i === 4321 ? 1 : i === 3000 ? 2 : 5));
+    const recs = await records(pool.imapRecords('bulk', items, { chunksize: 6000 }));
+    expect(recs).toHaveLength(6000);
+    const bad = recs.filter((r) => !r.ok).map((r) => [r.index, r.error!.name, r.error!.kind]);
+    expect(bad).toEqual([
+      [1234, 'KeyError', 'error'],
+      [3000, 'WorkerExit', 'died'],
+      [4321, 'KeyError', 'error'],
+    ]);
+    expect(recs.filter((r) => r.ok).every((r) => r.value === -5)).toBe(true);
+    const e = (await pool.map('bulk', items.slice(0, 3000), { chunksize: 3000 }).catch((x: unknown) => x)) as TaskError;
+    expect(e.index).toBe(1234);
+    expect((e.cause as Error).name).toBe('KeyError');
+  });
+
+  it('an async def task is awaited', async () => {
+    expect(await pool.map('later', [1, 2, 3])).toEqual([2, 3, 4]);
+  });
+
   it('os._exit in a task fails only its item, with the exit status', async () => {
     const recs = await records(pool.imapRecords('exit_on', [0, 1, 2], { chunksize: 3 }));
     expect(recs.map((r) => r.ok)).toEqual([true, false, true]);

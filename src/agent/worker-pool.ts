@@ -313,6 +313,10 @@ export class WorkerPool {
       if (this.cancelled.delete(c.id)) continue;
       if (!s.retiring && s.killedFor && s.killedFor.chunk === c.id) {
         died = { id: c.id, worker: s.index, values: EMPTY_VALUES, failures: [], started: Date.now(), ended: Date.now(), died: { offset: s.killedFor.offset, error: s.killedFor.error } };
+      } else if (!s.retiring && !s.killedFor && c.id === running && (s.slot[SLOT_OFFSET] ?? 0) < 0 && s.worker instanceof PythonWorker) {
+        // A Python slot died inside a run of tiny items it did not track one by one: the chunk runs again, item by item.
+        s.worker.runCarefully(c.id);
+        requeue.push(c);
       } else if (!s.retiring && !s.killedFor && c.id === running) {
         const offset = s.slot[SLOT_OFFSET] ?? 0;
         const error: ErrorRecord = s.error
