@@ -105,6 +105,23 @@ describe.each(CODECS)('Python tasks, local mode, $codec codec', ({ codec, env })
     expect((e.cause as Error).name).toBe('KeyError');
   });
 
+  it('large values cross both ways whole (frames longer than one pipe read)', async () => {
+    const [back] = (await pool.map('big', [24 * 1024 * 1024])) as Buffer[];
+    expect(back!.length).toBe(24 * 1024 * 1024);
+    expect(back![255]).toBe(255);
+    expect(back![24 * 1024 * 1024 - 1]).toBe(255);
+    expect(await pool.map('length', [Buffer.alloc(20 * 1024 * 1024, 7), Buffer.alloc(3)])).toEqual([20 * 1024 * 1024, 3]);
+  });
+
+  it('a result msgpack cannot hold fails its own item, naming the type; a tuple is an array', async () => {
+    const recs = await records(pool.imapRecords('unencodable', [0, 1, 2], { chunksize: 3 }));
+    expect(recs.map((r) => r.ok)).toEqual([true, false, true]);
+    expect(recs[0]!.value).toEqual([0, 'tuple']);
+    expect(recs[1]!.error!.name).toBe('ResultNotEncodable');
+    expect(recs[1]!.error!.message).toMatch(/could not be encoded .*object/);
+    expect(await pool.map('pattern_info', [/ab+c/i])).toEqual([['Pattern', 'ab+c', true, true]]);
+  });
+
   it('an async def task is awaited', async () => {
     expect(await pool.map('later', [1, 2, 3])).toEqual([2, 3, 4]);
   });
@@ -197,7 +214,7 @@ describe('Python tasks: interpreters, environment, replacement', () => {
 
   it('an initializer that is not in the module is named, with the functions it has', async () => {
     const e = (await Pool.open({ module: MODULE, workers: 1, initializer: 'setup', env: envWith({}), log: false }).catch((x: unknown) => x)) as Error;
-    expect(e.message).toMatch(/has no function named 'setup' \(its functions: add, codec, .*square/);
+    expect(e.message).toMatch(/has no function named 'setup' \(its functions: add, .*codec, .*square/);
   });
 
   it('shared files are removed on unshare and when the pool closes', async () => {

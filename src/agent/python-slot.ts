@@ -233,7 +233,6 @@ export class PythonWorker extends EventEmitter {
   private readonly child: ChildProcess;
   private readonly slotFd: number;
   private slotOpen = true;
-  private pending: Buffer | null = null;
   private tail = '';
   private started = false;
   private retired = false;
@@ -295,7 +294,6 @@ export class PythonWorker extends EventEmitter {
   private finish(error: Error | null, code: number, closed: () => void, signal?: NodeJS.Signals | null): void {
     if (this.exited) return;
     this.exited = true;
-    if (this.pending && this.pending.length > 0 && !error) this.onData(Buffer.alloc(0));
     if (!this.killed && !(this.retired && code === 0)) {
       const how = error ? `could not be started: ${error.message}` : signal ? `was killed by ${signal}` : `exited with status ${code}`;
       const what = this.started ? `Python interpreter of worker ${this.init.workerIndex} (pid ${this.pid}, ${this.python}) ${how}` : `${this.python} ${how} while starting`;
@@ -327,20 +325,32 @@ export class PythonWorker extends EventEmitter {
     stdin.uncork();
   }
 
+  /** Bytes read but not yet a whole frame, kept as they came: a large frame is put together once, not once per read. */
+  private chunks: Buffer[] = [];
+  private have = 0;
+  /** The length of the frame being read (its 4-byte length included), or -1 before its length is known. */
+  private need = -1;
+
   private onData(d: Buffer): void {
-    let buf = this.pending ? (d.length ? Buffer.concat([this.pending, d]) : this.pending) : d;
-    this.pending = null;
-    let p = 0;
-    while (buf.length - p >= 5) {
-      const n = buf.readUInt32BE(p);
-      if (buf.length - p - 4 < n) break;
-      const tag = buf[p + 4]!;
-      const payload = buf.subarray(p + 5, p + 4 + n);
-      p += 4 + n;
-      this.onFrame(tag, payload);
+    if (d.length > 0) {
+      this.chunks.push(d);
+      this.have += d.length;
     }
-    if (p < buf.length) this.pending = buf.subarray(p);
-    buf = Buffer.alloc(0);
+    for (;;) {
+      if (this.need < 0) {
+        if (this.have < 5) return;
+        if (this.chunks[0]!.length < 5) this.chunks = [Buffer.concat(this.chunks, this.have)];
+        this.need = 4 + this.chunks[0]!.readUInt32BE(0);
+      }
+      if (this.have < this.need) return;
+      const buf = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks, this.have);
+      const end = this.need;
+      const rest = buf.subarray(end);
+      this.chunks = rest.length > 0 ? [rest] : [];
+      this.have = rest.length;
+      this.need = -1;
+      this.onFrame(buf[4]!, buf.subarray(5, end));
+    }
   }
 
   private onFrame(tag: number, payload: Buffer): void {
