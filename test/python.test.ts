@@ -55,6 +55,11 @@ describe.each(CODECS)('Python tasks, local mode, $codec codec', ({ codec, env })
     const back = (await pool.map('kinds', nums, { chunksize: 64 })) as [string, number][];
     expect(back.map(([t]) => t)).toEqual(nums.map((x) => (Number.isInteger(x) ? 'int' : 'float')));
     expect(back.map(([, v]) => v)).toEqual(nums);
+    // The edges of msgpack's integer forms, in one long numeric list: ints within 32 bits, floats outside.
+    const edges = [0, 127, 128, 255, 256, 65535, 65536, 4294967295, 4294967296, -1, -32, -33, -128, -129, -32768, -32769, -2147483648, -2147483649, 0.5, -0, 1e300];
+    const seen = (await pool.map('kinds', edges, { chunksize: edges.length })) as [string, number][];
+    expect(seen.map(([t]) => t)).toEqual(edges.map((x) => (Number.isInteger(x) && x >= -2147483648 && x <= 4294967295 ? 'int' : 'float')));
+    expect(seen.map(([, v]) => v)).toEqual(edges.map((x) => (Object.is(x, -0) ? 0 : x)));
     // JS Sets and RegExps (msgpackr's prefix extensions) still decode.
     expect(await pool.map('kinds', [new Set([3])])).toEqual([['set', [3]]]);
   });
