@@ -192,6 +192,30 @@ describe('Python tasks: interpreters, environment, replacement', () => {
     }
   });
 
+  it('without the msgpack package the built-in codec is used; SLURMPOOL_PY_CODEC=msgpack then refuses to start', async () => {
+    const noPackage = { PYTHONPATH: join(PY_FIXTURES, 'no-msgpack') };
+    const pool = await Pool.open({ module: MODULE, workers: 1, env: envWith(noPackage), log: false });
+    try {
+      expect(await pool.map('codec', [0])).toEqual(['builtin']);
+      expect(await pool.map('square', [12])).toEqual([144]);
+    } finally {
+      await pool.close();
+    }
+    const e = (await Pool.open({ module: MODULE, workers: 1, env: envWith({ ...noPackage, SLURMPOOL_PY_CODEC: 'msgpack' }), log: false }).catch((x: unknown) => x)) as Error;
+    expect(e).toBeInstanceOf(LaunchError);
+    expect(e.message).toMatch(/SLURMPOOL_PY_CODEC=msgpack, but this interpreter \(.*\) cannot import msgpack/);
+  });
+
+  it('with SLURMPOOL_PIN_CPUS each interpreter is pinned to its slot\'s cores before the module loads', async () => {
+    const pool = await Pool.open({ module: MODULE, workers: 1, env: envWith({ SLURMPOOL_PIN_CPUS: '1' }), log: false });
+    try {
+      const [cpus] = (await pool.map('affinity', [0])) as number[][];
+      expect(cpus).toHaveLength(1);
+    } finally {
+      await pool.close();
+    }
+  });
+
   it('a module that fails to import: Pool.open says so with its traceback', async () => {
     const e = (await Pool.open({ module: join(PY_FIXTURES, 'broken.py'), workers: 1, env: envWith({}), log: false }).catch((x: unknown) => x)) as Error;
     expect(e).toBeInstanceOf(LaunchError);
