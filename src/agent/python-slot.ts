@@ -259,6 +259,9 @@ export class PythonWorker extends EventEmitter {
         env: { ...init.env, SLURMPOOL_WORKER: String(init.workerIndex) },
         stdio: ['pipe', 'pipe', 'pipe', this.slotFd],
       });
+    } catch (e) {
+      closeSync(this.slotFd);
+      throw e;
     } finally {
       unlinkSync(path);
     }
