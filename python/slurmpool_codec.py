@@ -615,6 +615,11 @@ def choose(prefer=None):
             if prefer == "msgpack":
                 raise ImportError("SLURMPOOL_PY_CODEC=msgpack, but this interpreter (%s) cannot import msgpack: %s" % (sys.executable, e))
         else:
-            decode, encode = _package_codec(msgpack)
-            return Codec("msgpack", ".".join(str(x) for x in msgpack.version), decode, encode)
+            version = ".".join(str(x) for x in msgpack.version)
+            if tuple(msgpack.version[:1]) >= (1,):
+                decode, encode = _package_codec(msgpack)
+                return Codec("msgpack", version, decode, encode)
+            # Before 1.0 the package has no Timestamp type nor the options used here.
+            if prefer == "msgpack":
+                raise ImportError("SLURMPOOL_PY_CODEC=msgpack, but this interpreter's msgpack is %s; 1.0 or newer is needed" % version)
     return Codec("builtin", "", builtin_decode, builtin_encode)

@@ -10,19 +10,11 @@ import os
 import struct
 import sys
 import time
+import types
 from itertools import islice as _islice, starmap as _starmap
 
 _FRAME = struct.Struct(">IB")
-
-
-async def _coroutine():
-    pass
-
-
-_c = _coroutine()
-_Coroutine = type(_c)  # what an `async def` task returns: run to completion on the interpreter's event loop
-_c.close()
-del _c
+_Coroutine = types.CoroutineType  # what an `async def` task returns: run to completion on the interpreter's event loop
 FLUSH_S = 0.002  # results are sent at least this often while a batch runs, as the JS worker does
 # Items shorter than this run in slices through map() rather than one by one in a Python loop; a slice
 # holds about SLICE_S of work, so the stop flag is still read every few milliseconds.
@@ -105,8 +97,6 @@ def error_record(e, kind="error"):
 
 def describe(mod, path):
     """Every public name of the module and what it is, as the agent reports a JS module's exports."""
-    import types
-
     out = {}
     for k, v in vars(mod).items():
         if k.startswith("__"):
