@@ -300,8 +300,10 @@ describe('slurmpool map with a Python module', () => {
     expect(failed.index).toBe(3);
     expect(JSON.stringify(failed.error)).toContain('RuntimeError');
     unlinkSync(marker);
-    const second = await cli(['map', MODULE, 'fail_if_marked', '--input', input, '-o', out, '--workers', '2', '--resume'], { env });
+    const report = t.path('run.html');
+    const second = await cli(['map', MODULE, 'fail_if_marked', '--input', input, '-o', out, '--workers', '2', '--resume', '--report', report], { env });
     expect(second.exitCode, String(second.stderr)).toBe(0);
+    expect(readFileSync(report, 'utf8')).toContain('fail_if_marked');
     recs = readRecords(out);
     const final = new Map(recs.map((r) => [r.index, r]));
     expect([...final.keys()].sort()).toEqual([0, 1, 2, 3, 4, 5]);
