@@ -90,6 +90,8 @@ export interface PoolOptions {
   disposeTimeout?: number;
   /** Abort opening: Pool.open rejects with an AbortError and stops what it started. */
   signal?: AbortSignal;
+  /** The Python interpreter for a .py task module on every node (SLURMPOOL_PYTHON); default $VIRTUAL_ENV/bin/python, else python3 on PATH. */
+  python?: string;
 }
 
 export interface JoinOptions {
@@ -148,6 +150,7 @@ export interface ResolvedOptions {
   logGiven: boolean;
   env: NodeJS.ProcessEnv;
   disposeTimeout: number;
+  python: string | null;
 }
 
 const MODES: readonly Mode[] = ['local', 'emulate', 'slurm', 'ssh', 'join'];
@@ -247,7 +250,7 @@ function envInt(env: NodeJS.ProcessEnv, name: string): number | undefined {
 export const POOL_OPTION_KEYS = [
   'module', 'workers', 'initializer', 'initArgs', 'maxTasksPerWorker', 'threadsPerTask', 'gpusPerTask', 'taskResources', 'retries', 'taskEnv', 'timeout',
   'maxHeapMB', 'mode', 'emulate', 'hosts', 'ssh', 'minNodes', 'bind', 'startTimeout', 'heartbeatMs', 'lostAfterMs',
-  'speculate', 'log', 'env', 'disposeTimeout', 'signal', 'join', 'keepThreadEnv', 'onNodeLost',
+  'speculate', 'log', 'env', 'disposeTimeout', 'signal', 'join', 'keepThreadEnv', 'onNodeLost', 'python',
 ] as const satisfies readonly (keyof PoolOptions)[];
 
 /** Every key of SshOptions. */
@@ -346,6 +349,7 @@ export function resolveOptions(o: PoolOptions): ResolvedOptions {
   if (o.taskResources !== undefined && typeof o.taskResources !== 'boolean') throw new OptionError(`options.taskResources must be a boolean, got ${show(o.taskResources)}`);
   if (o.speculate !== undefined && typeof o.speculate !== 'boolean') throw new OptionError(`options.speculate must be a boolean, got ${show(o.speculate)}`);
   if (o.bind !== undefined && (typeof o.bind !== 'string' || o.bind === '')) throw new OptionError(`options.bind must be an address, got ${show(o.bind)}`);
+  if (o.python !== undefined && (typeof o.python !== 'string' || o.python === '')) throw new OptionError(`options.python must be the path or name of a Python interpreter, got ${show(o.python)}`);
   return {
     moduleUrl: mod?.url ?? null,
     modulePath: mod?.path ?? null,
@@ -378,6 +382,7 @@ export function resolveOptions(o: PoolOptions): ResolvedOptions {
     logGiven: o.log !== undefined,
     env,
     disposeTimeout: intOption('disposeTimeout', o.disposeTimeout, 5000, 0),
+    python: o.python ?? null,
   };
 }
 

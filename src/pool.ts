@@ -80,6 +80,7 @@ export class Pool<M extends object = UntypedModule> implements AsyncDisposable {
       maxHeapMB: opts.maxHeapMB,
       heartbeatMs: mode === 'local' ? 0 : opts.heartbeatMs,
       taskEnv: opts.taskEnv,
+      ...(opts.python ? { python: opts.python } : {}),
     };
     const log = opts.log ?? (() => undefined);
     const overridden = overriddenThreadVariables(opts.env, opts.threadsPerTask, opts.taskEnv, opts.keepThreadEnv);

@@ -76,6 +76,13 @@ describe('the packed tarball', () => {
     expect(node(['cjs.cjs']).trim()).toBe('[1,4,9]');
   });
 
+  it('runs a Python task module with the Python worker it ships (python/)', () => {
+    expect(files).toEqual(expect.arrayContaining(['python/slurmpool_worker.py', 'python/slurmpool_runtime.py', 'python/slurmpool_codec.py']));
+    writeFileSync(join(proj, 'tasks.py'), 'def square(x):\n    return x * x\n');
+    writeFileSync(join(proj, 'py.mjs'), "import { Pool } from 'slurmpool';\nconst pool = await Pool.open({ module: './tasks.py', workers: 1 });\ntry { console.log(JSON.stringify(await pool.map('square', [1, 2, 3]))); } finally { await pool.close(); }\n");
+    expect(node(['py.mjs']).trim()).toBe('[1,4,9]');
+  });
+
   it('runs under `node --input-type=module -e` (workers do not inherit flags they reject)', () => {
     const code = "import { Pool } from 'slurmpool'; const pool = await Pool.open({ module: './tasks.mjs', workers: 1 }); try { console.log(JSON.stringify(await pool.map('square', [4]))); } finally { await pool.close(); }";
     expect(node(['--input-type=module', '-e', code]).trim()).toBe('[16]');

@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
 # The Debian packages CI's tests need: Slurm and munge (the test cluster), OpenSSH (the ssh transport's
 # test sshd), GNU parallel, Chromium (the HTML report's browser test, driven by playwright-core at
-# /usr/bin/chromium), and python3 when none is on PATH. Idempotent: installs only what is missing,
-# with one `apt-get update` first, and prints what it installed and how long it took.
+# /usr/bin/chromium), python3-msgpack (Python task modules), and python3 when none is on PATH.
+# Idempotent: installs only what is missing, with one `apt-get update` first, and prints what it
+# installed and how long it took.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 
 T0=${EPOCHREALTIME/./}
 elapsed() { local t=${EPOCHREALTIME/./}; printf '%d.%01d s' $(((t - T0) / 1000000)) $(((t - T0) / 100000 % 10)); }
 
-want=(slurm-wlm munge openssh-server openssh-client parallel chromium)
+# python3-msgpack: the msgpack package for Python task modules' workers (test/python*.test.ts run with it
+# and with the built-in codec); it brings Debian's python3 with it.
+want=(slurm-wlm munge openssh-server openssh-client parallel chromium python3-msgpack)
 # python3 may come from elsewhere (pyenv, a venv); install Debian's only when there is none.
 command -v python3 >/dev/null 2>&1 || want+=(python3)
 

@@ -8,6 +8,7 @@ import { pinnedEnv, THREAD_VARIABLES } from './threads.js';
 import { describeGpus, discoverGpus, gpuEnv, gpuSlots } from './gpus.js';
 import { WorkerPool } from './worker-pool.js';
 import { NodeShares, type RelayTransport } from './shares.js';
+import { isPythonModule, PythonSlots } from './python-slot.js';
 
 export interface AgentInfo {
   /** The node's name as Slurm knows it (SLURMD_NODENAME), or the emulated/SSH host's. */
@@ -149,6 +150,7 @@ export class Agent {
               },
             }
           : {}),
+        python: isPythonModule(config.module) ? new PythonSlots({ python: config.python, env, node: this.info.node }) : null,
       },
       {
         results: (rs) => this.queueResults(rs),

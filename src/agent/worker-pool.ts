@@ -7,6 +7,7 @@ import { decode, EMPTY_VALUES, encodeList, encodeTransferable, LARGE_BYTES, ownC
 import { Ledger, type Need } from './packing.js';
 import { SLOT_CHUNK, SLOT_LENGTH, SLOT_OFFSET, SLOT_STARTED, SLOT_STOP } from './thread-messages.js';
 import { workerExecArgv } from './exec-argv.js';
+import { PythonWorker, type PythonSlots } from './python-slot.js';
 
 const WORKER_FILE = new URL('./worker.js', import.meta.url);
 
@@ -43,6 +44,8 @@ export interface WorkerPoolOptions {
    * `envFor` gives the variables of the GPUs and CPUs it was given.
    */
   packing?: { cpus: number; gpus: number; node: string; defaults: Need; envFor: (need: Need, gpus: number[]) => Record<string, string> };
+  /** Run each slot as a Python interpreter instead of a worker thread (a .py task module). */
+  python?: PythonSlots | null;
 }
 
 export interface WorkerPoolSink {
@@ -53,7 +56,7 @@ export interface WorkerPoolSink {
 
 interface Slot {
   index: number;
-  worker: Worker;
+  worker: Worker | PythonWorker;
   slot: Float64Array;
   assigned: Map<number, ChunkSpec>;
   ready: boolean;
@@ -119,6 +122,7 @@ export class WorkerPool {
 
   /** Start every worker; resolves when all have imported the module and run the initializer. */
   async start(): Promise<void> {
+    this.opts.python?.resolve();
     const starts: Promise<void>[] = [];
     for (let i = 0; i < this.opts.size; i++) starts.push(this.spawn(i));
     try {
@@ -223,6 +227,7 @@ export class WorkerPool {
     clearInterval(this.timer);
     for (const s of this.slots) if (s) void s.worker.terminate();
     await Promise.allSettled(this.exits);
+    this.opts.python?.close();
   }
 
   private spawn(index: number): Promise<void> {
@@ -238,14 +243,18 @@ export class WorkerPool {
       env,
       shared: [...this.shared.values()],
     };
-    const worker = new Worker(WORKER_FILE, {
-      workerData: init,
-      // The thread's process.env, set before the task module loads: a slot's own GPUs are in it.
-      env,
-      execArgv: workerExecArgv(),
-      ...(this.opts.maxHeapMB > 0 ? { resourceLimits: { maxOldGenerationSizeMb: this.opts.maxHeapMB } } : {}),
-    });
-    const slotView = new Float64Array(sab);
+    // A Python slot gets the same env (its GPUs included) in its interpreter's environment.
+    const worker = this.opts.python
+      ? this.opts.python.spawn(init)
+      : new Worker(WORKER_FILE, {
+          workerData: init,
+          // The thread's process.env, set before the task module loads: a slot's own GPUs are in it.
+          env,
+          execArgv: workerExecArgv(),
+          ...(this.opts.maxHeapMB > 0 ? { resourceLimits: { maxOldGenerationSizeMb: this.opts.maxHeapMB } } : {}),
+        });
+    // A Python slot's state lives in a file the interpreter maps (see python-slot.ts), not in the SharedArrayBuffer.
+    const slotView = worker instanceof PythonWorker ? worker.slot : new Float64Array(sab);
     if (this.stopped) slotView[SLOT_STOP] = 1;
     const s: Slot = {
       index,
@@ -331,6 +340,10 @@ export class WorkerPool {
       if (this.cancelled.delete(c.id)) continue;
       if (!s.retiring && s.killedFor && s.killedFor.chunk === c.id) {
         died = { id: c.id, worker: s.index, values: EMPTY_VALUES, failures: [], started: Date.now(), ended: Date.now(), died: { offset: s.killedFor.offset, error: s.killedFor.error } };
+      } else if (!s.retiring && !s.killedFor && c.id === running && (s.slot[SLOT_OFFSET] ?? 0) < 0 && s.worker instanceof PythonWorker) {
+        // A Python slot died inside a run of tiny items it did not track one by one: the chunk runs again, item by item.
+        s.worker.runCarefully(c.id);
+        requeue.push(c);
       } else if (!s.retiring && !s.killedFor && c.id === running) {
         const offset = s.slot[SLOT_OFFSET] ?? 0;
         const error: ErrorRecord = s.error
@@ -401,7 +414,8 @@ export class WorkerPool {
         avail -= take;
         moved = true;
         for (const c of batch) s.assigned.set(c.id, c);
-        s.worker.postMessage(...batchMessage(batch));
+        if (s.worker instanceof PythonWorker) s.worker.postBatch(batch);
+        else s.worker.postMessage(...batchMessage(batch));
       }
     }
     if (this.qHead > 1024 && this.qHead * 2 > this.queue.length) {
@@ -439,7 +453,9 @@ export class WorkerPool {
         const need = needs[st.index]!;
         this.held.set(c.id, { cpus: need.cpus, gpus: st.gpus });
         s.assigned.set(c.id, c);
-        s.worker.postMessage(...batchMessage([{ ...c, env: p.envFor(need, st.gpus) }]));
+        const one = [{ ...c, env: p.envFor(need, st.gpus) }];
+        if (s.worker instanceof PythonWorker) s.worker.postBatch(one);
+        else s.worker.postMessage(...batchMessage(one));
         gone.add(st.index);
       });
     }
@@ -474,7 +490,7 @@ export class WorkerPool {
         s.killedFor = {
           chunk: id,
           offset,
-          error: { name: 'TimeoutError', message: `task ran longer than its timeout of ${c.timeoutMs} ms; its worker thread was terminated`, kind: 'timeout' },
+          error: { name: 'TimeoutError', message: `task ran longer than its timeout of ${c.timeoutMs} ms; its ${s.worker instanceof PythonWorker ? 'Python interpreter was killed (and replaced)' : 'worker thread was terminated'}`, kind: 'timeout' },
         };
         void s.worker.terminate();
       }

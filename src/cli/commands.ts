@@ -96,13 +96,14 @@ export async function main(argv: string[]): Promise<number> {
       "Apply a module's export to JSON inputs; records as JSON Lines",
       (y) =>
         withCommon(y)
-          .positional('module', { type: 'string', describe: 'ES module file (on a filesystem every node sees)' })
+          .positional('module', { type: 'string', describe: 'ES module file, or a Python .py file run by one interpreter per worker (SLURMPOOL_PYTHON), on a filesystem every node sees' })
           .positional('export', { type: 'string', describe: 'Name of the exported function' })
           .option('input', { alias: 'i', type: 'string', group: 'Input:', describe: 'JSON Lines file of items, one JSON value a line (- for standard input)' })
           .option('range', { type: 'string', group: 'Input:', describe: 'Items START, START+STEP, … below END: START:END[:STEP]' })
           .option('star', { type: 'boolean', group: 'Input:', describe: 'Each item is an array of arguments (starmap)' })
           .example('$0 map tasks.mjs simulate --input params.jsonl -o results.jsonl', 'one record per line of params.jsonl')
           .example('$0 map tasks.mjs square --range 0:1000', 'items 0..999; records on standard output')
+          .example('$0 map tasks.py simulate -i params.jsonl -o results.jsonl', 'a Python function over the same inputs')
           .example('$0 map tasks.mjs add --star --input pairs.jsonl', 'each line is [a, b]: add(a, b)'),
       handle(async (a, r) => (await import('./map.js')).mapModule(a, r, argv)),
     )

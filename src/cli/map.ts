@@ -65,7 +65,8 @@ export async function mapModule(args: Record<string, unknown>, r: Renderer, argv
     const bad = items.items.findIndex((x) => !Array.isArray(x));
     if (bad >= 0) throw new CliError(`${items.name} line ${items.lines[bad]} is not an array; with --star each item is the array of arguments`);
   }
-  await checkExport(path, fn, shown);
+  // A Python module is imported by the interpreters only: the pool refuses a missing function before any work starts.
+  if (!/\.py$/i.test(path)) await checkExport(path, fn, shown);
   const plan: Plan = {
     command: 'map',
     kind: 'call',

@@ -52,6 +52,8 @@ export interface AgentConfig {
   taskEnv: Record<string, string>;
   /** Keep thread variables (OMP_NUM_THREADS…) the environment already sets instead of pinning them to threadsPerTask. */
   keepThreadEnv?: boolean;
+  /** The Python interpreter for a .py task module (options.python); unset: SLURMPOOL_PYTHON, $VIRTUAL_ENV/bin/python or python3 on each node. */
+  python?: string;
   /** CPUs the allocation gives this agent's node (the coordinator read them from SLURM_JOB_CPUS_PER_NODE); wins over the step's own count. */
   cpus?: number;
   /** GPUs each task gets to itself (CUDA_VISIBLE_DEVICES…); 0 or absent: GPUs are not handed out. */

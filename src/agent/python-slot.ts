@@ -1,0 +1,508 @@
+// A worker slot that runs Python: one long-lived interpreter per slot, in place of a worker thread. It
+// speaks the worker thread's messages (ready, initError, results, retire; batch, share, unshare) to
+// the WorkerPool, so the scheduler, the Pool and the CLI see no difference; to the interpreter it
+// speaks length-prefixed msgpack frames over its stdin and stdout (python/slurmpool_runtime.py).
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import { accessSync, closeSync, constants as fsc, ftruncateSync, openSync, readSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { constants as osc, tmpdir } from 'node:os';
+import { delimiter, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Readable, Writable } from 'node:stream';
+import type { ErrorRecord } from '../errors.js';
+import type { ChunkSpec } from '../protocol/messages.js';
+import { decode, decodeListLike, encode } from '../protocol/codec.js';
+import { parseCpuList, pinnedCpus } from './shell.js';
+import { SLOT_CHUNK, SLOT_LENGTH, type FromWorker, type SharedEntry, type ToWorker, type WorkerInit } from './thread-messages.js';
+
+/** The interpreter's entry point, shipped with the package beside dist/. */
+export const PYTHON_WORKER = fileURLToPath(new URL('../../python/slurmpool_worker.py', import.meta.url));
+
+/** A task module is Python when its file ends in .py. */
+export function isPythonModule(module: string | null): boolean {
+  return module !== null && /\.py$/i.test(module.startsWith('file:') ? fileURLToPath(module) : module);
+}
+
+/** Where files that Python maps live: tmpfs when there is one (never written to disk), else the temporary folder. */
+function mapDir(): string {
+  try {
+    accessSync('/dev/shm', fsc.W_OK);
+    if (statSync('/dev/shm').isDirectory()) return '/dev/shm';
+  } catch {
+    // no /dev/shm
+  }
+  return tmpdir();
+}
+
+function onPath(name: string, path: string | undefined): string | null {
+  for (const dir of (path ?? '').split(delimiter)) {
+    if (!dir) continue;
+    const p = join(dir, name);
+    try {
+      accessSync(p, fsc.X_OK);
+      if (statSync(p).isFile()) return p;
+    } catch {
+      // not here
+    }
+  }
+  return null;
+}
+
+function executable(p: string): boolean {
+  try {
+    accessSync(p, fsc.X_OK);
+    return statSync(p).isFile();
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The interpreter for this node: `options.python` (or SLURMPOOL_PYTHON), else the active virtual
+ * environment's ($VIRTUAL_ENV/bin/python), else python3 (then python) on PATH. Throws naming what was tried.
+ */
+export function resolvePython(given: string | undefined, env: Record<string, string | undefined>, where: string): string {
+  const tried: string[] = [];
+  const explicit = given ?? (env.SLURMPOOL_PYTHON || undefined);
+  const label = given !== undefined ? 'options.python' : 'SLURMPOOL_PYTHON';
+  if (explicit !== undefined) {
+    const p = explicit.includes('/') ? (executable(explicit) ? explicit : null) : onPath(explicit, env.PATH);
+    if (p) return p;
+    throw notFound(`${label} is ${JSON.stringify(explicit)}, which is ${explicit.includes('/') ? 'not an executable file' : `not on PATH (${env.PATH ?? 'unset'})`}${where}`);
+  }
+  tried.push(`${label} (not set)`);
+  if (env.VIRTUAL_ENV) {
+    const p = join(env.VIRTUAL_ENV, 'bin', 'python');
+    if (executable(p)) return p;
+    tried.push(`${p} (VIRTUAL_ENV is set, but it is not there)`);
+  } else tried.push('$VIRTUAL_ENV/bin/python (VIRTUAL_ENV not set)');
+  for (const name of ['python3', 'python']) {
+    const p = onPath(name, env.PATH);
+    if (p) return p;
+  }
+  tried.push(`python3 and python on PATH (${env.PATH ?? 'unset'})`);
+  throw notFound(`no Python interpreter found${where}: tried ${tried.join(', ')}; set options.python or SLURMPOOL_PYTHON`);
+}
+
+function notFound(message: string): Error {
+  const e = new Error(message);
+  e.name = 'PythonNotFound';
+  return e;
+}
+
+/** Files of shared values that some interpreter still maps, removed at exit whatever else happened. */
+const liveFiles = new Set<string>();
+let exitHook = false;
+
+function removeLive(): void {
+  for (const p of liveFiles) {
+    try {
+      unlinkSync(p);
+    } catch {
+      // already gone
+    }
+  }
+  liveFiles.clear();
+}
+
+/**
+ * Binary shared values as files Python maps read-only: one file per value per node (this agent), 0600,
+ * written once from the node's SharedArrayBuffer when an interpreter first needs it, removed on
+ * unshare and when the pool stops (and at process exit).
+ */
+export class SharedFiles {
+  private readonly files = new Map<number, string>();
+
+  pathOf(e: SharedEntry): string {
+    let p = this.files.get(e.id);
+    if (p === undefined) {
+      p = join(mapDir(), `slurmpool-${process.pid}-${randomBytes(6).toString('hex')}-shared-${e.id}`);
+      writeFileSync(p, Buffer.from(e.sab), { mode: 0o600, flag: 'wx' });
+      this.files.set(e.id, p);
+      liveFiles.add(p);
+      if (!exitHook) {
+        exitHook = true;
+        process.once('exit', removeLive);
+      }
+    }
+    return p;
+  }
+
+  release(id: number): void {
+    const p = this.files.get(id);
+    if (p === undefined) return;
+    this.files.delete(id);
+    liveFiles.delete(p);
+    try {
+      unlinkSync(p);
+    } catch {
+      // already gone
+    }
+  }
+
+  releaseAll(): void {
+    for (const id of [...this.files.keys()]) this.release(id);
+  }
+}
+
+/** What a WorkerPool needs to run its slots as Python interpreters. */
+export class PythonSlots {
+  readonly files = new SharedFiles();
+  /** Chunks to run item by item, tracking each: an interpreter died in them while it ran tiny items in bulk. */
+  readonly careful = new Set<number>();
+  /** The interpreter's path, once resolved. */
+  python = '';
+
+  constructor(
+    private readonly opts: { python: string | undefined; env: Record<string, string>; node: string },
+  ) {}
+
+  /** Find the interpreter; throws naming what was tried. */
+  resolve(): void {
+    if (this.python) return;
+    const node = this.opts.env.SLURMPOOL_NODE;
+    this.python = resolvePython(this.opts.python, this.opts.env, node ? ` on node ${node}` : '');
+  }
+
+  spawn(init: WorkerInit): PythonWorker {
+    this.resolve();
+    return new PythonWorker(this.python, init, this.files, this.careful);
+  }
+
+  close(): void {
+    this.files.releaseAll();
+  }
+}
+
+const TAG_INIT = 0x49; // I
+const TAG_BATCH = 0x42; // B
+const TAG_SHARE = 0x53; // S
+const TAG_UNSHARE = 0x55; // U
+const TAG_READY = 0x59; // Y
+const TAG_INIT_ERROR = 0x45; // E
+const TAG_RESULTS = 0x52; // R
+const TAG_RETIRE = 0x54; // T
+
+/** Kept of the interpreter's stderr for error messages (a traceback, faulthandler's dump of a crash). */
+const STDERR_TAIL = 8 * 1024;
+
+function frame(tag: number, payload: Uint8Array): [Buffer, Uint8Array] {
+  const head = Buffer.allocUnsafe(5);
+  head.writeUInt32BE(payload.byteLength + 1, 0);
+  head[4] = tag;
+  return [head, payload];
+}
+
+/** A Buffer over the same bytes (msgpackr writes a Buffer as bin, any other Uint8Array as a typed array). */
+function asBuffer(b: Uint8Array): Buffer {
+  return Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+}
+
+/**
+ * The slot the interpreter writes (chunk, item offset, item start, and the stop flag the agent
+ * writes), as a Float64Array-like view over a file both map: reads and writes go to the file, so the
+ * WorkerPool reads it as it reads a worker thread's SharedArrayBuffer slot.
+ */
+function fileSlot(fd: number, isOpen: () => boolean): Float64Array {
+  const buf = Buffer.alloc(8);
+  const index = (k: string | symbol): number => (typeof k === 'string' && /^\d$/.test(k) ? Number(k) : -1);
+  return new Proxy(new Float64Array(SLOT_LENGTH), {
+    get(target, k) {
+      const i = index(k);
+      if (i < 0 || i >= SLOT_LENGTH) return Reflect.get(target, k) as unknown;
+      if (!isOpen()) return i === SLOT_CHUNK ? -1 : 0;
+      readSync(fd, buf, 0, 8, i * 8);
+      return buf.readDoubleLE(0);
+    },
+    set(target, k, v) {
+      const i = index(k);
+      if (i < 0 || i >= SLOT_LENGTH) return Reflect.set(target, k, v);
+      if (!isOpen()) return true;
+      buf.writeDoubleLE(Number(v), 0);
+      writeSync(fd, buf, 0, 8, i * 8);
+      return true;
+    },
+  });
+}
+
+/** One interpreter of a worker slot: emits the worker thread's 'message', 'error' and 'exit' events. */
+export class PythonWorker extends EventEmitter {
+  readonly slot: Float64Array;
+  readonly pid: number | undefined;
+  private readonly child: ChildProcess;
+  private readonly slotFd: number;
+  private slotOpen = true;
+  private tail = '';
+  private started = false;
+  private retired = false;
+  private killed = false;
+  private exited = false;
+  private closedP: Promise<void>;
+
+  constructor(
+    private readonly python: string,
+    private readonly init: WorkerInit,
+    private readonly files: SharedFiles,
+    private readonly careful: Set<number> = new Set(),
+  ) {
+    super();
+    // The slot's file is unlinked as soon as the interpreter has it: nothing is left behind whatever happens.
+    const path = join(mapDir(), `slurmpool-${process.pid}-${randomBytes(6).toString('hex')}-slot-${init.workerIndex}`);
+    this.slotFd = openSync(path, 'wx+', 0o600);
+    let child: ChildProcess;
+    try {
+      ftruncateSync(this.slotFd, SLOT_LENGTH * 8);
+      this.slot = fileSlot(this.slotFd, () => this.slotOpen);
+      this.slot[SLOT_CHUNK] = -1;
+      child = spawn(python, ['-u', PYTHON_WORKER], {
+        env: { ...init.env, SLURMPOOL_WORKER: String(init.workerIndex) },
+        stdio: ['pipe', 'pipe', 'pipe', this.slotFd],
+      });
+    } catch (e) {
+      closeSync(this.slotFd);
+      throw e;
+    } finally {
+      unlinkSync(path);
+    }
+    this.child = child;
+    this.pid = child.pid;
+    let closed!: () => void;
+    this.closedP = new Promise((r) => (closed = r));
+    child.stdout!.on('data', (d: Buffer) => this.onData(d));
+    child.stderr!.on('data', (d: Buffer) => {
+      process.stderr.write(d);
+      this.tail = (this.tail + d.toString('utf8')).slice(-STDERR_TAIL);
+    });
+    // A write to an interpreter that just died: its exit is reported by 'close'.
+    child.stdin!.on('error', () => undefined);
+    child.on('error', (e) => {
+      // Not started at all (the interpreter vanished since it was found): no 'close' follows.
+      if (child.pid === undefined) this.finish(e, -1, closed);
+    });
+    child.on('close', (code, signal) => this.finish(null, code ?? 128 + (signal ? (osc.signals[signal] ?? 0) : 0), closed, signal));
+    const cpus = pinnedCpus(init.env, init.workerIndex);
+    const msg = {
+      module: init.module === null ? null : init.module.startsWith('file:') ? fileURLToPath(init.module) : init.module,
+      initializer: init.initializer,
+      initArgs: init.initArgs,
+      worker: init.workerIndex,
+      maxTasks: init.maxTasks,
+      shared: init.shared.map((e) => this.describe(e)),
+      cpus: cpus ? parseCpuList(cpus) : null,
+    };
+    this.write(TAG_INIT, encode(msg));
+  }
+
+  private finish(error: Error | null, code: number, closed: () => void, signal?: NodeJS.Signals | null): void {
+    if (this.exited) return;
+    this.exited = true;
+    if (!this.killed && !(this.retired && code === 0)) {
+      const how = error ? `could not be started: ${error.message}` : signal ? `was killed by ${signal}` : `exited with status ${code}`;
+      const what = this.started ? `Python interpreter of worker ${this.init.workerIndex} (pid ${this.pid}, ${this.python}) ${how}` : `${this.python} ${how} while starting`;
+      const text = this.tail.trim();
+      // Before it was ready, what it printed is the reason (a too-old version, a broken installation).
+      const err = new Error(!this.started && text ? `${what}: ${lastLines(text, 20)}` : what);
+      err.name = 'WorkerExit';
+      err.stack = text ? `${err.name}: ${err.message}\n${lastLines(text, 40)}` : `${err.name}: ${err.message}`;
+      this.emit('error', err);
+    }
+    this.emit('exit', code);
+    this.slotOpen = false;
+    closeSync(this.slotFd);
+    closed();
+  }
+
+  private describe(e: SharedEntry): Record<string, unknown> {
+    if (e.kind === 'bytes') return { id: e.id, kind: 'bytes', ctor: e.ctor, path: this.files.pathOf(e) };
+    return { id: e.id, kind: 'value', data: Buffer.from(e.sab) };
+  }
+
+  private write(tag: number, payload: Uint8Array): void {
+    const stdin = this.child.stdin;
+    if (!stdin || stdin.destroyed || this.exited) return;
+    const [head, body] = frame(tag, payload);
+    stdin.cork();
+    stdin.write(head);
+    stdin.write(body);
+    stdin.uncork();
+  }
+
+  /** Bytes read but not yet a whole frame, kept as they came: a large frame is put together once, not once per read. */
+  private chunks: Buffer[] = [];
+  private have = 0;
+  /** The length of the frame being read (its 4-byte length included), or -1 before its length is known. */
+  private need = -1;
+
+  private onData(d: Buffer): void {
+    if (d.length > 0) {
+      this.chunks.push(d);
+      this.have += d.length;
+    }
+    for (;;) {
+      if (this.need < 0) {
+        if (this.have < 5) return;
+        if (this.chunks[0]!.length < 5) this.chunks = [Buffer.concat(this.chunks, this.have)];
+        this.need = 4 + this.chunks[0]!.readUInt32BE(0);
+      }
+      if (this.have < this.need) return;
+      const buf = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks, this.have);
+      const end = this.need;
+      const rest = buf.subarray(end);
+      this.chunks = rest.length > 0 ? [rest] : [];
+      this.have = rest.length;
+      this.need = -1;
+      this.onFrame(buf[4]!, buf.subarray(5, end));
+    }
+  }
+
+  private onFrame(tag: number, payload: Buffer): void {
+    let m: FromWorker;
+    switch (tag) {
+      case TAG_RESULTS:
+        m = { t: 'results', data: payload };
+        break;
+      case TAG_READY: {
+        this.started = true;
+        const info = decode(payload) as { exports: Record<string, string>; python: string; executable: string; codec: string; codecVersion: string };
+        this.info = info;
+        m = { t: 'ready', exports: info.exports };
+        break;
+      }
+      case TAG_INIT_ERROR: {
+        // JSON when the interpreter had no codec to write msgpack with.
+        const error = (payload[0] === 0x4a ? JSON.parse(payload.subarray(1).toString('utf8')) : decode(payload)) as ErrorRecord;
+        m = { t: 'initError', error };
+        break;
+      }
+      case TAG_RETIRE:
+        this.retired = true;
+        m = { t: 'retire' };
+        break;
+      default:
+        return;
+    }
+    this.emit('message', m);
+  }
+
+  /** What the interpreter said about itself when ready: its version, path and codec. */
+  info: { python: string; executable: string; codec: string; codecVersion: string } | null = null;
+
+  /** A batch of chunks, as one frame: the items stay as the coordinator encoded them, but for lists of numbers (see forPython). */
+  postBatch(batch: ChunkSpec[]): void {
+    const careful = this.careful;
+    // The built-in codec reads a Float64Array (one array copy) far faster than a long msgpack array (a Python loop).
+    const items = this.info?.codec === 'builtin' ? asBuffer : forPython;
+    this.write(TAG_BATCH, encode(batch.map((c) => [c.id, c.fn, c.kind, c.start, c.count, items(c.items), c.stopOnError, c.timeoutMs, careful.size > 0 && careful.delete(c.id)])));
+  }
+
+  /** Run this chunk item by item when it comes again (the interpreter died in it without saying which item it was on). */
+  runCarefully(id: number): void {
+    this.careful.add(id);
+  }
+
+  /** The worker thread's messages that are not batches: shared values come and go. */
+  postMessage(msg: ToWorker): void {
+    if (msg.t === 'share') this.write(TAG_SHARE, encode(this.describe(msg.entry)));
+    else if (msg.t === 'unshare') {
+      this.files.release(msg.id);
+      this.write(TAG_UNSHARE, encode(msg.id));
+    } else {
+      const specs = decode(msg.data) as ChunkSpec[];
+      for (const [i, items] of msg.large) specs[i]!.items = items;
+      this.postBatch(specs);
+    }
+  }
+
+  /** End the interpreter now (a timeout, or the pool stopping). */
+  terminate(): Promise<void> {
+    if (!this.exited) {
+      this.killed = true;
+      this.child.kill('SIGKILL');
+    }
+    return this.closedP;
+  }
+
+  ref(): void {
+    this.child.ref();
+    for (const s of [this.child.stdin, this.child.stdout, this.child.stderr]) (s as (Readable | Writable) & { ref?: () => void } | null)?.ref?.();
+  }
+
+  unref(): void {
+    this.child.unref();
+    for (const s of [this.child.stdin, this.child.stdout, this.child.stderr]) (s as (Readable | Writable) & { unref?: () => void } | null)?.unref?.();
+  }
+}
+
+/**
+ * A chunk's items for Python. A list of numbers travels as one Float64Array (encodeList); here it
+ * becomes a plain msgpack array again, so that integral values arrive as Python ints and the msgpack
+ * package reads it in C (cheaper here, once, than a Python loop in every interpreter). The built-in
+ * codec gets the Float64Array as it is (slurmpool_codec.unpack_numeric_list is faster on it).
+ */
+export function forPython(items: Uint8Array): Buffer {
+  // ext 8/16/32 whose type is msgpackr's typed array (0x74) and whose first data byte is Float64Array (8).
+  const at = items[0] === 0xc7 ? 2 : items[0] === 0xc8 ? 3 : items[0] === 0xc9 ? 5 : -1;
+  if (at > 0 && items[at] === 0x74 && items[at + 1] === 8) {
+    const list = decodeListLike(items);
+    if (list instanceof Float64Array) return numbersAsMsgpack(list);
+  }
+  return asBuffer(items);
+}
+
+/** A msgpack array of these numbers as msgpackr writes a number[]: 32-bit integers as ints, the rest as float64. */
+function numbersAsMsgpack(list: Float64Array): Buffer {
+  const n = list.length;
+  const out = Buffer.allocUnsafe(5 + 9 * n);
+  let p = 0;
+  if (n < 16) out[p++] = 0x90 | n;
+  else if (n < 0x10000) {
+    out[p++] = 0xdc;
+    out.writeUInt16BE(n, p);
+    p += 2;
+  } else {
+    out[p++] = 0xdd;
+    out.writeUInt32BE(n, p);
+    p += 4;
+  }
+  // Bytes written by hand: Buffer's write methods cost a call and a range check per number.
+  for (let i = 0; i < n; i++) {
+    const v = list[i]!;
+    if (v >>> 0 === v) {
+      if (v < 0x80) out[p++] = v;
+      else if (v < 0x100) {
+        out[p++] = 0xcc;
+        out[p++] = v;
+      } else if (v < 0x10000) {
+        out[p++] = 0xcd;
+        out[p++] = v >>> 8;
+        out[p++] = v & 0xff;
+      } else {
+        out[p++] = 0xce;
+        out[p++] = v >>> 24;
+        out[p++] = (v >>> 16) & 0xff;
+        out[p++] = (v >>> 8) & 0xff;
+        out[p++] = v & 0xff;
+      }
+    } else if (v >> 0 === v) {
+      if (v >= -0x20) out[p++] = 0x100 + v;
+      else {
+        out[p++] = 0xd2;
+        out[p++] = (v >>> 24) & 0xff;
+        out[p++] = (v >>> 16) & 0xff;
+        out[p++] = (v >>> 8) & 0xff;
+        out[p++] = v & 0xff;
+      }
+    } else {
+      out[p++] = 0xcb;
+      out.writeDoubleBE(v, p);
+      p += 8;
+    }
+  }
+  return out.subarray(0, p);
+}
+
+function lastLines(text: string, n: number): string {
+  const lines = text.split('\n');
+  return lines.slice(-n).join('\n');
+}
