@@ -52,7 +52,9 @@ export class Agent {
         void this.configure(m.config);
         break;
       case 'chunks':
-        this.pool?.submit(m.chunks);
+        // Leaving: chunks that were on their way go straight back.
+        if (this.leaving) this.send({ t: 'leaving', ids: m.chunks.map((c) => c.id), why: this.leaving });
+        else this.pool?.submit(m.chunks);
         break;
       case 'cancel':
         this.pool?.cancel(m.ids);
@@ -155,7 +157,8 @@ export class Agent {
   }
 
   private queueResults(rs: ChunkResult[]): void {
-    for (const r of rs) this.outbox.push(r);
+    // Chunks handed back when leaving at once are not reported: they run elsewhere.
+    for (const r of rs) if (!this.handedBack.has(r.id)) this.outbox.push(r);
     if (!this.flushScheduled) {
       // Results of one worker message go out in one frame, at once: latency matters for small chunks.
       this.flushScheduled = true;
@@ -178,6 +181,35 @@ export class Agent {
 
   private async shutdown(graceful: boolean): Promise<void> {
     if (graceful && this.pool) await this.pool.idle();
+    this.flush();
+    await this.stop();
+  }
+
+  /** Why this agent is leaving (empty: it is not). */
+  private leaving = '';
+  /** Chunks handed back while a worker ran them (leaving at once): their results are not sent. */
+  private readonly handedBack = new Set<number>();
+
+  /**
+   * Leave the pool without losing work. `drain` (the allocation ends soon): chunks no worker has
+   * started go back to the coordinator at once, the running ones finish and are reported, then the
+   * agent stops. `now` (SIGTERM: scancel or walltime, whose signal reaches the tasks too): every chunk
+   * it holds goes back, running ones included, and it stops at once. Resolves when it has stopped.
+   */
+  async leave(how: 'drain' | 'now', why: string): Promise<void> {
+    if (this.stopped) return;
+    const first = !this.leaving;
+    this.leaving = why;
+    if (!this.pool) {
+      await this.stop();
+      return;
+    }
+    const ids = this.pool.unqueue(false);
+    if (how === 'now') for (const id of this.pool.held()) if (!ids.includes(id)) ids.push(id);
+    for (const id of ids) this.handedBack.add(id);
+    this.flush();
+    if (first || ids.length > 0) this.send({ t: 'leaving', ids, why });
+    if (how === 'drain') await this.pool.idle();
     this.flush();
     await this.stop();
   }

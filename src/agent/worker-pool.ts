@@ -158,14 +158,24 @@ export class WorkerPool {
   /**
    * Start nothing more: drop every chunk no worker has been handed yet (returns their ids) and tell
    * every worker to start no further item; items they hold but have not begun come back cancelled.
+   * With `stopWorkers` false (an agent leaving), only the queue is dropped: what workers hold runs.
    */
-  unqueue(): number[] {
-    this.stopped = true;
-    for (const s of this.slots) if (s) s.slot[SLOT_STOP] = 1;
+  unqueue(stopWorkers = true): number[] {
+    if (stopWorkers) {
+      this.stopped = true;
+      for (const s of this.slots) if (s) s.slot[SLOT_STOP] = 1;
+    }
     const ids = this.queue.slice(this.qHead).map((c) => c.id);
     this.queue.length = 0;
     this.qHead = 0;
     this.checkIdle();
+    return ids;
+  }
+
+  /** Chunks handed to a worker and not final yet (cancelled ones aside). */
+  held(): number[] {
+    const ids: number[] = [];
+    for (const s of this.slots) if (s) for (const id of s.assigned.keys()) if (!this.cancelled.has(id)) ids.push(id);
     return ids;
   }
 

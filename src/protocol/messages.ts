@@ -101,6 +101,8 @@ export type FromAgent =
   | { t: 'credits'; credits: number }
   /** Chunks dropped before any worker started them (answer to unqueue). */
   | { t: 'unqueued'; ids: number[] }
+  /** The agent is leaving (its allocation ends, or a signal): send it nothing more; `ids` are chunks it hands back unrun. */
+  | { t: 'leaving'; ids: number[]; why: string }
   | { t: 'pong'; at: number }
   | { t: 'heartbeat' }
   | { t: 'fatal'; error: ErrorRecord }
@@ -116,7 +118,7 @@ export type Handshake =
   | { t: 'reject'; reason: string };
 
 const TO_AGENT = new Set(['configure', 'chunks', 'cancel', 'unqueue', 'ping', 'shutdown', 'share', 'unshare']);
-const FROM_AGENT = new Set(['ready', 'results', 'credits', 'unqueued', 'pong', 'heartbeat', 'fatal', 'log', 'shareState']);
+const FROM_AGENT = new Set(['ready', 'results', 'credits', 'unqueued', 'leaving', 'pong', 'heartbeat', 'fatal', 'log', 'shareState']);
 
 function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -127,6 +129,7 @@ export function checkFromAgent(v: unknown): string | null {
   if (!isRecord(v) || typeof v.t !== 'string') return 'message is not a record with a type';
   if (!FROM_AGENT.has(v.t)) return `unknown message type ${JSON.stringify(v.t).slice(0, 40)}`;
   if (v.t === 'results' && !Array.isArray(v.results)) return 'results without a results array';
+  if (v.t === 'leaving' && !Array.isArray(v.ids)) return 'leaving without an ids array';
   if (v.t === 'ready' && (typeof v.node !== 'string' || typeof v.workers !== 'number')) return 'ready without node/workers';
   return null;
 }

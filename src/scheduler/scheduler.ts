@@ -418,6 +418,11 @@ export class Scheduler {
         this.run();
         this.pump();
         break;
+      case 'leaving':
+        this.core.agentLeaving(a, m.ids, typeof m.why === 'string' ? m.why.slice(0, 200) : 'leaving');
+        this.run();
+        this.pump();
+        break;
       case 'results':
         // At once while this turn of the event loop has time left; past that (a turn may read a frame
         // from each of a thousand agents) queued and taken in bounded slices on the next turns.
