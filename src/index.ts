@@ -3,7 +3,7 @@ export { Pool, type NodeInfo, type NodeStats, type RecordOptions } from './pool.
 export type { TaskRecord } from './ordering.js';
 export type { CommandResult } from './agent/shell.js';
 export { expandHostlist, compressHostlist, parseCountList, readAllocation, SlurmParseError, type Allocation } from './slurm/index.js';
-export type { PoolOptions, MapOptions, Mode, EmulateSpec, SshOptions } from './options.js';
+export type { PoolOptions, MapOptions, Mode, EmulateSpec, SshOptions, JoinOptions, GrowOptions } from './options.js';
 export {
   SlurmpoolError,
   TaskError,

@@ -141,8 +141,11 @@ export async function runAgent(env: NodeJS.ProcessEnv = process.env): Promise<vo
   let leaveTimer: NodeJS.Timeout | undefined;
   // An agent that joined from another allocation leaves before that allocation ends, and on SIGTERM.
   const leaves = env[LEAVE_ENV] === '1';
+  let leavingNow = false;
   const onSignal = (sig: NodeJS.Signals) => {
     if (leaves && sig === 'SIGTERM') {
+      if (leavingNow) return;
+      leavingNow = true;
       // scancel or the walltime: the signal reaches this node's tasks too, so everything held goes back.
       log(`${sig}: leaving the pool; the chunks it holds go back to the coordinator`);
       void agent.leave('now', `${sig} (scancel or the time limit)`);
@@ -151,7 +154,9 @@ export async function runAgent(env: NodeJS.ProcessEnv = process.env): Promise<vo
     log(`${sig}: stopping`);
     void agent.stop(new Error(sig));
   };
-  process.once('SIGTERM', onSignal);
+  // A joined agent keeps its handler: srun forwards the SIGTERM that Slurm also sends it directly.
+  if (leaves) process.on('SIGTERM', onSignal);
+  else process.once('SIGTERM', onSignal);
   process.once('SIGINT', onSignal);
   if (leaves) {
     const end = await findEndTime(env, undefined);

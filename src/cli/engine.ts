@@ -188,6 +188,7 @@ async function executeLocked(plan: Plan, c: Common, r: Renderer, argv: readonly 
   };
 
   let exitCode: number = EXIT.ok;
+  const grownJobs: string[] = [];
   let startupMs = 0;
   let runStart = Date.now();
   let fatal: unknown = null;
@@ -207,6 +208,15 @@ async function executeLocked(plan: Plan, c: Common, r: Renderer, argv: readonly 
       const file = out;
       opts.onNodeLost = (node, reason, at) => file.write(JSON.stringify({ slurmpool: { event: 'nodeLost', node, at, reason } }));
     }
+    if (opts.grow) {
+      // What the pool cannot know of a feed of unknown length: the tasks not recorded yet.
+      opts.grow.backlog = () => Math.max(0, feed.pending - counters.received);
+      const file = out instanceof ResultsFile ? out : null;
+      opts.grow.onSubmit = (j) => {
+        grownJobs.push(j.id);
+        file?.write(JSON.stringify({ slurmpool: { event: 'grow', job: j.id, nodes: j.nodes, at: j.at } }));
+      };
+    }
     try {
       pool = await Pool.open(opts);
     } catch (e) {
@@ -225,6 +235,7 @@ async function executeLocked(plan: Plan, c: Common, r: Renderer, argv: readonly 
           command: ['slurmpool', ...argv].map(shellQuote).join(' '),
           mode: pool.mode,
           ...(process.env.SLURM_JOB_ID ? { jobId: process.env.SLURM_JOB_ID } : {}),
+          ...(opts.grow ? { grow: { nodes: opts.grow.nodes, nodesPerJob: opts.grow.nodesPerJob ?? 1, ...(opts.grow.sbatch !== undefined ? { sbatch: opts.grow.sbatch } : {}) } } : {}),
           tasks: plan.total,
           ...(plan.command === 'map' ? { fn: plan.fn } : {}),
           started: runStart,
@@ -333,6 +344,7 @@ async function executeLocked(plan: Plan, c: Common, r: Renderer, argv: readonly 
       command: ['slurmpool', ...argv].join(' '),
       mode: pool.mode,
       ...(process.env.SLURM_JOB_ID ? { jobId: process.env.SLURM_JOB_ID } : {}),
+      ...(grownJobs.length ? { grown: [...grownJobs] } : {}),
       nodes: nodes.map((n) => ({ node: n.node, workers: n.workers, cpus: n.workers })),
       started: runStart,
       ended: Date.now(),
@@ -351,7 +363,7 @@ async function executeLocked(plan: Plan, c: Common, r: Renderer, argv: readonly 
   } else if (stopped) exitCode = EXIT.stopped;
   else if (counters.failed > 0) exitCode = EXIT.failed;
   const workers = nodes.length > 0 ? nodes.reduce((s, n) => s + n.workers, 0) : 0;
-  r.summary(makeSummary(plan, c, feed, counters, nodes, pool?.mode ?? 'none', workers, wallMs, startupMs, fatal ? { kind: 'error', message: String((fatal as Error).message ?? fatal) } : stopped, argv, exitCode), summaryToStdout);
+  r.summary(makeSummary(plan, c, feed, counters, nodes, pool?.mode ?? 'none', workers, wallMs, startupMs, fatal ? { kind: 'error', message: String((fatal as Error).message ?? fatal) } : stopped, argv, exitCode, grownJobs), summaryToStdout);
   return exitCode;
 }
 
@@ -368,6 +380,7 @@ function nodeSummaries(pool: Pool, wallMs: number): NodeSummary[] {
     tasks: s.tasks,
     busy: wallMs > 0 && s.workers > 0 ? s.busyMs / (wallMs * s.workers) : 0,
     alive: s.alive,
+    ...(s.left ? { left: true } : {}),
   }));
 }
 
@@ -384,6 +397,7 @@ function makeSummary(
   stopped: StopReason | null,
   argv: readonly string[],
   exitCode: number,
+  grownJobs: string[] = [],
 ): Summary {
   const recorded = k.succeeded + k.failed;
   const busyMs = nodes.reduce((s, n) => s + n.busy * n.workers * wallMs, 0);
@@ -406,6 +420,7 @@ function makeSummary(
     output: c.output,
     stopped,
     resumeCommand: c.output ? resumeCommand(argv) : null,
+    grownJobs,
     exitCode,
   };
 }
