@@ -17,7 +17,16 @@ export interface AgentInfo {
   env: NodeJS.ProcessEnv;
   /** Called once when the agent has stopped, with the reason if it failed. */
   onExit?: (error?: Error) => void;
+  /**
+   * Hold a result whose command was killed by SIGTERM/SIGKILL this long before sending it (joined
+   * agents): scancel signals the commands and the agent at once, and if the agent's signal comes
+   * meanwhile, the chunk is handed back to run elsewhere instead of being reported failed.
+   */
+  holdKilledMs?: number;
 }
+
+/** A shell command's failure when a signal from outside (scancel, the time limit) killed it. */
+const KILLED = /^command killed by SIG(TERM|KILL)\b/;
 
 /** One agent per node: owns the node's worker threads and speaks to the coordinator through a Link. */
 export class Agent {
@@ -158,7 +167,16 @@ export class Agent {
 
   private queueResults(rs: ChunkResult[]): void {
     // Chunks handed back when leaving at once are not reported: they run elsewhere.
-    for (const r of rs) if (!this.handedBack.has(r.id)) this.outbox.push(r);
+    for (const r of rs) {
+      if (this.handedBack.has(r.id)) continue;
+      const hold = this.info.holdKilledMs ?? 0;
+      if (hold > 0 && !this.leaving && r.failures.some((f) => KILLED.test(f.error.message))) {
+        const timer = setTimeout(() => this.release(r.id), hold);
+        this.killed.set(r.id, { r, timer });
+        continue;
+      }
+      this.outbox.push(r);
+    }
     if (!this.flushScheduled) {
       // Results of one worker message go out in one frame, at once: latency matters for small chunks.
       this.flushScheduled = true;
@@ -185,6 +203,18 @@ export class Agent {
     await this.stop();
   }
 
+  /** Results of commands killed by a signal, held a moment (holdKilledMs). */
+  private readonly killed = new Map<number, { r: ChunkResult; timer: NodeJS.Timeout }>();
+
+  /** Send a held result now. */
+  private release(id: number): void {
+    const k = this.killed.get(id);
+    if (!k) return;
+    clearTimeout(k.timer);
+    this.killed.delete(id);
+    this.queueResults([k.r]);
+  }
+
   /** Why this agent is leaving (empty: it is not). */
   private leaving = '';
   /** Chunks handed back while a worker ran them (leaving at once): their results are not sent. */
@@ -205,11 +235,20 @@ export class Agent {
       return;
     }
     const ids = this.pool.unqueue(false);
-    if (how === 'now') for (const id of this.pool.held()) if (!ids.includes(id)) ids.push(id);
+    if (how === 'now') {
+      for (const id of this.pool.held()) if (!ids.includes(id)) ids.push(id);
+      // Killed by the same signal, most likely: run elsewhere.
+      for (const [id, k] of this.killed) {
+        clearTimeout(k.timer);
+        ids.push(id);
+      }
+      this.killed.clear();
+    }
     for (const id of ids) this.handedBack.add(id);
     this.flush();
     if (first || ids.length > 0) this.send({ t: 'leaving', ids, why });
     if (how === 'drain') await this.pool.idle();
+    for (const id of [...this.killed.keys()]) this.release(id);
     this.flush();
     await this.stop();
   }
@@ -233,6 +272,7 @@ export class Agent {
     if (this.stopped) return;
     this.stopped = true;
     clearInterval(this.heartbeat);
+    for (const k of this.killed.values()) clearTimeout(k.timer);
     await this.pool?.terminate();
     this.link.close();
     this.info.onExit?.(reason);

@@ -122,6 +122,7 @@ export async function runAgent(env: NodeJS.ProcessEnv = process.env): Promise<vo
   const done = new Promise<void>((r) => (resolveDone = r));
   const agent = new Agent(link, {
     node,
+    ...(env[LEAVE_ENV] === '1' ? { holdKilledMs: 1000 } : {}),
     cpus: usableCpus(env),
     env: taskEnv,
     onExit: (err) => {
@@ -160,7 +161,9 @@ export async function runAgent(env: NodeJS.ProcessEnv = process.env): Promise<vo
   process.once('SIGINT', onSignal);
   if (leaves) {
     const end = await findEndTime(env, undefined);
-    if (end) {
+    // Past about 24 days a timer would overflow (and fire at once): an allocation that long gets no
+    // leave timer (its SIGTERM still makes the agent leave).
+    if (end && end.at - Date.now() < MAX_TIMER_MS) {
       const margin = leaveMarginMs(env, end.at - Date.now());
       const at = end.at - margin;
       log(`this allocation ends at ${new Date(end.at).toISOString()} (${end.source}); leaving the pool ${Math.round(margin / 1000)} s before`);
@@ -172,6 +175,9 @@ export async function runAgent(env: NodeJS.ProcessEnv = process.env): Promise<vo
   clearTimeout(leaveTimer);
   clearInterval(watchdog);
 }
+
+/** The longest delay a Node timer takes (2^31 − 1 ms, about 24.8 days). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** Set (to 1) by `slurmpool join`: the agent leaves cleanly before its own allocation ends, and on SIGTERM. */
 export const LEAVE_ENV = 'SLURMPOOL_LEAVE';
