@@ -1,7 +1,7 @@
 // Growing a running pool on this machine: agents join through the join file (`slurmpool join`), get
 // the task module and shared data like the first ones, leave cleanly (their end time, SIGTERM), and
 // a join file others could read, or a wrong secret, is refused. The Slurm side is in slurm-elastic.test.ts.
-import { chmodSync, copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -145,6 +145,39 @@ describe('leaving', () => {
     expect(recs.every((r) => r.ok)).toBe(true);
     const idx = recs.map((r) => r.index).sort((a, b) => a - b);
     expect(idx).toEqual(Array.from({ length: idx.length }, (_, i) => i));
+  });
+});
+
+describe('the CLI', () => {
+  it('slurmpool run --join-file takes agents from elsewhere while it runs; the file is removed at the end', async () => {
+    const d = mkdtempSync(join(dir, 'cli-'));
+    const out = join(d, 'results.jsonl');
+    // Each command takes 0.1 s until DONE exists, then none: the run lasts until the joined node has worked.
+    const done = join(d, 'DONE');
+    const tasksFile = join(d, 'tasks.txt');
+    writeFileSync(tasksFile, Array.from({ length: 400 }, () => `test -e ${done} || sleep 0.1`).join('\n') + '\n');
+    const run = cli(['run', tasksFile, '-o', out, '--workers', '1', '--join-file', `${d}/`], { env: cleanEnv({ SLURMPOOL_BIND: '127.0.0.1' }), timeout: 90_000 });
+    let file = '';
+    await until('the join file', () => {
+      file = readdirSync(d).find((f) => f.startsWith('join-')) ?? '';
+      return file !== '';
+    });
+    const joiner = joinAs('clijoin', join(d, file));
+    await until('a record from the joined node', () => existsSync(out) && readFileSync(out, 'utf8').includes('"node":"clijoin"'), 60_000);
+    writeFileSync(done, '');
+    const r = await run;
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect((await joiner).exitCode).toBe(0);
+    const recs = readFileSync(out, 'utf8').split('\n').filter((l) => l.startsWith('{"index"')).map((l) => JSON.parse(l) as { index: number; node: string });
+    expect(recs.map((x) => x.index).sort((a, b) => a - b)).toEqual(Array.from({ length: 400 }, (_, i) => i));
+    expect(recs.some((x) => x.node === 'clijoin')).toBe(true);
+    expect(readdirSync(d).filter((f) => f.startsWith('join-'))).toEqual([]);
+  });
+
+  it('refuses --grow-nodes above --grow', async () => {
+    const r = await cli(['run', '-', '--grow', '1', '--grow-nodes', '2'], { input: 'true\n' });
+    expect(r.exitCode).toBe(2);
+    expect(r.stderr).toContain('--grow-nodes 2 is more than --grow 1: no job could be submitted');
   });
 });
 

@@ -65,6 +65,8 @@ export async function joinCommand(args: Record<string, unknown>, r: Renderer): P
     if (signalled) return;
     signalled = true;
     r.note(`${sig}: the agents leave the pool, handing back their work`);
+    // An agent on this machine hears it from here (SIGTERM: it leaves at once); srun steps heard it from Slurm.
+    if (!alloc) void procs.stop(SIGNAL_GRACE_MS, 5000);
     killTimer = setTimeout(() => void procs.stop(1000, 5000), SIGNAL_GRACE_MS);
     killTimer.unref();
   };

@@ -171,7 +171,10 @@ export function resolveCommon(argv: Argv, env: NodeJS.ProcessEnv = process.env):
   const growNodes = int(argv, 'grow-nodes', env, 1) ?? 1;
   if (grow > 0 && growNodes > grow) throw new CliError(`--grow-nodes ${growNodes} is more than --grow ${grow}: no job could be submitted`);
   const jf = raw(argv, 'join-file', env);
-  const joinFile = jf === undefined || jf.v === false ? null : jf.v === true || jf.v === '' ? true : resolve(String(jf.v));
+  // With no value (or SLURMPOOL_JOIN_FILE=1): the default file.
+  const yes = jf !== undefined && (jf.v === true || jf.v === '' || (jf.from !== '--join-file' && ['1', 'true', 'yes', 'on'].includes(String(jf.v).toLowerCase())));
+  const no = jf === undefined || jf.v === false || (jf.from !== '--join-file' && ['0', 'false', 'no', 'off'].includes(String(jf.v).toLowerCase()));
+  const joinFile = no ? null : yes ? true : resolve(String(jf.v));
   return {
     workers: int(argv, 'workers', env, 1),
     cpusPerTask: int(argv, 'cpus-per-task', env, 1),

@@ -97,7 +97,12 @@ export class JoinListener {
     this.server = server;
     const host = advertisedHost(bind, opts.env);
     this.address = { host, port: server.port };
-    writeJoinFile(this.file, { v: 1, host, port: server.port, secret, coordinatorHost: hostname(), pid: process.pid, created: new Date().toISOString() });
+    try {
+      writeJoinFile(this.file, { v: 1, host, port: server.port, secret, coordinatorHost: hostname(), pid: process.pid, created: new Date().toISOString() });
+    } catch (e) {
+      await server.close();
+      throw new LaunchError(`cannot write the join file ${this.file}: ${(e as Error).message}`);
+    }
     opts.log?.(`join file written: ${this.file} (agents of other allocations join with: slurmpool join ${this.file})`);
   }
 
