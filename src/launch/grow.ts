@@ -11,6 +11,8 @@ export const GROW_START_GUESS_MS = 10_000;
 export const GROW_CHECK_MS = 1000;
 /** Jobs that end with none of their nodes joining, in a row, before growth stops. */
 export const GROW_MAX_FAILED = 3;
+/** With no task left this long (a library pool between calls), the grown jobs out are cancelled. */
+export const GROW_IDLE_MS = 60_000;
 
 /** What the pool tells the grower each time it weighs the backlog. */
 export interface GrowState {
@@ -122,6 +124,8 @@ export class Grower {
   private readonly max: number;
   private readonly perJob: number;
   private lastSqueue = 0;
+  /** Since when no task is left while jobs are out (0: there is work). */
+  private idleSince = 0;
 
   constructor(private readonly d: GrowerDeps) {
     this.userArgs = shellWords(d.grow.sbatch ?? '');
@@ -176,6 +180,17 @@ export class Grower {
       }
       if (this.halted) return;
       const s = this.d.state();
+      if (s.backlog > 0 || this.pending === 0) this.idleSince = 0;
+      else if (this.idleSince === 0) this.idleSince = now;
+      else if (now - this.idleSince >= GROW_IDLE_MS) {
+        // Nodes with nothing to do cost their allocation: let them go; work that comes later grows again.
+        this.idleSince = 0;
+        const ids = this.jobs.filter((j) => j.state !== 'ended').map((j) => j.id);
+        for (const j of this.jobs) j.state = 'ended';
+        this.d.log(`grow: no task for ${GROW_IDLE_MS / 1000} s; cancelling the grown jobs`);
+        await this.scancel(ids);
+        return;
+      }
       const want = nodesWanted(s, this.startEstimate(now), this.max);
       const out = this.nodesOut();
       if (out < want && out + this.perJob <= this.max) await this.submit(s);
