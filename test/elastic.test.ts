@@ -148,6 +148,24 @@ describe('leaving', () => {
   });
 });
 
+describe('a joined node', () => {
+  it('reports a command that killed itself with SIGTERM as failed (after holding it a moment), when no leave follows', async () => {
+    const pool = await Pool.open({ workers: 1, joinFile: join(dir, 'k.json'), bind: '127.0.0.1', log: false });
+    const joiner = joinAs('killer', pool.joinFile!);
+    try {
+      await until('the joined node is ready', () => pool.nodes.some((n) => n.node === 'killer'));
+      const recs = [];
+      for await (const r of pool.runCommands(Array.from({ length: 8 }, () => 'kill -TERM $$'), { chunksize: 1 })) recs.push(r);
+      expect(recs.length).toBe(8);
+      expect(recs.some((r) => r.node === 'killer')).toBe(true);
+      expect(recs.every((r) => !r.ok && (r.value as { signal: string }).signal === 'SIGTERM')).toBe(true);
+    } finally {
+      await pool.close();
+    }
+    expect((await joiner).exitCode).toBe(0);
+  });
+});
+
 describe('the CLI', () => {
   it('slurmpool run --join-file takes agents from elsewhere while it runs; the file is removed at the end', async () => {
     const d = mkdtempSync(join(dir, 'cli-'));

@@ -165,12 +165,12 @@ export class Agent {
     }
   }
 
-  private queueResults(rs: ChunkResult[]): void {
+  private queueResults(rs: ChunkResult[], released = false): void {
     // Chunks handed back when leaving at once are not reported: they run elsewhere.
     for (const r of rs) {
       if (this.handedBack.has(r.id)) continue;
       const hold = this.info.holdKilledMs ?? 0;
-      if (hold > 0 && !this.leaving && r.failures.some((f) => KILLED.test(f.error.message))) {
+      if (hold > 0 && !released && !this.leaving && r.failures.some((f) => KILLED.test(f.error.message))) {
         const timer = setTimeout(() => this.release(r.id), hold);
         this.killed.set(r.id, { r, timer });
         continue;
@@ -212,7 +212,7 @@ export class Agent {
     if (!k) return;
     clearTimeout(k.timer);
     this.killed.delete(id);
-    this.queueResults([k.r]);
+    this.queueResults([k.r], true);
   }
 
   /** Why this agent is leaving (empty: it is not). */
