@@ -192,6 +192,12 @@ describe('the CLI', () => {
     expect(readdirSync(d).filter((f) => f.startsWith('join-'))).toEqual([]);
   });
 
+  it('an allocation that ends more than 24.8 days away (Slurm gives a job without a limit a year) does not stop the run at once', async () => {
+    const r = await cli(['run', '-', '--time-left', '365d', '--workers', '1', '--json'], { input: 'true\ntrue\n' });
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.stderr + r.stdout).not.toContain('not starting more tasks');
+  });
+
   it('refuses --grow-nodes above --grow', async () => {
     const r = await cli(['run', '-', '--grow', '1', '--grow-nodes', '2'], { input: 'true\n' });
     expect(r.exitCode).toBe(2);

@@ -42,6 +42,9 @@ export interface Plan {
   work: RunWork | MapWork;
 }
 
+/** The longest delay a Node timer takes. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /** Signals that stop a run gracefully: Slurm's walltime/scancel (TERM) and the --signal warnings (USR1/USR2). */
 const STOP_SIGNALS: NodeJS.Signals[] = ['SIGTERM', 'SIGINT', 'SIGUSR1', 'SIGUSR2', 'SIGHUP'];
 
@@ -256,11 +259,17 @@ async function executeLocked(plan: Plan, c: Common, r: Renderer, argv: readonly 
       const p = pool;
       feed.gate = () => g.check(feed.handedOut - counters.received, p.workers);
       const stopAt = end.at - c.graceMs - Math.min(5000, Math.max(500, horizon * 0.05));
-      endTimer = setTimeout(
-        () => stop({ kind: 'time', message: `the allocation ends in ${formatDuration(end.at - Date.now())} (${end.source}): not starting more tasks` }),
-        Math.max(0, stopAt - Date.now()),
-      );
-      endTimer.unref();
+      // A Node timer holds at most 2^31 − 1 ms (about 24.8 days); a longer one fires at once. Slurm
+      // gives a job without a time limit an end a year away: such a stop is re-armed when it comes nearer.
+      const arm = () => {
+        const wait = Math.max(0, stopAt - Date.now());
+        endTimer = setTimeout(
+          () => (wait > MAX_TIMER_MS ? arm() : stop({ kind: 'time', message: `the allocation ends in ${formatDuration(end.at - Date.now())} (${end.source}): not starting more tasks` })),
+          Math.min(wait, MAX_TIMER_MS),
+        );
+        endTimer.unref();
+      };
+      arm();
     }
 
     // 5. Progress.
