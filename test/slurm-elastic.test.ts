@@ -138,6 +138,35 @@ describe.skipIf(cluster.skip)(`growing past one allocation ${cluster.why}`, () =
     expect(await gone([id, ...grown.map((g) => g.job)])).toEqual([]);
   }, 200_000);
 
+  it('Pool.open({ grow }) in a 1-node job: the backlog of its calls grows it, joined nodes run its tasks, close cancels its jobs', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'slurmpool-grow-'));
+    const script = join(dir, 'job.mjs');
+    writeFileSync(
+      script,
+      `import { Pool } from ${JSON.stringify(join(root, 'dist/index.js'))};\n` +
+        `const pool = await Pool.open({ module: ${JSON.stringify(join(root, 'test/fixtures/tasks.mjs'))}, grow: { nodes: 2, sbatch: '--exclusive' }, joinFile: ${JSON.stringify(`${dir}/`)} });\n` +
+        `const out = await pool.map('sleepThen', Array.from({ length: 40 }, (_, v) => ({ ms: 1000, v })), { chunksize: 1 });\n` +
+        `const nodes = {};\n` +
+        `for (const s of pool.stats()) nodes[s.node] = (nodes[s.node] ?? 0) + s.tasks;\n` +
+        `const grown = pool.grownJobs;\n` +
+        `await pool.close();\n` +
+        `console.log(JSON.stringify({ mode: pool.mode, ok: out.every((v, i) => v === i), n: out.length, nodes, grown }));\n`,
+    );
+    const id = sbatch(['-N1', '--exclusive', '--export=ALL,SLURMPOOL_BIND=127.0.0.1', `--chdir=${dir}`, `--output=${dir}/out.txt`, `--wrap=exec ${process.execPath} ${script}`]);
+    ours.add(id);
+    const end = await waitJob(id, 150_000);
+    const out = readOut(join(dir, 'out.txt'));
+    expect(end.state, out).toBe('COMPLETED');
+    const r = JSON.parse(out.split('\n').find((l) => l.startsWith('{'))!) as { mode: string; ok: boolean; n: number; nodes: Record<string, number>; grown: string[] };
+    for (const g of r.grown) ours.add(g);
+    expect(r.mode).toBe('slurm');
+    expect(r.ok && r.n === 40).toBe(true);
+    expect(r.grown.length, out).toBeGreaterThanOrEqual(1);
+    expect(Object.keys(r.nodes).filter((n) => n !== 'n1' && r.nodes[n]! > 0).length, out).toBeGreaterThanOrEqual(1);
+    for (const g of r.grown) expect(out).toContain(`grow: submitted job ${g}`);
+    expect(await gone([id, ...r.grown])).toEqual([]);
+  }, 200_000);
+
   it('slurmpool join from a second sbatch job brings its node into a running library pool, which gives it work', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'slurmpool-join-'));
     const lines: string[] = [];
