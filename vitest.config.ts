@@ -1,7 +1,7 @@
 import { defineConfig } from 'vitest/config';
 
 /** Tests that submit jobs to the one Slurm test cluster (and crash its nodes): run one file at a time. */
-const cluster = ['test/slurm-cluster.test.ts', 'test/slurm-faults.test.ts', 'test/cli/slurm.test.ts', 'test/slurm-gpus.test.ts', 'test/python-slurm.test.ts'];
+const cluster = ['test/slurm-cluster.test.ts', 'test/slurm-faults.test.ts', 'test/cli/slurm.test.ts', 'test/slurm-gpus.test.ts', 'test/python-slurm.test.ts', 'test/slurm-elastic.test.ts'];
 
 export default defineConfig({
   test: {

@@ -4,7 +4,7 @@ export type { TaskRecord } from './ordering.js';
 export type { CommandResult } from './agent/shell.js';
 export type { CommandItem } from './requests.js';
 export { expandHostlist, compressHostlist, parseCountList, readAllocation, SlurmParseError, type Allocation } from './slurm/index.js';
-export type { PoolOptions, MapOptions, Mode, EmulateSpec, SshOptions } from './options.js';
+export type { PoolOptions, MapOptions, Mode, EmulateSpec, SshOptions, JoinOptions, GrowOptions } from './options.js';
 export {
   SlurmpoolError,
   TaskError,

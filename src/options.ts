@@ -5,6 +5,7 @@ import { isAbsolute, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { OptionError } from './errors.js';
 import { parseCountList } from './slurm/counts.js';
+import { shellWords } from './launch/grow.js';
 
 export type Mode = 'local' | 'emulate' | 'slurm' | 'ssh' | 'join';
 
@@ -62,6 +63,19 @@ export interface PoolOptions {
    * join file (address, port, secret; mode 0600) for them; Pool.open resolves once `nodes` agents are ready.
    */
   join?: JoinOptions;
+  /**
+   * Let agents of other allocations join this pool (`slurmpool join FILE` in any sbatch or salloc):
+   * it listens on a second port and writes a join file (address, port, secret; mode 0600, its folder
+   * 0700 when created), removed at close. `true`: ~/.slurmpool/join-<pid>.json; a path: that file, or
+   * join-<pid>.json inside it when it names a folder. See docs/elastic.md.
+   */
+  joinFile?: true | string;
+  /**
+   * Grow past this allocation: submit up to `nodes` more nodes with sbatch (jobs of `nodesPerJob`)
+   * while the backlog would keep them busy; they join through the join file (`joinFile` defaults to
+   * true). Their jobs are cancelled (scancel) when the pool stops. See docs/elastic.md.
+   */
+  grow?: GrowOptions;
   /** SSH settings for `hosts` (each also from SLURMPOOL_SSH_* variables). */
   ssh?: SshOptions;
   /** Fewest nodes to go on with when some never start. Default: all of them. */
@@ -99,6 +113,22 @@ export interface JoinOptions {
   nodes: number;
   /** Where to write the join file. Default: ~/.slurmpool/join-<pid>.json. */
   file?: string;
+}
+
+export interface GrowOptions {
+  /** Extra nodes at most, across the jobs out at a time (pending or running). */
+  nodes: number;
+  /** Nodes per submitted job. Default 1. */
+  nodesPerJob?: number;
+  /** More sbatch options, as one string split like a shell would (`'-p short -t 30 -A proj'`). */
+  sbatch?: string;
+  /**
+   * Tasks not finished yet, when the calls' inputs cannot say (an iterable of unknown length);
+   * Infinity for an endless one. Default: counted from the pending calls' inputs.
+   */
+  backlog?: () => number;
+  /** Called with each job submitted (its id, nodes, when). */
+  onSubmit?: (job: { id: string; nodes: number; at: number }) => void;
 }
 
 export interface SshOptions {
@@ -139,6 +169,8 @@ export interface ResolvedOptions {
   emulate: EmulateSpec | null;
   hosts: string[] | null;
   join: JoinOptions | null;
+  joinFile: true | string | null;
+  grow: GrowOptions | null;
   ssh: SshOptions;
   minNodes: number;
   bind: string | null;
@@ -250,7 +282,7 @@ function envInt(env: NodeJS.ProcessEnv, name: string): number | undefined {
 export const POOL_OPTION_KEYS = [
   'module', 'workers', 'initializer', 'initArgs', 'maxTasksPerWorker', 'threadsPerTask', 'gpusPerTask', 'taskResources', 'retries', 'taskEnv', 'timeout',
   'maxHeapMB', 'mode', 'emulate', 'hosts', 'ssh', 'minNodes', 'bind', 'startTimeout', 'heartbeatMs', 'lostAfterMs',
-  'speculate', 'log', 'env', 'disposeTimeout', 'signal', 'join', 'keepThreadEnv', 'onNodeLost', 'python',
+  'speculate', 'log', 'env', 'disposeTimeout', 'signal', 'join', 'keepThreadEnv', 'onNodeLost', 'python', 'joinFile', 'grow',
 ] as const satisfies readonly (keyof PoolOptions)[];
 
 /** Every key of SshOptions. */
@@ -371,6 +403,8 @@ export function resolveOptions(o: PoolOptions): ResolvedOptions {
     emulate,
     hosts,
     join: o.join === undefined ? null : checkJoin(o.join),
+    joinFile: checkJoinFile(o.joinFile, o.grow !== undefined),
+    grow: o.grow === undefined ? null : checkGrow(o.grow),
     ssh: o.ssh ?? {},
     minNodes: intOption('minNodes', o.minNodes, 0, 1),
     bind: o.bind ?? env.SLURMPOOL_BIND ?? null,
@@ -394,6 +428,34 @@ function checkJoin(j: unknown): JoinOptions {
   if (o.nodes === undefined) throw new OptionError('options.join.nodes is required: how many agents Pool.open waits for');
   if (o.file !== undefined && (typeof o.file !== 'string' || o.file === '')) throw new OptionError(`options.join.file must be a path, got ${show(o.file)}`);
   return { nodes, ...(typeof o.file === 'string' ? { file: o.file } : {}) };
+}
+
+function checkJoinFile(v: unknown, growing: boolean): true | string | null {
+  if (v === undefined || v === false) return growing ? true : null;
+  if (v === true) return true;
+  if (typeof v !== 'string' || v === '') throw new OptionError(`options.joinFile must be true or a path (a file, or a folder for join-<pid>.json), got ${show(v)}`);
+  return v;
+}
+
+function checkGrow(g: unknown): GrowOptions {
+  if (typeof g !== 'object' || g === null) throw new OptionError(`options.grow must be { nodes, nodesPerJob?, sbatch? }, got ${show(g)}`);
+  const o = g as Record<string, unknown>;
+  checkKeys(o, ['nodes', 'nodesPerJob', 'sbatch', 'backlog', 'onSubmit'], 'options.grow');
+  if (o.nodes === undefined) throw new OptionError('options.grow.nodes is required: how many extra nodes the pool may ask Slurm for');
+  const nodes = intOption('grow.nodes', o.nodes, 0, 1);
+  const nodesPerJob = intOption('grow.nodesPerJob', o.nodesPerJob, 1, 1);
+  if (nodesPerJob > nodes) throw new OptionError(`options.grow.nodesPerJob (${nodesPerJob}) is more than options.grow.nodes (${nodes}): no job could be submitted`);
+  if (o.sbatch !== undefined && typeof o.sbatch !== 'string') throw new OptionError(`options.grow.sbatch must be a string of sbatch options, got ${show(o.sbatch)}`);
+  if (typeof o.sbatch === 'string') {
+    try {
+      shellWords(o.sbatch);
+    } catch (e) {
+      throw new OptionError(`options.grow.sbatch: ${(e as Error).message}`);
+    }
+  }
+  if (o.backlog !== undefined && typeof o.backlog !== 'function') throw new OptionError(`options.grow.backlog must be a function, got ${show(o.backlog)}`);
+  if (o.onSubmit !== undefined && typeof o.onSubmit !== 'function') throw new OptionError(`options.grow.onSubmit must be a function, got ${show(o.onSubmit)}`);
+  return { nodes, nodesPerJob, ...(typeof o.sbatch === 'string' ? { sbatch: o.sbatch } : {}), ...(o.backlog ? { backlog: o.backlog as () => number } : {}), ...(o.onSubmit ? { onSubmit: o.onSubmit as GrowOptions['onSubmit'] & object } : {}) };
 }
 
 /** Per-call options of map, starmap, imap, imapUnordered (and apply, through applyWith). */

@@ -12,6 +12,8 @@ import { overriddenThreadVariables } from './agent/threads.js';
 import { encodeTransferable } from './protocol/codec.js';
 import type { Items, TaskArgs, TaskItem, TaskName, TaskResult, UntypedModule } from './task-types.js';
 import { SHARED_KEY, VIEW_CTORS, isSharedRef, type SharedRef } from './shared.js';
+import { JOINED_PREFIX, JoinListener, joinFilePath } from './launch/join.js';
+import { Grower } from './launch/grow.js';
 
 export type { RecordOptions } from './options.js';
 
@@ -35,6 +37,8 @@ export interface NodeStats {
   chunks: number;
   tasks: number;
   busyMs: number;
+  /** It left the pool cleanly (its allocation ended, scancel): not a loss. */
+  left?: true;
 }
 
 /**
@@ -76,9 +80,11 @@ export class Pool<M extends object = UntypedModule> implements AsyncDisposable {
       keepThreadEnv: opts.keepThreadEnv,
       ...(opts.gpusPerTask > 0 ? { gpusPerTask: opts.gpusPerTask } : {}),
       ...(opts.taskResources ? { taskResources: true } : {}),
-      workers: mode === 'local' || opts.workersGiven ? opts.workers : 0,
+      // 0: each node decides from its CPUs (a local pool's own agent is told its CPUs; agents that join, theirs).
+      workers: opts.workersGiven || (mode === 'local' && !opts.joinFile) ? opts.workers : 0,
       maxHeapMB: opts.maxHeapMB,
-      heartbeatMs: mode === 'local' ? 0 : opts.heartbeatMs,
+      // A local pool that others may join watches its agents as a distributed one does.
+      heartbeatMs: mode === 'local' && !opts.joinFile ? 0 : opts.heartbeatMs,
       taskEnv: opts.taskEnv,
       ...(opts.python ? { python: opts.python } : {}),
     };
@@ -90,7 +96,7 @@ export class Pool<M extends object = UntypedModule> implements AsyncDisposable {
     const scheduler = new Scheduler({
       config,
       retries: opts.retries,
-      lostAfterMs: mode === 'local' ? 0 : opts.lostAfterMs,
+      lostAfterMs: mode === 'local' && !opts.joinFile ? 0 : opts.lostAfterMs,
       speculate: opts.speculate,
       log,
       cpusOf: (node) => launcher.cpusOf?.(node),
@@ -107,8 +113,77 @@ export class Pool<M extends object = UntypedModule> implements AsyncDisposable {
       const nodes = scheduler.readyAgents;
       log(`${mode} mode: ${nodes.length} node${nodes.length === 1 ? '' : 's'} (${compressNames(nodes.map((a) => a.node))}), ${scheduler.totalWorkers} workers`);
     }
+    try {
+      await pool.openElastic();
+    } catch (e) {
+      await pool.terminate().catch(() => undefined);
+      throw e;
+    }
     pool.updateRef();
     return pool;
+  }
+
+  /** The join file other allocations' agents join through (joinFile), and the grower (grow). */
+  private listener: JoinListener | null = null;
+  private grower: Grower | null = null;
+
+  /** Open the second door (join file) and start growing, once the pool's own nodes are in. */
+  private async openElastic(): Promise<void> {
+    const { opts, scheduler } = this;
+    if (!opts.joinFile) return;
+    const log = opts.log ?? (() => undefined);
+    const listener = new JoinListener(joinFilePath(opts.joinFile));
+    this.listener = listener;
+    await listener.start(scheduler, launchOptions(opts));
+    const ready = scheduler.events.agentReady;
+    scheduler.events.agentReady = (a) => {
+      ready?.(a);
+      if (!a.expected.startsWith(JOINED_PREFIX)) return;
+      log(`node ${a.node} joined (${a.workers} worker${a.workers === 1 ? '' : 's'})`);
+      this.grower?.joined(a.node);
+    };
+    if (!opts.grow) return;
+    const grow = opts.grow;
+    this.grower = new Grower({
+      grow,
+      joinFile: listener.file,
+      env: launchOptions(opts).env,
+      log,
+      state: () => {
+        let workers = 0;
+        let nodes = 0;
+        let busy = 0;
+        let done = 0;
+        for (const a of scheduler.agents) {
+          busy += a.busyMs;
+          done += a.itemsDone;
+          if (a.ready && !a.lost && !a.leaving) {
+            workers += a.workers;
+            nodes++;
+          }
+        }
+        return { backlog: grow.backlog ? grow.backlog() : this.unfinished(), workers, nodes, taskMs: done > 0 ? busy / done : null };
+      },
+    });
+    this.grower.start();
+  }
+
+  /** Tasks of the pending calls not finished yet: not read from their inputs, or on a node now. */
+  private unfinished(): number {
+    let n = 0;
+    for (const job of this.active.values()) n += job.unread;
+    for (const a of this.scheduler.agents) for (const c of a.inflight.values()) n += c.items.length;
+    return n;
+  }
+
+  /** The join file agents of other allocations join through (options.joinFile, grow); undefined without one. */
+  get joinFile(): string | undefined {
+    return this.listener?.file;
+  }
+
+  /** Every job the pool submitted to grow (options.grow), in order. */
+  get grownJobs(): string[] {
+    return this.grower?.ids ?? [];
   }
 
   private startAgents(signal: AbortSignal | undefined): Promise<void> {
@@ -192,7 +267,8 @@ export class Pool<M extends object = UntypedModule> implements AsyncDisposable {
   }
 
   private onAgentLost(a: AgentState, reason = 'connection closed'): void {
-    if (a.readyAt > 0 && this.state !== 'closed') this.opts.onNodeLost?.(a.node, reason, Date.now());
+    // A node that left cleanly (its allocation ending, scancel) lost nothing: not a node loss.
+    if (a.readyAt > 0 && !a.left && this.state !== 'closed') this.opts.onNodeLost?.(a.node, reason, Date.now());
     this.checkAllLost(a.node);
   }
 
@@ -207,7 +283,8 @@ export class Pool<M extends object = UntypedModule> implements AsyncDisposable {
     if (this.state === 'closed' || this.scheduler.readyCount > 0 || !this.scheduler.busy) return;
     const abort = () => this.scheduler.abortAll(new LaunchError(`every node was lost (last: ${last}); no worker is left to run tasks`));
     const l = this.launcher;
-    const pending = (l.restarting ?? 0) > 0 || (l.isRunning !== undefined && l.nodes.some((n) => l.isRunning!(n)));
+    // Agents may still come: a restart, a grown job out, or anyone through the join file.
+    const pending = (l.restarting ?? 0) > 0 || (l.isRunning !== undefined && l.nodes.some((n) => l.isRunning!(n))) || (this.grower?.pending ?? 0) > 0 || this.listener !== null;
     if (!pending) return abort();
     if (this.lostTimer) return;
     this.lostTimer = setTimeout(() => {
@@ -299,8 +376,13 @@ export class Pool<M extends object = UntypedModule> implements AsyncDisposable {
     const want = this.state === 'closing' || this.active.size > 0 || this.transfers > 0;
     if (want === this.refd || this.state === 'closed') return;
     this.refd = want;
-    if (want) this.launcher.ref?.();
-    else this.launcher.unref?.();
+    if (want) {
+      this.launcher.ref?.();
+      this.listener?.ref();
+    } else {
+      this.launcher.unref?.();
+      this.listener?.unref();
+    }
   }
 
   private async busy<T>(p: () => Promise<T>): Promise<T> {
@@ -441,13 +523,14 @@ export class Pool<M extends object = UntypedModule> implements AsyncDisposable {
    */
   stopStarting(): void {
     this.scheduler.stopStarting();
+    void this.grower?.halt();
   }
 
   /** What each node has run so far. */
   stats(): NodeStats[] {
     return this.scheduler.agents
       .filter((a) => a.ready || a.lost)
-      .map((a) => ({ node: a.node, workers: a.workers, alive: a.ready && !a.lost, chunks: a.chunksDone, tasks: a.itemsDone, busyMs: a.busyMs }));
+      .map((a) => ({ node: a.node, workers: a.workers, alive: a.ready && !a.lost, chunks: a.chunksDone, tasks: a.itemsDone, busyMs: a.busyMs, ...(a.left ? { left: true as const } : {}) }));
   }
 
   /** Run one task with these arguments. */
@@ -515,8 +598,17 @@ export class Pool<M extends object = UntypedModule> implements AsyncDisposable {
     clearTimeout(this.lostTimer);
     for (const a of this.scheduler.agents) if (!a.lost) a.link.send({ t: 'shutdown', graceful });
     this.scheduler.shutdown();
-    this.stopped = this.launcher.stop(graceful);
+    this.stopped = Promise.all([this.launcher.stop(graceful), this.stopElastic()]).then(() => undefined);
     return this.stopped;
+  }
+
+  /** Joined agents end on the shutdown just sent (up to 5 s); then the join file goes, and every grown job is cancelled. */
+  private async stopElastic(): Promise<void> {
+    if (!this.listener) return;
+    this.listener.ref();
+    const joined = () => this.scheduler.agents.some((a) => a.expected.startsWith(JOINED_PREFIX) && !a.lost);
+    for (let i = 0; i < 100 && joined(); i++) await new Promise((r) => setTimeout(r, 50));
+    await Promise.all([this.listener.stop(), this.grower?.stop()]);
   }
 
   /**

@@ -17,7 +17,7 @@ describe('unknown options', () => {
   });
 
   it('Pool.open lists the options when nothing is near', async () => {
-    await expect(Pool.open({ module: tasks, banana: 1 } as never)).rejects.toThrow(/^options\.banana is not an option \(valid: module, workers, .*signal, join, keepThreadEnv, onNodeLost, python\)$/);
+    await expect(Pool.open({ module: tasks, banana: 1 } as never)).rejects.toThrow(/^options\.banana is not an option \(valid: module, workers, .*signal, join, keepThreadEnv, onNodeLost, python, joinFile, grow\)$/);
   });
 
   it('map options and record options name the nearest valid one', async () => {

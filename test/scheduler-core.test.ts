@@ -366,6 +366,107 @@ describe('stop starting', () => {
   });
 });
 
+describe('an agent leaving (its allocation ends, scancel)', () => {
+  /** Take the core's commands, keeping the outcomes they carry. */
+  const taker = (t: ReturnType<typeof setup>) => {
+    const outs: ChunkOutcome[] = [];
+    const take = () => {
+      const cmds = t.core.take();
+      for (const x of cmds) if (x.c === 'outcome') outs.push(x.outcome);
+      return cmds;
+    };
+    /** Let `a` finish everything it holds, round after round, until nothing is left anywhere. */
+    const finish = (a: AgentState) => {
+      for (let k = 0; k < 20 && a.inflight.size > 0; k++) {
+        t.core.results(a, [...a.inflight.values()].map((c) => t.ok(c)), t.now);
+        t.core.dispatch(t.now);
+        take();
+      }
+    };
+    return { outs, take, finish };
+  };
+
+  it('gets no new chunk; what it hands back goes to another node at once, uncounted; what it runs finishes; its close is a leave, not a loss', () => {
+    const t = setup({ agents: 2, credits: 3 });
+    const k = taker(t);
+    t.job([0, 1, 2, 3, 4, 5, 6, 7]);
+    t.core.dispatch(t.now);
+    expect(t.sent(k.take())).toEqual([['n1', [0, 1, 2]], ['n2', [3, 4, 5]]]);
+    const [a1, a2] = t.agents as [AgentState, AgentState];
+    // n1's allocation ends soon: task 0 runs on a worker, 1 and 2 were queued there and come back.
+    const [running, ...queued] = [...a1.inflight.values()];
+    t.core.agentLeaving(a1, queued.map((c) => c.id), 'its allocation ends in 60 s');
+    expect(k.take().map((x) => x.c)).toEqual(['log']);
+    expect(a1.inflight.size).toBe(1);
+    // n2 frees a credit: the handed-back chunks go first, to n2 only, never to n1.
+    t.core.results(a2, [t.ok([...a2.inflight.values()][0]!)], t.now);
+    t.core.dispatch(t.now);
+    expect(t.sent(k.take())).toEqual([['n2', [1]]]);
+    t.core.results(a1, [t.ok(running!)], t.now);
+    t.core.dispatch(t.now);
+    const cmds = k.take();
+    expect(t.sent(cmds)).toEqual([]);
+    expect(k.outs.map((o) => o.start)).toEqual([3, 0]);
+    // Its link closes holding nothing: it left (no loss logged, nothing re-dispatched).
+    t.core.agentLost(a1, 'connection closed');
+    const end = k.take();
+    expect(a1.left).toBe(true);
+    expect(end.filter((x) => x.c === 'log').map((x) => (x as { line: string }).line)).toEqual(['node n1: left the pool']);
+    // Every task ends exactly once, each on its first attempt.
+    k.finish(a2);
+    expect(k.outs.map((o) => o.start).sort((x, y) => x - y)).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
+    expect(k.outs.every((o) => o.failures.length === 0 && o.parts.length === 1 && o.parts[0]!.attempts === 1)).toBe(true);
+  });
+
+  it('leaving at once (SIGTERM): running chunks are handed back too, and so are chunks that were on their way', () => {
+    const t = setup({ agents: 2, credits: 2 });
+    const k = taker(t);
+    t.job([0, 1, 2, 3]);
+    t.core.dispatch(t.now);
+    k.take();
+    const [a1, a2] = t.agents as [AgentState, AgentState];
+    const held = [...a1.inflight.keys()];
+    t.core.agentLeaving(a1, [held[0]!], 'SIGTERM');
+    // A second word hands back the rest (what reached the agent after it said it leaves).
+    t.core.agentLeaving(a1, [held[1]!], 'SIGTERM');
+    expect(a1.inflight.size).toBe(0);
+    t.core.agentLost(a1, 'connection closed');
+    expect(a1.left).toBe(true);
+    k.take();
+    k.finish(a2);
+    expect(k.outs.map((o) => o.start).sort()).toEqual([0, 1, 2, 3]);
+    expect(k.outs.map((o) => o.parts[0]!.node)).toEqual(['n2', 'n2', 'n2', 'n2']);
+    expect(k.outs.every((o) => o.parts[0]!.attempts === 1 && !o.parts[0]!.redispatched)).toBe(true);
+  });
+
+  it('a leaving agent that dies holding chunks is a loss: those are re-dispatched as for any node', () => {
+    const t = setup({ agents: 2, credits: 1 });
+    t.job([0, 1]);
+    t.core.dispatch(t.now);
+    t.core.take();
+    const a1 = t.agents[0]!;
+    t.core.agentLeaving(a1, [], 'its allocation ends in 60 s');
+    t.core.agentLost(a1, 'connection reset');
+    const cmds = t.core.take();
+    expect(a1.left).toBe(false);
+    expect(cmds.some((x) => x.c === 'log' && x.line.includes('agent lost') && x.line.includes('1 chunk(s) re-dispatched'))).toBe(true);
+  });
+
+  it('after a stop, what a leaving agent hands back is reported cancelled, not run again', () => {
+    const t = setup({ agents: 1, credits: 2 });
+    const k = taker(t);
+    t.job([0, 1]);
+    t.core.dispatch(t.now);
+    k.take();
+    t.core.stopStarting();
+    const a1 = t.agents[0]!;
+    t.core.agentLeaving(a1, [...a1.inflight.keys()], 'SIGTERM');
+    t.core.dispatch(t.now);
+    expect(t.sends(k.take())).toEqual([]);
+    expect(k.outs.flatMap((o) => o.failures.map((f) => f.error.kind))).toEqual(['cancelled', 'cancelled']);
+  });
+});
+
 describe('liveness', () => {
   it('an agent silent past lostAfterMs is closed; one that spoke is not', () => {
     const t = setup({ agents: 2, lostAfterMs: 5000 });

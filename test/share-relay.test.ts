@@ -18,6 +18,7 @@ function node(name: string, opts: { secret?: string } = {}) {
   const shares = new NodeShares(
     { send: (m) => said.push(m as Record<string, unknown>), complete: (e) => whole.push(e.id) },
     {
+      group: 'test',
       async listen(onChild) {
         const server = new CoordinatorServer({ host: '127.0.0.1', secret: s, log: () => undefined, kind: RELAY_LINK, onAgent: (l) => onChild(l) });
         await server.listen();

@@ -11,6 +11,7 @@
 import { readJoinFile } from '../../dist/launch/join.js';
 import { joinWithRetries } from '../../dist/agent/main.js';
 import { NodeShares } from '../../dist/agent/shares.js';
+import { secretGroup } from '../../dist/protocol/auth.js';
 import { CoordinatorServer, RELAY_LINK, dial } from '../../dist/transport/tcp.js';
 
 const [file, countArg, firstArg, workersArg] = process.argv.slice(2);
@@ -32,6 +33,7 @@ function start(i) {
     const shares = new NodeShares(
       { send, complete: () => undefined, alloc: (id, total) => buffers.get(id) ?? buffers.set(id, new SharedArrayBuffer(total)).get(id) },
       {
+        group: secretGroup(info.secret),
         async listen(onChild) {
           const server = new CoordinatorServer({ host: relayHost, secret: info.secret, log: () => undefined, kind: RELAY_LINK, onAgent: (l) => onChild(l) });
           await server.listen();
@@ -45,7 +47,7 @@ function start(i) {
         case 'configure':
           agent.heartbeatMs = m.config.heartbeatMs;
           if (!HB) startHeartbeats(m.config.heartbeatMs);
-          send({ t: 'ready', node, workers, cpus: workers, pid: process.pid, credits: workers * 2 });
+          send({ t: 'ready', node, workers, cpus: workers, pid: process.pid, credits: workers * 2, relayGroup: secretGroup(info.secret) });
           break;
         case 'chunks': {
           const now = Date.now();

@@ -21,7 +21,16 @@ export interface AgentInfo {
   onExit?: (error?: Error) => void;
   /** How to reach other agents for shared data (agents over TCP); without it, shared data comes from the coordinator only. */
   relay?: RelayTransport;
+  /**
+   * Hold a result whose command was killed by SIGTERM/SIGKILL this long before sending it (joined
+   * agents): scancel signals the commands and the agent at once, and if the agent's signal comes
+   * meanwhile, the chunk is handed back to run elsewhere instead of being reported failed.
+   */
+  holdKilledMs?: number;
 }
+
+/** A shell command's failure when a signal from outside (scancel, the time limit) killed it. */
+const KILLED = /^command killed by SIG(TERM|KILL)\b/;
 
 /** One agent per node: owns the node's worker threads and speaks to the coordinator through a Link. */
 export class Agent {
@@ -57,7 +66,9 @@ export class Agent {
         void this.configure(m.config);
         break;
       case 'chunks':
-        this.pool?.submit(m.chunks);
+        // Leaving: chunks that were on their way go straight back.
+        if (this.leaving) this.send({ t: 'leaving', ids: m.chunks.map((c) => c.id), why: this.leaving });
+        else this.pool?.submit(m.chunks);
         break;
       case 'cancel':
         this.pool?.cancel(m.ids);
@@ -170,7 +181,7 @@ export class Agent {
       return;
     }
     this.credits = pool.wantedCredits();
-    this.send({ t: 'ready', node: this.info.node, workers: size, cpus: this.info.cpus, gpus: gpus.ids.length, pid: process.pid, credits: this.credits, ...(pool.exports ? { exports: pool.exports } : {}) });
+    this.send({ t: 'ready', node: this.info.node, workers: size, cpus: this.info.cpus, gpus: gpus.ids.length, pid: process.pid, credits: this.credits, ...(pool.exports ? { exports: pool.exports } : {}), ...(this.info.relay ? { relayGroup: this.info.relay.group } : {}) });
     if (config.heartbeatMs > 0) {
       this.heartbeat = setInterval(() => {
         if (!this.spoke) this.send({ t: 'heartbeat' });
@@ -180,8 +191,18 @@ export class Agent {
     }
   }
 
-  private queueResults(rs: ChunkResult[]): void {
-    for (const r of rs) this.outbox.push(r);
+  private queueResults(rs: ChunkResult[], released = false): void {
+    // Chunks handed back when leaving at once are not reported: they run elsewhere.
+    for (const r of rs) {
+      if (this.handedBack.has(r.id)) continue;
+      const hold = this.info.holdKilledMs ?? 0;
+      if (hold > 0 && !released && !this.leaving && r.failures.some((f) => KILLED.test(f.error.message))) {
+        const timer = setTimeout(() => this.release(r.id), hold);
+        this.killed.set(r.id, { r, timer });
+        continue;
+      }
+      this.outbox.push(r);
+    }
     if (!this.flushScheduled) {
       // Results of one worker message go out in one frame, at once: latency matters for small chunks.
       this.flushScheduled = true;
@@ -208,6 +229,56 @@ export class Agent {
     await this.stop();
   }
 
+  /** Results of commands killed by a signal, held a moment (holdKilledMs). */
+  private readonly killed = new Map<number, { r: ChunkResult; timer: NodeJS.Timeout }>();
+
+  /** Send a held result now. */
+  private release(id: number): void {
+    const k = this.killed.get(id);
+    if (!k) return;
+    clearTimeout(k.timer);
+    this.killed.delete(id);
+    this.queueResults([k.r], true);
+  }
+
+  /** Why this agent is leaving (empty: it is not). */
+  private leaving = '';
+  /** Chunks handed back while a worker ran them (leaving at once): their results are not sent. */
+  private readonly handedBack = new Set<number>();
+
+  /**
+   * Leave the pool without losing work. `drain` (the allocation ends soon): chunks no worker has
+   * started go back to the coordinator at once, the running ones finish and are reported, then the
+   * agent stops. `now` (SIGTERM: scancel or walltime, whose signal reaches the tasks too): every chunk
+   * it holds goes back, running ones included, and it stops at once. Resolves when it has stopped.
+   */
+  async leave(how: 'drain' | 'now', why: string): Promise<void> {
+    if (this.stopped) return;
+    const first = !this.leaving;
+    this.leaving = why;
+    if (!this.pool) {
+      await this.stop();
+      return;
+    }
+    const ids = this.pool.unqueue(false);
+    if (how === 'now') {
+      for (const id of this.pool.held()) if (!ids.includes(id)) ids.push(id);
+      // Killed by the same signal, most likely: run elsewhere.
+      for (const [id, k] of this.killed) {
+        clearTimeout(k.timer);
+        ids.push(id);
+      }
+      this.killed.clear();
+    }
+    for (const id of ids) this.handedBack.add(id);
+    this.flush();
+    if (first || ids.length > 0) this.send({ t: 'leaving', ids, why });
+    if (how === 'drain') await this.pool.idle();
+    for (const id of [...this.killed.keys()]) this.release(id);
+    this.flush();
+    await this.stop();
+  }
+
   private refd = true;
 
   /** Keep the process alive for this agent's threads (in-process agents: work in flight). */
@@ -228,6 +299,7 @@ export class Agent {
     this.stopped = true;
     clearInterval(this.heartbeat);
     this.shares.stop();
+    for (const k of this.killed.values()) clearTimeout(k.timer);
     await this.pool?.terminate();
     this.link.close();
     this.info.onExit?.(reason);

@@ -1,10 +1,11 @@
 // The agent process (started by srun, ssh or emulation): connect to the coordinator, run chunks, exit when it goes.
 import { hostname } from 'node:os';
-import { SECRET_ENV } from '../protocol/auth.js';
+import { SECRET_ENV, secretGroup } from '../protocol/auth.js';
 import { CoordinatorServer, RELAY_LINK, connectToCoordinator, dial } from '../transport/tcp.js';
 import type { RelayTransport } from './shares.js';
 import { ProtocolError } from '../errors.js';
 import { Agent, usableCpus } from './agent.js';
+import { findEndTime } from '../cli/timeleft.js';
 
 /** Variables that tell an agent where its coordinator is. */
 export const COORDINATOR_ENV = 'SLURMPOOL_COORDINATOR';
@@ -124,6 +125,7 @@ export async function runAgent(env: NodeJS.ProcessEnv = process.env): Promise<vo
   // reaches the coordinator (never all interfaces), open only once this node holds a shared value.
   const relayHost = link.localAddress ?? host;
   const relay: RelayTransport = {
+    group: secretGroup(secret),
     async listen(onChild) {
       const server = new CoordinatorServer({ host: relayHost, secret, log, kind: RELAY_LINK, onAgent: (l) => onChild(l) });
       await server.listen();
@@ -135,6 +137,7 @@ export async function runAgent(env: NodeJS.ProcessEnv = process.env): Promise<vo
     node,
     // SLURMPOOL_RELAY=0: no relay port (a site that blocks traffic between compute nodes); shared values then come from the coordinator.
     relay: env.SLURMPOOL_RELAY === '0' ? undefined : relay,
+    ...(env[LEAVE_ENV] === '1' ? { holdKilledMs: 1000 } : {}),
     cpus: usableCpus(env),
     env: taskEnv,
     onExit: (err) => {
@@ -151,12 +154,58 @@ export async function runAgent(env: NodeJS.ProcessEnv = process.env): Promise<vo
     }
   }, 1000);
   watchdog.unref();
+  let leaveTimer: NodeJS.Timeout | undefined;
+  // An agent that joined from another allocation leaves before that allocation ends, and on SIGTERM.
+  const leaves = env[LEAVE_ENV] === '1';
+  let leavingNow = false;
   const onSignal = (sig: NodeJS.Signals) => {
+    if (leaves && sig === 'SIGTERM') {
+      if (leavingNow) return;
+      leavingNow = true;
+      // scancel or the walltime: the signal reaches this node's tasks too, so everything held goes back.
+      log(`${sig}: leaving the pool; the chunks it holds go back to the coordinator`);
+      void agent.leave('now', `${sig} (scancel or the time limit)`);
+      return;
+    }
     log(`${sig}: stopping`);
     void agent.stop(new Error(sig));
   };
-  process.once('SIGTERM', onSignal);
+  // A joined agent keeps its handler: srun forwards the SIGTERM that Slurm also sends it directly.
+  if (leaves) process.on('SIGTERM', onSignal);
+  else process.once('SIGTERM', onSignal);
   process.once('SIGINT', onSignal);
+  if (leaves) {
+    const end = await findEndTime(env, undefined);
+    // Past about 24 days a timer would overflow (and fire at once): an allocation that long gets no
+    // leave timer (its SIGTERM still makes the agent leave).
+    if (end && end.at - Date.now() < MAX_TIMER_MS) {
+      const margin = leaveMarginMs(env, end.at - Date.now());
+      const at = end.at - margin;
+      log(`this allocation ends at ${new Date(end.at).toISOString()} (${end.source}); leaving the pool ${Math.round(margin / 1000)} s before`);
+      leaveTimer = setTimeout(() => void agent.leave('drain', `its allocation ends in ${Math.round((end.at - Date.now()) / 1000)} s`), Math.max(0, at - Date.now()));
+      leaveTimer.unref();
+    }
+  }
   await done;
+  clearTimeout(leaveTimer);
   clearInterval(watchdog);
+}
+
+/** The longest delay a Node timer takes (2^31 − 1 ms, about 24.8 days). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** Set (to 1) by `slurmpool join`: the agent leaves cleanly before its own allocation ends, and on SIGTERM. */
+export const LEAVE_ENV = 'SLURMPOOL_LEAVE';
+/** Seconds before its allocation's end at which a joined agent stops taking work (default: see leaveMarginMs). */
+export const LEAVE_MARGIN_ENV = 'SLURMPOOL_LEAVE_MARGIN';
+
+/**
+ * How long before its allocation ends a joined agent stops taking work: SLURMPOOL_LEAVE_MARGIN
+ * seconds when set, else 60 s, but never more than a tenth of the time left (a 2-minute test job
+ * leaves 12 s before its end), so that the tasks it runs then can finish.
+ */
+export function leaveMarginMs(env: NodeJS.ProcessEnv, leftMs: number): number {
+  const v = Number(env[LEAVE_MARGIN_ENV]);
+  if (env[LEAVE_MARGIN_ENV] !== undefined && env[LEAVE_MARGIN_ENV] !== '' && Number.isFinite(v) && v >= 0) return v * 1000;
+  return Math.min(60_000, Math.max(0, leftMs) / 10);
 }

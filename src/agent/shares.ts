@@ -10,6 +10,8 @@ export const RELAY_PIECE = 4 * 1024 * 1024;
 
 /** How an agent reaches other agents of its job (absent for in-process agents: they never relay). */
 export interface RelayTransport {
+  /** Which agents this one can relay with (secretGroup of its secret): told to the coordinator when ready. */
+  group: string;
   /** Open this agent's relay port; each child that proves the job secret is handed to onChild. */
   listen(onChild: (link: Link<RelayDown, RelayUp>) => void): Promise<{ host: string; port: number; close(): void }>;
   /** Dial another agent's relay port. */

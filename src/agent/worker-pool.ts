@@ -80,7 +80,7 @@ export class WorkerPool {
   private readonly shared = new Map<number, SharedEntry>();
   /** With packing: the node's CPUs and GPUs, and what each running chunk holds of them. */
   private readonly ledger: Ledger | null;
-  private readonly held = new Map<number, { cpus: number; gpus: number[] }>();
+  private readonly holding = new Map<number, { cpus: number; gpus: number[] }>();
 
   constructor(
     private readonly opts: WorkerPoolOptions,
@@ -93,9 +93,9 @@ export class WorkerPool {
 
   /** A chunk ended or left its worker: what it held is free again. */
   private release(id: number): void {
-    const h = this.held.get(id);
+    const h = this.holding.get(id);
     if (!h) return;
-    this.held.delete(id);
+    this.holding.delete(id);
     this.ledger!.release(h.cpus, h.gpus);
   }
 
@@ -184,14 +184,24 @@ export class WorkerPool {
   /**
    * Start nothing more: drop every chunk no worker has been handed yet (returns their ids) and tell
    * every worker to start no further item; items they hold but have not begun come back cancelled.
+   * With `stopWorkers` false (an agent leaving), only the queue is dropped: what workers hold runs.
    */
-  unqueue(): number[] {
-    this.stopped = true;
-    for (const s of this.slots) if (s) s.slot[SLOT_STOP] = 1;
+  unqueue(stopWorkers = true): number[] {
+    if (stopWorkers) {
+      this.stopped = true;
+      for (const s of this.slots) if (s) s.slot[SLOT_STOP] = 1;
+    }
     const ids = this.queue.slice(this.qHead).map((c) => c.id);
     this.queue.length = 0;
     this.qHead = 0;
     this.checkIdle();
+    return ids;
+  }
+
+  /** Chunks handed to a worker and not final yet (cancelled ones aside). */
+  held(): number[] {
+    const ids: number[] = [];
+    for (const s of this.slots) if (s) for (const id of s.assigned.keys()) if (!this.cancelled.has(id)) ids.push(id);
     return ids;
   }
 
@@ -451,7 +461,7 @@ export class WorkerPool {
         const c = waiting[st.index]!;
         const s = idle[k]!;
         const need = needs[st.index]!;
-        this.held.set(c.id, { cpus: need.cpus, gpus: st.gpus });
+        this.holding.set(c.id, { cpus: need.cpus, gpus: st.gpus });
         s.assigned.set(c.id, c);
         const one = [{ ...c, env: p.envFor(need, st.gpus) }];
         if (s.worker instanceof PythonWorker) s.worker.postBatch(one);

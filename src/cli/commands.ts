@@ -28,7 +28,7 @@ const EPILOGUE = [
   'Every option also comes from a SLURMPOOL_* variable: --cpus-per-task 4 is SLURMPOOL_CPUS_PER_TASK=4; the command line wins.',
   'Exit status: 0 every task succeeded; 1 some failed (listed); 2 bad usage or input; 3 stopped early (signal or time limit), continue with --resume; 4 workers could not start or every node was lost. A run that --halt stopped ends as GNU parallel: success=… 0; fail=1 the failed command\'s exit status; fail=P% the percentage failed; else the number failed (at most 101).',
   'slurmpool agent is the per-node process that srun, ssh or emulation start; it is not run by hand.',
-  'Docs: docs/cli.md, recipes for sbatch scripts: docs/sbatch-recipes.md',
+  'Docs: docs/cli.md, recipes for sbatch scripts: docs/sbatch-recipes.md, growing past one allocation: docs/elastic.md',
 ].join('\n\n');
 
 function withCommon<T>(y: Argv<T>): Argv<T> {
@@ -181,6 +181,20 @@ export async function main(argv: string[]): Promise<number> {
           .example('$0 demo --local', 'with worker threads on this machine'),
       handle(async (a, r) => (await import('./demo.js')).demoCommand(a, r)),
     )
+    .command(
+      'join <file>',
+      "Join a running pool from this allocation: one agent per node (srun), through the pool's join file",
+      (y) =>
+        y
+          .positional('file', { type: 'string', describe: 'The join file the pool wrote (--join-file, --grow); must be readable by its owner only' })
+          .option('local', { type: 'boolean', describe: 'One agent on this machine, even inside an allocation' })
+          .option('leave-margin', { type: 'string', describe: 'Seconds before this allocation ends at which the agents stop taking work and leave [default: 60, at most a tenth of the time left]' })
+          .option('quiet', COMMON_OPTIONS.quiet!)
+          .option('json', COMMON_OPTIONS.json!)
+          .example('$0 join ~/.slurmpool/join-12345.json', 'in an sbatch script: this job\'s nodes take work from that pool until the job ends')
+          .example('sbatch -N4 -t 2:00:00 --wrap "slurmpool join ~/.slurmpool/join-12345.json"', 'add 4 nodes to a running pool for two hours'),
+      handle(async (a, r) => (await import('./join.js')).joinCommand(a, r)),
+    )
     .command({
       command: 'agent',
       describe: false,
@@ -190,7 +204,7 @@ export async function main(argv: string[]): Promise<number> {
         status = EXIT.ok;
       },
     })
-    .demandCommand(1, 'give a command: run, map, env, emulate, report, status or demo')
+    .demandCommand(1, 'give a command: run, map, join, env, emulate, report, status or demo')
     .strict()
     .parserConfiguration({ 'populate--': true })
     .epilogue(EPILOGUE)

@@ -49,6 +49,9 @@ export interface Plan {
   misfit?(nodes: { node: string; cpus: number; gpus: number }[]): string | null;
 }
 
+/** The longest delay a Node timer takes. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /** Signals that stop a run gracefully: Slurm's walltime/scancel (TERM) and the --signal warnings (USR1/USR2). */
 const STOP_SIGNALS: NodeJS.Signals[] = ['SIGTERM', 'SIGINT', 'SIGUSR1', 'SIGUSR2', 'SIGHUP'];
 
@@ -249,6 +252,7 @@ async function executeLocked(plan: Plan, c: Common, r: Renderer, argv: readonly 
   };
 
   let exitCode: number = EXIT.ok;
+  const grownJobs: string[] = [];
   let startupMs = 0;
   let runStart = Date.now();
   let fatal: unknown = null;
@@ -269,6 +273,15 @@ async function executeLocked(plan: Plan, c: Common, r: Renderer, argv: readonly 
     if (out instanceof ResultsFile) {
       const file = out;
       opts.onNodeLost = (node, reason, at) => file.write(JSON.stringify({ slurmpool: { event: 'nodeLost', node, at, reason } }));
+    }
+    if (opts.grow) {
+      // What the pool cannot know of a feed of unknown length: the tasks not recorded yet.
+      opts.grow.backlog = () => Math.max(0, feed.pending - counters.received);
+      const file = out instanceof ResultsFile ? out : null;
+      opts.grow.onSubmit = (j) => {
+        grownJobs.push(j.id);
+        file?.write(JSON.stringify({ slurmpool: { event: 'grow', job: j.id, nodes: j.nodes, at: j.at } }));
+      };
     }
     try {
       pool = await Pool.open(opts);
@@ -293,6 +306,7 @@ async function executeLocked(plan: Plan, c: Common, r: Renderer, argv: readonly 
           command: ['slurmpool', ...argv].map(shellQuote).join(' '),
           mode: pool.mode,
           ...(process.env.SLURM_JOB_ID ? { jobId: process.env.SLURM_JOB_ID } : {}),
+          ...(opts.grow ? { grow: { nodes: opts.grow.nodes, nodesPerJob: opts.grow.nodesPerJob ?? 1, ...(opts.grow.sbatch !== undefined ? { sbatch: opts.grow.sbatch } : {}) } } : {}),
           tasks: plan.total,
           ...(plan.command === 'map' ? { fn: plan.fn } : {}),
           started: runStart,
@@ -313,11 +327,17 @@ async function executeLocked(plan: Plan, c: Common, r: Renderer, argv: readonly 
       const p = pool;
       feed.gate = () => g.check(feed.handedOut - counters.received, p.workers);
       const stopAt = end.at - c.graceMs - Math.min(5000, Math.max(500, horizon * 0.05));
-      endTimer = setTimeout(
-        () => stop({ kind: 'time', message: `the allocation ends in ${formatDuration(end.at - Date.now())} (${end.source}): not starting more tasks` }),
-        Math.max(0, stopAt - Date.now()),
-      );
-      endTimer.unref();
+      // A Node timer holds at most 2^31 − 1 ms (about 24.8 days); a longer one fires at once. Slurm
+      // gives a job without a time limit an end a year away: such a stop is re-armed when it comes nearer.
+      const arm = () => {
+        const wait = Math.max(0, stopAt - Date.now());
+        endTimer = setTimeout(
+          () => (wait > MAX_TIMER_MS ? arm() : stop({ kind: 'time', message: `the allocation ends in ${formatDuration(end.at - Date.now())} (${end.source}): not starting more tasks` })),
+          Math.min(wait, MAX_TIMER_MS),
+        );
+        endTimer.unref();
+      };
+      arm();
     }
 
     // 5. Progress.
@@ -425,6 +445,7 @@ async function executeLocked(plan: Plan, c: Common, r: Renderer, argv: readonly 
       command: ['slurmpool', ...argv].join(' '),
       mode: pool.mode,
       ...(process.env.SLURM_JOB_ID ? { jobId: process.env.SLURM_JOB_ID } : {}),
+      ...(grownJobs.length ? { grown: [...grownJobs] } : {}),
       nodes: nodes.map((n) => ({ node: n.node, workers: n.workers, cpus: n.workers })),
       started: runStart,
       ended: Date.now(),
@@ -444,7 +465,7 @@ async function executeLocked(plan: Plan, c: Common, r: Renderer, argv: readonly 
   else if (stopped) exitCode = EXIT.stopped;
   else if (counters.failed > 0) exitCode = EXIT.failed;
   const workers = nodes.length > 0 ? nodes.reduce((s, n) => s + n.workers, 0) : 0;
-  r.summary(makeSummary(plan, c, feed, counters, nodes, pool?.mode ?? 'none', workers, wallMs, startupMs, fatal ? { kind: 'error', message: String((fatal as Error).message ?? fatal) } : stopped, argv, exitCode), summaryToStdout);
+  r.summary(makeSummary(plan, c, feed, counters, nodes, pool?.mode ?? 'none', workers, wallMs, startupMs, fatal ? { kind: 'error', message: String((fatal as Error).message ?? fatal) } : stopped, argv, exitCode, grownJobs), summaryToStdout);
   return exitCode;
 }
 
@@ -461,6 +482,7 @@ function nodeSummaries(pool: Pool, wallMs: number): NodeSummary[] {
     tasks: s.tasks,
     busy: wallMs > 0 && s.workers > 0 ? s.busyMs / (wallMs * s.workers) : 0,
     alive: s.alive,
+    ...(s.left ? { left: true } : {}),
   }));
 }
 
@@ -477,6 +499,7 @@ function makeSummary(
   stopped: StopReason | null,
   argv: readonly string[],
   exitCode: number,
+  grownJobs: string[] = [],
 ): Summary {
   const recorded = k.succeeded + k.failed;
   const busyMs = nodes.reduce((s, n) => s + n.busy * n.workers * wallMs, 0);
@@ -501,6 +524,7 @@ function makeSummary(
     output: c.output,
     stopped,
     resumeCommand: c.output ? resumeCommand(argv) : null,
+    grownJobs,
     exitCode,
   };
 }

@@ -30,6 +30,10 @@ export const COMMON_OPTIONS: Record<string, YargsOption> = {
   local: { type: 'boolean', group: 'Where:', describe: 'Use this machine only, even inside a multi-node allocation' },
   hosts: { type: 'string', group: 'Where:', describe: 'Run on these hosts over SSH: name[:cpus],…' },
   hostfile: { type: 'string', group: 'Where:', describe: 'File of hosts for SSH, one name[:cpus] a line' },
+  'join-file': { type: 'string', group: 'Where:', describe: 'Let agents of other allocations join (slurmpool join FILE): write the join file here (a file, or a folder) [default with no value or with --grow: ~/.slurmpool/join-PID.json]' },
+  grow: { type: 'string', group: 'Where:', describe: 'Submit up to N more nodes with sbatch while the backlog would keep them busy; cancelled when the run ends (docs/elastic.md)' },
+  'grow-nodes': { type: 'string', group: 'Where:', describe: 'Nodes per job --grow submits [default: 1]' },
+  'grow-sbatch': { type: 'string', group: 'Where:', describe: "sbatch options of the jobs --grow submits, in one string: '-p short -t 30 -A proj'" },
   'min-nodes': { type: 'string', group: 'Where:', describe: 'Go on with this many nodes when others fail to start [default: all]' },
   grace: { type: 'string', group: 'Stopping:', describe: 'On SIGTERM/SIGUSR1/SIGUSR2, time running tasks get to finish [default: 30s]' },
   'time-left': { type: 'string', group: 'Stopping:', describe: 'Time until the allocation ends [default: from SLURM_JOB_END_TIME or squeue]' },
@@ -64,6 +68,12 @@ export interface Common {
   local: boolean;
   hosts: string[] | undefined;
   minNodes: number | undefined;
+  /** --join-file: true (the default file) or a path; null without it (and without --grow). */
+  joinFile: true | string | null;
+  /** --grow N (0: none), --grow-nodes, --grow-sbatch. */
+  grow: number;
+  growNodes: number;
+  growSbatch: string | undefined;
   /** Where minNodes came from: `--min-nodes` or `SLURMPOOL_MIN_NODES`. */
   minNodesFrom: string;
   graceMs: number;
@@ -164,6 +174,14 @@ export function resolveCommon(argv: Argv, env: NodeJS.ProcessEnv = process.env):
   if (resume && output === undefined) throw new CliError('--resume needs --output FILE: the results file is the journal it resumes from');
   const every = duration(argv, 'progress-every', env);
   const halt = raw(argv, 'halt', env);
+  const grow = int(argv, 'grow', env, 0) ?? 0;
+  const growNodes = int(argv, 'grow-nodes', env, 1) ?? 1;
+  if (grow > 0 && growNodes > grow) throw new CliError(`--grow-nodes ${growNodes} is more than --grow ${grow}: no job could be submitted`);
+  const jf = raw(argv, 'join-file', env);
+  // With no value (or SLURMPOOL_JOIN_FILE=1): the default file.
+  const yes = jf !== undefined && (jf.v === true || jf.v === '' || (jf.from !== '--join-file' && ['1', 'true', 'yes', 'on'].includes(String(jf.v).toLowerCase())));
+  const no = jf === undefined || jf.v === false || (jf.from !== '--join-file' && ['0', 'false', 'no', 'off'].includes(String(jf.v).toLowerCase()));
+  const joinFile = no ? null : yes ? true : resolve(String(jf.v));
   return {
     workers: int(argv, 'workers', env, 1),
     cpusPerTask: int(argv, 'cpus-per-task', env, 1),
@@ -183,6 +201,10 @@ export function resolveCommon(argv: Argv, env: NodeJS.ProcessEnv = process.env):
     local,
     hosts,
     minNodes: int(argv, 'min-nodes', env, 1),
+    joinFile,
+    grow,
+    growNodes,
+    growSbatch: str(argv, 'grow-sbatch', env),
     minNodesFrom: raw(argv, 'min-nodes', env)?.from ?? '--min-nodes',
     graceMs: duration(argv, 'grace', env) ?? 30_000,
     timeLeftMs: duration(argv, 'time-left', env),
@@ -206,6 +228,8 @@ export function poolOptions(c: Common, extraEnv: Record<string, string>, log: ((
   if (c.hosts !== undefined) o.hosts = c.hosts;
   if (c.local) o.mode = 'local';
   if (c.minNodes !== undefined) o.minNodes = c.minNodes;
+  if (c.joinFile !== null) o.joinFile = c.joinFile;
+  if (c.grow > 0) o.grow = { nodes: c.grow, nodesPerJob: c.growNodes, ...(c.growSbatch !== undefined ? { sbatch: c.growSbatch } : {}) };
   return o;
 }
 

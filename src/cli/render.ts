@@ -47,6 +47,8 @@ export interface NodeSummary {
   /** Share of the run's wall time its workers were busy. */
   busy: number;
   alive: boolean;
+  /** It left the pool cleanly (its allocation ended). */
+  left?: boolean;
 }
 
 /** The outcome of a run or map. */
@@ -79,6 +81,8 @@ export interface Summary {
   stopped: StopReason | null;
   /** The command line that continues this run. */
   resumeCommand: string | null;
+  /** Jobs submitted to grow the pool (--grow), in order. */
+  grownJobs: string[];
   exitCode: number;
 }
 
@@ -243,9 +247,10 @@ export class HumanRenderer implements Renderer {
       const w = Math.max(4, ...s.nodes.map((n) => n.node.length));
       lines.push(`  ${'node'.padEnd(w)}  workers    tasks  busy`);
       for (const n of s.nodes) {
-        lines.push(`  ${n.node.padEnd(w)}  ${String(n.workers).padStart(7)}  ${String(num(n.tasks)).padStart(7)}  ${pct(n.busy).padStart(4)}${n.alive ? '' : '  (lost)'}`);
+        lines.push(`  ${n.node.padEnd(w)}  ${String(n.workers).padStart(7)}  ${String(num(n.tasks)).padStart(7)}  ${pct(n.busy).padStart(4)}${n.alive ? '' : n.left ? '  (left)' : '  (lost)'}`);
       }
     }
+    if (s.grownJobs.length > 0) lines.push(`  grown by ${s.grownJobs.length} job${s.grownJobs.length === 1 ? '' : 's'} (sbatch): ${s.grownJobs.join(', ')}`);
     if (s.workers > 0) lines.push(`  startup ${formatDuration(s.startupMs)}; workers busy ${pct(s.busy)} of the time (overhead and idle ${pct(1 - s.busy)})${s.output ? `; results in ${s.output}` : ''}`);
     if (s.failed > 0) lines.push(...failedLines(s, 40));
     if (s.stopped) lines.push(`  stopped early (${s.stopped.kind}): ${s.stopped.message}`);

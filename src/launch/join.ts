@@ -1,7 +1,7 @@
 // Join mode: the coordinator listens and writes a join file; agents started elsewhere (another
 // allocation, a simulator) read it and dial in. The file holds the secret: mode 0600, never argv.
-import { mkdirSync, readFileSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
-import { homedir, hostname } from 'node:os';
+import { chmodSync, mkdirSync, readFileSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { homedir, hostname, networkInterfaces } from 'node:os';
 import { dirname, join } from 'node:path';
 import { LaunchError } from '../errors.js';
 import type { ResolvedOptions } from '../options.js';
@@ -22,10 +22,111 @@ export interface JoinInfo {
   created: string;
 }
 
+/** The default folder of join files (and of grown jobs' output): ~/.slurmpool, kept 0700. */
+export function defaultJoinDir(): string {
+  return join(homedir(), '.slurmpool');
+}
+
 /** Default place of a pool's join file. */
 export function defaultJoinFile(pid = process.pid): string {
-  return join(homedir(), '.slurmpool', `join-${pid}.json`);
+  return join(defaultJoinDir(), `join-${pid}.json`);
 }
+
+/**
+ * Where a pool's join file goes: `true` is the default file; a path naming an existing folder, or
+ * ending with `/`, gets `join-<pid>.json` inside it; any other path is the file itself.
+ */
+export function joinFilePath(v: true | string, pid = process.pid): string {
+  if (v === true) return defaultJoinFile(pid);
+  let dir = v.endsWith('/');
+  if (!dir) {
+    try {
+      dir = statSync(v).isDirectory();
+    } catch {
+      // not there: a file to create
+    }
+  }
+  return dir ? join(v, `join-${pid}.json`) : v;
+}
+
+/**
+ * Write a join file: its folder created 0700 when missing (~/.slurmpool is made 0700 even when it
+ * exists), the file created 0600 and exclusive (an older one of the same name is replaced), so that
+ * it is never readable by others, not even for a moment.
+ */
+export function writeJoinFile(file: string, info: JoinInfo): void {
+  const dir = dirname(file);
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  if (dir === defaultJoinDir()) chmodSync(dir, 0o700);
+  try {
+    unlinkSync(file);
+  } catch {
+    // none there
+  }
+  writeFileSync(file, `${JSON.stringify(info)}\n`, { mode: 0o600, flag: 'wx' });
+}
+
+/**
+ * The address a join file gives agents: `bind` when it names one address; else SLURMPOOL_JOIN_HOST;
+ * else this machine's first IPv4 address that is not loopback (names are never resolved: a node name
+ * may not be in DNS); else 127.0.0.1.
+ */
+export function advertisedHost(bind: string, env: NodeJS.ProcessEnv): string {
+  if (bind !== '0.0.0.0' && bind !== '::') return bind;
+  if (env.SLURMPOOL_JOIN_HOST) return env.SLURMPOOL_JOIN_HOST;
+  for (const list of Object.values(networkInterfaces())) {
+    for (const i of list ?? []) if (i.family === 'IPv4' && !i.internal) return i.address;
+  }
+  return '127.0.0.1';
+}
+
+/**
+ * A second door into any running pool: its own port and secret, and a join file for agents from
+ * other allocations (`slurmpool join FILE`). Agents it admits are handed to the scheduler as
+ * `join:<node>` (so that no launcher takes them for one of its own nodes).
+ */
+export class JoinListener {
+  private server: CoordinatorServer | null = null;
+  address: { host: string; port: number } | undefined;
+
+  constructor(readonly file: string) {}
+
+  async start(intake: AgentIntake, opts: ResolvedOptions): Promise<void> {
+    const bind = opts.bind ?? '0.0.0.0';
+    const { server, secret } = await startCoordinator({ addAgent: (link, node) => intake.addAgent(link, `${JOINED_PREFIX}${node}`), agents: intake.agents }, opts, bind);
+    this.server = server;
+    const host = advertisedHost(bind, opts.env);
+    this.address = { host, port: server.port };
+    try {
+      writeJoinFile(this.file, { v: 1, host, port: server.port, secret, coordinatorHost: hostname(), pid: process.pid, created: new Date().toISOString() });
+    } catch (e) {
+      await server.close();
+      throw new LaunchError(`cannot write the join file ${this.file}: ${(e as Error).message}`);
+    }
+    opts.log?.(`join file written: ${this.file} (agents of other allocations join with: slurmpool join ${this.file})`);
+  }
+
+  ref(): void {
+    this.server?.ref();
+  }
+
+  unref(): void {
+    this.server?.unref();
+  }
+
+  /** Remove the file and stop listening (agents already in keep their links until the pool stops). */
+  async stop(): Promise<void> {
+    try {
+      unlinkSync(this.file);
+    } catch {
+      // already gone
+    }
+    await this.server?.close();
+  }
+}
+
+/** What a joined agent's expected name starts with. */
+export const JOINED_PREFIX = 'join:';
 
 /** Read a join file, refusing one that others could read (it holds the secret). */
 export function readJoinFile(path: string): JoinInfo {
@@ -71,14 +172,7 @@ export class JoinLauncher implements Launcher {
     this.server = server;
     this.address = { host: server.host, port: server.port };
     const info: JoinInfo = { v: 1, host: bind === '0.0.0.0' ? hostname() : bind, port: server.port, secret, coordinatorHost: hostname(), pid: process.pid, created: new Date().toISOString() };
-    mkdirSync(dirname(this.file), { recursive: true, mode: 0o700 });
-    try {
-      unlinkSync(this.file);
-    } catch {
-      // none there
-    }
-    // Created 0600 and exclusive: never readable by others, not even for a moment.
-    writeFileSync(this.file, `${JSON.stringify(info)}\n`, { mode: 0o600, flag: 'wx' });
+    writeJoinFile(this.file, info);
     opts.log?.(`join file written: ${this.file} (waiting for ${this.nodes.length} agent(s))`);
   }
 

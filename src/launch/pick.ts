@@ -1,7 +1,7 @@
 // Which mode Pool.open uses when none is forced.
 import type { Mode, ResolvedOptions } from '../options.js';
 
-/** Emulation or SSH when asked for; Slurm inside an allocation of more than one node; else local threads. */
+/** Emulation or SSH when asked for; Slurm inside an allocation of more than one node (or of one, with grow); else local threads. */
 export function pickMode(opts: ResolvedOptions): Mode {
   if (opts.mode) return opts.mode;
   if (opts.join) return 'join';
@@ -11,6 +11,7 @@ export function pickMode(opts: ResolvedOptions): Mode {
   if (env.SLURMPOOL_AGENT === '1') return 'local';
   const jobId = env.SLURM_JOB_ID ?? env.SLURM_JOBID;
   const nodes = Number(env.SLURM_JOB_NUM_NODES ?? env.SLURM_NNODES ?? '1');
-  if (jobId && nodes > 1) return 'slurm';
+  // A pool that grows runs its own node's agent as a step too, so that it is named as Slurm names it.
+  if (jobId && (nodes > 1 || opts.grow)) return 'slurm';
   return 'local';
 }

@@ -35,3 +35,12 @@ export function proofMatches(got: unknown, expected: Buffer): boolean {
   if (!(got instanceof Uint8Array) || got.length !== expected.length) return false;
   return timingSafeEqual(got, expected);
 }
+
+/**
+ * A tag for the secret, safe to show anyone: agents that joined with the same secret can prove
+ * themselves to each other (and so relay shared data to each other); HMAC, so the tag says nothing
+ * of the secret.
+ */
+export function secretGroup(secret: string): string {
+  return createHmac('sha256', Buffer.from(secret, 'utf8')).update('slurmpool-v1-relay-group').digest('hex').slice(0, 16);
+}

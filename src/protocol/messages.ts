@@ -122,12 +122,18 @@ export type ToAgent =
 
 /** Agent → coordinator. */
 export type FromAgent =
-  /** `exports`: the task module's exports (name → typeof), as this node's workers imported it. */
-  | { t: 'ready'; node: string; workers: number; cpus: number; pid: number; credits: number; exports?: Record<string, string>; gpus?: number }
+  /**
+   * `exports`: the task module's exports (name → typeof), as this node's workers imported it.
+   * `relayGroup`: a tag derived from the secret the agent joined with (never the secret): only agents
+   * of one group can prove themselves to each other, so only they relay shared data to each other.
+   */
+  | { t: 'ready'; node: string; workers: number; cpus: number; pid: number; credits: number; exports?: Record<string, string>; gpus?: number; relayGroup?: string }
   | { t: 'results'; results: ChunkResult[] }
   | { t: 'credits'; credits: number }
   /** Chunks dropped before any worker started them (answer to unqueue). */
   | { t: 'unqueued'; ids: number[] }
+  /** The agent is leaving (its allocation ends, or a signal): send it nothing more; `ids` are chunks it hands back unrun. */
+  | { t: 'leaving'; ids: number[]; why: string }
   | { t: 'pong'; at: number }
   | { t: 'heartbeat' }
   | { t: 'fatal'; error: ErrorRecord }
@@ -154,7 +160,7 @@ export type RelayUp = { t: 'want'; id: number; from: number };
 export type RelayDown = ({ t: 'share' } & SharePiece) | { t: 'gone'; id: number; reason: string };
 
 const TO_AGENT = new Set(['configure', 'chunks', 'cancel', 'unqueue', 'ping', 'shutdown', 'share', 'unshare', 'fetch']);
-const FROM_AGENT = new Set(['ready', 'results', 'credits', 'unqueued', 'pong', 'heartbeat', 'fatal', 'log', 'shareState', 'want', 'relay', 'fetchFailed']);
+const FROM_AGENT = new Set(['ready', 'results', 'credits', 'unqueued', 'leaving', 'pong', 'heartbeat', 'fatal', 'log', 'shareState', 'want', 'relay', 'fetchFailed']);
 
 function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -165,6 +171,7 @@ export function checkFromAgent(v: unknown): string | null {
   if (!isRecord(v) || typeof v.t !== 'string') return 'message is not a record with a type';
   if (!FROM_AGENT.has(v.t)) return `unknown message type ${JSON.stringify(v.t).slice(0, 40)}`;
   if (v.t === 'results' && !Array.isArray(v.results)) return 'results without a results array';
+  if (v.t === 'leaving' && !Array.isArray(v.ids)) return 'leaving without an ids array';
   if (v.t === 'ready' && (typeof v.node !== 'string' || typeof v.workers !== 'number')) return 'ready without node/workers';
   if (v.t === 'want' && !isOffset(v.id, v.from)) return 'malformed want';
   if (v.t === 'relay' && (typeof v.host !== 'string' || v.host.length > 256 || !Number.isInteger(v.port) || (v.port as number) < 1 || (v.port as number) > 65535)) return 'malformed relay port';

@@ -181,6 +181,7 @@ export function renderReport(m: ReportModel, options?: RenderOptions): string {
   const untimed = c.untimed ? ` ${num(c.untimed)} record(s) carry no start and end time (a task whose worker died, or lost with its node) and appear only in the tables.` : '';
   const facts = [
     h.jobId ? fact('job', esc(h.jobId)) : '',
+    h.grown?.length ? fact('grown by', `${h.grown.length} job${h.grown.length === 1 ? '' : 's'} <small>(${esc(h.grown.join(', '))})</small>`, 'jobs the pool submitted with sbatch (--grow); their nodes joined it') : '',
     fact('mode', esc(h.mode ?? '–')),
     h.fn ? fact('task', `<code>${esc(h.fn)}</code>`) : '',
     fact('nodes', num(h.nodes)),

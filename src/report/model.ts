@@ -115,6 +115,8 @@ export interface Header {
   command?: string;
   mode?: string;
   jobId?: string;
+  /** Jobs submitted to grow the pool. */
+  grown?: string[];
   fn?: string;
   nodes: number;
   cpus: number;
@@ -530,6 +532,7 @@ export class ReportBuilder {
       overheadMs: totalWorkers > 0 ? Math.max(0, wallMs - busyAll / totalWorkers) : 0,
     };
     for (const k of ['command', 'mode', 'jobId', 'fn'] as const) if (m[k] !== undefined) header[k] = m[k];
+    if (m.grown?.length) header.grown = [...m.grown];
     const warnings = [...this.warnings];
     if (this.warningsDropped) warnings.push(`… and ${this.warningsDropped} more lines skipped`);
     return {

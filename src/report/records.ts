@@ -35,6 +35,8 @@ export interface RunMeta {
   tasks?: number;
   /** Nodes lost during the run (`{"slurmpool":{"event":"nodeLost",…}}` lines), in file order. */
   lost?: LostNode[];
+  /** Jobs submitted to grow the pool (`{"slurmpool":{"event":"grow",…}}` lines, or passed in), in order. */
+  grown?: string[];
 }
 
 /** A node whose agent was lost mid-run: when, and why. */
@@ -114,12 +116,18 @@ export function metaOf(v: unknown): RunMeta {
     if (typeof v.node === 'string' && Number.isFinite(at)) m.lost = [{ node: v.node, at, reason: str(v.reason ?? '', 500) }];
     return m;
   }
+  if (v.event === 'grow') {
+    // An event line: the pool submitted a job whose nodes join it.
+    if (typeof v.job === 'string' || typeof v.job === 'number') m.grown = [String(v.job)];
+    return m;
+  }
   if (typeof v.version === 'number') m.version = v.version;
   if (typeof v.command === 'string') m.command = v.command;
   else if (Array.isArray(v.command)) m.command = v.command.map(String).join(' ');
   if (typeof v.mode === 'string') m.mode = v.mode;
   if (typeof v.jobId === 'string' || typeof v.jobId === 'number') m.jobId = String(v.jobId);
   if (typeof v.fn === 'string') m.fn = v.fn;
+  if (Array.isArray(v.grown)) m.grown = v.grown.map(String);
   const started = time(v.started ?? v.start);
   if (Number.isFinite(started)) m.started = started;
   const ended = time(v.ended ?? v.end);
@@ -145,6 +153,7 @@ export function mergeMeta(into: RunMeta, from: RunMeta): RunMeta {
     if (v === undefined) continue;
     // Lost nodes add up across the file's lines; every other field: later metadata wins.
     if (k === 'lost') into.lost = [...(into.lost ?? []), ...(v as LostNode[])];
+    else if (k === 'grown') into.grown = [...new Set([...(into.grown ?? []), ...(v as string[])])];
     else (into as Obj)[k] = v;
   }
   return into;

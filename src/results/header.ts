@@ -35,6 +35,8 @@ export interface RunHeader {
   tasks: number;
   /** The export (map), for the report's header. */
   fn?: string;
+  /** --grow: the most extra nodes, per job, and the sbatch options; each job submitted follows as a `{"slurmpool":{"event":"grow","job":…}}` line. */
+  grow?: { nodes: number; nodesPerJob: number; sbatch?: string };
   /** Epoch ms when this run started (a resumed run appends its own header). */
   started: number;
   work: RunWork | MapWork;

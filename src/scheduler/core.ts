@@ -22,6 +22,10 @@ export class AgentState<L = unknown> {
   lost = false;
   /** The core asked for its link to be closed (heartbeat timeout); not asked again. */
   closing = false;
+  /** The agent said it is leaving (its allocation ends, or it was signalled): no new chunks. */
+  leaving = false;
+  /** It left cleanly: it said so and held nothing when its link closed (not a node loss). */
+  left = false;
   /** The task module's exports (name → typeof) as its workers imported them (null: not told). */
   exports: Record<string, string> | null = null;
   /** When it became ready (0: never): a node whose agent was once ready and then died may be restarted. */
@@ -39,6 +43,8 @@ export class AgentState<L = unknown> {
   readonly shareStates = new Map<number, 'ready' | 'released'>();
   /** Where it was last told to get each shared value: 'coordinator' or another node's name. */
   readonly shareSources = new Map<number, string>();
+  /** Agents of one relay group (one secret) may fetch shared values from each other ('': it relays with none). */
+  relayGroup = '';
   shareBytesSent = 0;
 
   constructor(
@@ -270,7 +276,7 @@ export class SchedulerCore {
   }
 
   private hasRoom(a: AgentState): boolean {
-    return a.ready && !a.lost && a.streaming === 0 && a.inflight.size < a.credits && a.inflightBytes <= MAX_INFLIGHT_BYTES;
+    return a.ready && !a.lost && !a.leaving && a.streaming === 0 && a.inflight.size < a.credits && a.inflightBytes <= MAX_INFLIGHT_BYTES;
   }
 
   /** Keep `free` true to an agent's room: O(1). */
@@ -293,6 +299,7 @@ export class SchedulerCore {
     const held = [...a.inflight.values()];
     a.inflight.clear();
     a.inflightBytes = 0;
+    a.left = a.leaving && held.length === 0;
     for (const c of held) {
       c.bytes = 0;
       if (this.chunks.get(c.id) !== c) continue;
@@ -317,10 +324,42 @@ export class SchedulerCore {
         this.retryQueue.push(c);
       }
     }
-    if (!this.stopping && (wasReady || held.length)) {
+    if (a.left) {
+      if (!this.stopping) this.log(`node ${a.node}: left the pool`);
+    } else if (!this.stopping && (wasReady || held.length)) {
       this.log(`node ${a.node}: agent lost (${reason}); ${held.length} chunk(s) re-dispatched`);
     }
     this.out.push({ c: 'lost', agent: a, reason });
+  }
+
+  /**
+   * The agent is leaving (its allocation nears its end, or it was signalled): it gets no new chunk,
+   * and the chunks it hands back (`ids`: those no worker had started, or every one it held when its
+   * node is going away at once) go back to the front of the queue at once, with no attempt or loss
+   * counted. The chunks it keeps finish normally. Said again, it hands back more (chunks that were on
+   * their way to it). When its link then closes holding nothing, it has left, which is no node loss.
+   */
+  agentLeaving(a: AgentState, ids: number[], why: string): void {
+    if (a.lost) return;
+    if (!a.leaving) {
+      a.leaving = true;
+      this.free.delete(a);
+      if (!this.stopping) this.log(`node ${a.node}: leaving (${why}); ${ids.length} chunk(s) handed back`);
+    }
+    const back: Chunk[] = [];
+    for (const id of ids) {
+      const c = a.release(id);
+      if (!c || this.chunks.get(id) !== c) continue;
+      c.agent = null;
+      if (c.twin && this.chunks.get(c.twin.id) === c.twin) {
+        // Its copy runs elsewhere and carries on alone.
+        this.chunks.delete(c.id);
+        c.twin = c.twin.twin = null;
+      } else if (this.halted) this.cancelChunk(c);
+      else back.push(c);
+    }
+    // First in the queue, in their order.
+    for (let i = back.length - 1; i >= 0; i--) this.retryQueue.unshift(back[i]!);
   }
 
   // ------------------------------------------------------------------ jobs
@@ -669,7 +708,7 @@ export class SchedulerCore {
       if (now - c.sentAt < limit) continue;
       // A task with a timeout shorter than the time it has already run gets no copy: its timeout ends it.
       if (c.job.spec.timeoutMs > 0 && c.job.spec.timeoutMs <= limit) continue;
-      idle ??= [...this.agents.values()].filter((a) => a.ready && !a.lost && a.inflight.size < a.workers);
+      idle ??= [...this.agents.values()].filter((a) => a.ready && !a.lost && !a.leaving && a.inflight.size < a.workers);
       const target = idle.find((a) => a !== c.agent && a.inflight.size < a.workers) ?? idle.find((a) => a.inflight.size < a.workers);
       if (!target) return;
       const copy: Chunk = { ...c, id: this.nextChunkId++, agent: target, sentAt: now, twin: c, bytes: 0 };

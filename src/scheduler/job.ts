@@ -206,6 +206,13 @@ export class Job {
     return Math.ceil(Math.max(0, this.source.length - this.nextStart) / this.chunksize);
   }
 
+  /** Items not read from the input yet: Infinity when its length is unknown (the grower's backlog). */
+  get unread(): number {
+    if (this.ended || this.cancelled) return 0;
+    if (this.source.length === null) return Infinity;
+    return Math.max(0, this.source.length - this.nextStart);
+  }
+
   /** Read no more input: the chunks made so far are all there will be. */
   endInputNow(): void {
     this.source.close();

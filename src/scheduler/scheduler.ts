@@ -40,8 +40,12 @@ export interface ShareRecord {
   kind: SharedKind;
   ctor: string;
   bytes: Uint8Array;
-  /** Who gets it from whom: agents relay it to each other, the coordinator sends it a few times. */
-  tree: ShareTree;
+  /**
+   * Who gets it from whom, per relay group (agents that joined with one secret can prove themselves
+   * to each other; those of a join port have another): agents relay it to each other, the
+   * coordinator sends it a few times per group.
+   */
+  trees: Map<string, ShareTree>;
   /** Agents that do not hold it whole yet (no chunk goes to them meanwhile). */
   pending: Set<number>;
 }
@@ -131,7 +135,7 @@ export class Scheduler {
       this.relayOf.delete(a.id);
       for (const rec of this.shares.values()) {
         rec.pending.delete(a.id);
-        rec.tree.lost(a.id);
+        this.treeOf(rec, a).lost(a.id);
         this.assignShare(rec);
       }
       this.wakeShareWaiters();
@@ -145,7 +149,7 @@ export class Scheduler {
 
   /** Send a value to every node once; agents that join later get it when they are ready. */
   addShare(kind: SharedKind, ctor: string, bytes: Uint8Array): number {
-    const rec: ShareRecord = { id: this.nextShareId++, kind, ctor, bytes, tree: new ShareTree(), pending: new Set() };
+    const rec: ShareRecord = { id: this.nextShareId++, kind, ctor, bytes, trees: new Map(), pending: new Set() };
     this.shares.set(rec.id, rec);
     for (const a of this.readyAgents) this.needShare(a, rec);
     this.assignShare(rec);
@@ -159,19 +163,30 @@ export class Scheduler {
     if (rec.pending.has(a.id) || a.shareStates.get(rec.id) === 'ready') return;
     rec.pending.add(a.id);
     this.core.streaming(a, 1);
-    rec.tree.want(a.id);
-    if (this.relayOf.has(a.id)) rec.tree.canRelay(a.id);
+    const tree = this.treeOf(rec, a);
+    tree.want(a.id);
+    if (this.relayOf.has(a.id)) tree.canRelay(a.id);
+  }
+
+  /** The relay tree of an agent's group (an agent that relays with none is a group of its own). */
+  private treeOf(rec: ShareRecord, a: AgentState): ShareTree {
+    const g = a.relayGroup ? `g:${a.relayGroup}` : `a:${a.id}`;
+    let t = rec.trees.get(g);
+    if (!t) rec.trees.set(g, (t = new ShareTree()));
+    return t;
   }
 
   /** Give waiting agents a source: another agent's relay port, or the coordinator itself. */
   private assignShare(rec: ShareRecord): void {
     if (!this.shares.has(rec.id)) return;
-    for (const { agent, source } of rec.tree.assign()) {
-      const a = this.byId.get(agent);
-      if (!a || a.lost) continue;
-      const peer = source > 0 ? this.relayOf.get(source) : undefined;
-      a.shareSources.set(rec.id, peer ? peer.node : 'coordinator');
-      a.link.send({ t: 'fetch', id: rec.id, kind: rec.kind, ctor: rec.ctor, total: rec.bytes.byteLength, ...(peer ? { peer } : {}) });
+    for (const tree of rec.trees.values()) {
+      for (const { agent, source } of tree.assign()) {
+        const a = this.byId.get(agent);
+        if (!a || a.lost) continue;
+        const peer = source > 0 ? this.relayOf.get(source) : undefined;
+        a.shareSources.set(rec.id, peer ? peer.node : 'coordinator');
+        a.link.send({ t: 'fetch', id: rec.id, kind: rec.kind, ctor: rec.ctor, total: rec.bytes.byteLength, ...(peer ? { peer } : {}) });
+      }
     }
   }
 
@@ -179,7 +194,7 @@ export class Scheduler {
     const rec = this.shares.get(id);
     if (!rec) return;
     if (rec.pending.delete(a.id)) this.core.streaming(a, -1);
-    rec.tree.complete(a.id);
+    this.treeOf(rec, a).complete(a.id);
     this.assignShare(rec);
     this.pump();
   }
@@ -463,6 +478,7 @@ export class Scheduler {
     this.core.heard(a, now);
     switch (m.t) {
       case 'ready':
+        a.relayGroup = typeof m.relayGroup === 'string' ? m.relayGroup.slice(0, 64) : '';
         this.core.agentReady(a, m, now);
         this.run();
         this.pump();
@@ -473,6 +489,11 @@ export class Scheduler {
         break;
       case 'unqueued':
         this.core.unqueued(a, m.ids);
+        this.run();
+        this.pump();
+        break;
+      case 'leaving':
+        this.core.agentLeaving(a, m.ids, typeof m.why === 'string' ? m.why.slice(0, 200) : 'leaving');
         this.run();
         this.pump();
         break;
@@ -509,13 +530,13 @@ export class Scheduler {
       case 'want': {
         const rec = this.shares.get(m.id);
         // Only an agent this coordinator named itself the source for gets a stream.
-        if (rec && rec.tree.sourceOf(a.id) === 0) void this.streamShare(a, rec, m.from);
+        if (rec && this.treeOf(rec, a).sourceOf(a.id) === 0) void this.streamShare(a, rec, m.from);
         break;
       }
       case 'relay':
         this.relayOf.set(a.id, { node: a.node, host: m.host, port: m.port });
         for (const rec of this.shares.values()) {
-          rec.tree.canRelay(a.id);
+          this.treeOf(rec, a).canRelay(a.id);
           this.assignShare(rec);
         }
         break;
@@ -525,7 +546,7 @@ export class Scheduler {
         if (++this.fetchFailures <= FETCH_FAILED_LOGGED) {
           this.opts.log(`node ${a.node}: fetching shared value ${m.id} failed at byte ${m.got} of ${rec.bytes.byteLength} (${m.reason}); getting it elsewhere`);
         }
-        rec.tree.failed(a.id);
+        this.treeOf(rec, a).failed(a.id);
         this.assignShare(rec);
         break;
       }
