@@ -18,7 +18,10 @@ describe('head-of-line blocking', () => {
   ] as const) {
     it(`a long command never holds a short one back while a worker idles (${name})`, async () => {
       await using pool = await Pool.open({ ...opts, log: false });
-      const recs = await collect(pool.runCommands(['sleep 1.5', 'sleep 0.1', 'sleep 1.5', 'sleep 0.1']));
+      // The second long command is a second longer than the first: under load the first spawn can be
+      // late by a tenth of a second or more, and "task 3 starts before both long ones end" must not
+      // then depend on a few milliseconds.
+      const recs = await collect(pool.runCommands(['sleep 1.5', 'sleep 0.1', 'sleep 2.5', 'sleep 0.1']));
       expect(recs.map((r) => r.ok)).toEqual([true, true, true, true]);
       const slot = (r: TaskRecord) => `${r.node}/${r.worker}`;
       // Task 2 runs on the slot that finished task 1, and starts while task 0 still runs: it did not wait behind it.
