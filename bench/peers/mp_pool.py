@@ -11,27 +11,9 @@ with open(os.path.join(HERE, "..", "params.json")) as f:
     PARAMS = json.load(f)
 
 
-def identity(x):
-    return x
-
-
-def is_prime(x):
-    # Odd trial division up to sqrt(x), as bench/tasks.mjs.
-    if x < 2:
-        return False
-    if x % 2 == 0:
-        return x == 2
-    d = 3
-    while d * d <= x:
-        if x % d == 0:
-            return False
-        d += 2
-    return True
-
-
-def count_primes(r):
-    lo, hi = r
-    return sum(1 for x in range(lo, hi) if is_prime(x))
+# The same task functions as section P's slurmpool runs (bench/peers/py_tasks.py).
+sys.path.insert(0, HERE)
+from py_tasks import count_primes, identity, is_prime  # noqa: E402,F401
 
 
 def byte_length(b):

@@ -10,7 +10,7 @@ def noop(_):
 
 
 def is_prime(x):
-    # Odd trial division up to sqrt(x), as bench/tasks.mjs and peers/mp_pool.py.
+    # Odd trial division up to sqrt(x), as bench/tasks.mjs (peers/mp_pool.py imports these).
     if x < 2:
         return False
     if x % 2 == 0:

@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import type { Readable, Writable } from 'node:stream';
 import type { ErrorRecord } from '../errors.js';
 import type { ChunkSpec } from '../protocol/messages.js';
-import { decode, decodeListLike, encode } from '../protocol/codec.js';
+import { decode, decodeListLike, encode, writeArrayHeader } from '../protocol/codec.js';
 import { parseCpuList, pinnedCpus } from './shell.js';
 import { SLOT_CHUNK, SLOT_LENGTH, type FromWorker, type SharedEntry, type ToWorker, type WorkerInit } from './thread-messages.js';
 
@@ -454,17 +454,7 @@ export function forPython(items: Uint8Array): Buffer {
 function numbersAsMsgpack(list: Float64Array): Buffer {
   const n = list.length;
   const out = Buffer.allocUnsafe(5 + 9 * n);
-  let p = 0;
-  if (n < 16) out[p++] = 0x90 | n;
-  else if (n < 0x10000) {
-    out[p++] = 0xdc;
-    out.writeUInt16BE(n, p);
-    p += 2;
-  } else {
-    out[p++] = 0xdd;
-    out.writeUInt32BE(n, p);
-    p += 4;
-  }
+  let p = writeArrayHeader(out, n);
   // Bytes written by hand: Buffer's write methods cost a call and a range check per number.
   for (let i = 0; i < n; i++) {
     const v = list[i]!;

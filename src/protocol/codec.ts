@@ -58,22 +58,28 @@ export function ownCopy(b: Uint8Array): Uint8Array {
  * A list of Buffers encoded by hand as a msgpack array of bin values, straight into one buffer of
  * its own: one copy of the bytes (msgpackr would copy into its output buffer, then we would copy out).
  */
+/** Write a msgpack array header for n elements at the start of out; returns its length. */
+export function writeArrayHeader(out: Buffer, n: number): number {
+  if (n < 16) {
+    out[0] = 0x90 | n;
+    return 1;
+  }
+  if (n < 0x10000) {
+    out[0] = 0xdc;
+    out.writeUInt16BE(n, 1);
+    return 3;
+  }
+  out[0] = 0xdd;
+  out.writeUInt32BE(n, 1);
+  return 5;
+}
+
 function encodeBuffers(list: Buffer[]): Uint8Array {
   const n = list.length;
   let size = n < 16 ? 1 : n < 0x10000 ? 3 : 5;
   for (const b of list) size += (b.byteLength < 0x100 ? 2 : b.byteLength < 0x10000 ? 3 : 5) + b.byteLength;
   const out = Buffer.allocUnsafe(size);
-  let p = 0;
-  if (n < 16) out[p++] = 0x90 | n;
-  else if (n < 0x10000) {
-    out[p++] = 0xdc;
-    out.writeUInt16BE(n, p);
-    p += 2;
-  } else {
-    out[p++] = 0xdd;
-    out.writeUInt32BE(n, p);
-    p += 4;
-  }
+  let p = writeArrayHeader(out, n);
   for (const b of list) {
     const len = b.byteLength;
     if (len < 0x100) {
