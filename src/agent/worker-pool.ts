@@ -1,4 +1,5 @@
 // The threads of one node: start them, feed them batches of chunks, replace the ones that die.
+import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { toErrorRecord, type ErrorRecord } from '../errors.js';
 import type { ChunkResult, ChunkSpec } from '../protocol/messages.js';
@@ -124,17 +125,16 @@ export class WorkerPool {
   /**
    * Start every worker; resolves as soon as one has imported the module and run the initializer
    * (its exports are then known), so the first chunk does not wait for the others, which go on
-   * starting and take chunks as they become ready. A worker failing to start before any is ready
+   * starting and take chunks as they become ready (on a machine with no core to spare for them, they
+   * start once the first is ready). A worker failing to start before any is ready
    * rejects (and stops them all); one failing after that is reported through sink.fatal, as before.
    */
   async start(): Promise<void> {
     this.opts.python?.resolve();
-    const starts: Promise<void>[] = [];
-    for (let i = 0; i < this.opts.size; i++) starts.push(this.spawn(i));
     let first = false;
     try {
       await new Promise<void>((resolve, reject) => {
-        for (const p of starts) {
+        const watch = (p: Promise<void>) =>
           p.then(
             () => {
               first = true;
@@ -145,7 +145,15 @@ export class WorkerPool {
               if (!first) reject(e);
             },
           );
-        }
+        const rest = () => {
+          if (!this.closing) for (let i = 1; i < this.opts.size; i++) watch(this.spawn(i));
+        };
+        const w0 = this.spawn(0);
+        watch(w0);
+        // Threads starting together share the cores: where the workers and this thread do not all have
+        // one (2 workers on 2 cores), the first starts alone, sooner, and the others once it is ready.
+        if (this.opts.python || availableParallelism() > this.opts.size) rest();
+        else w0.then(rest, () => undefined);
       });
     } catch (e) {
       await this.terminate();
