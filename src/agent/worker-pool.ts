@@ -1,5 +1,4 @@
 // The threads of one node: start them, feed them batches of chunks, replace the ones that die.
-import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { toErrorRecord, type ErrorRecord } from '../errors.js';
 import type { ChunkResult, ChunkSpec } from '../protocol/messages.js';
@@ -125,8 +124,7 @@ export class WorkerPool {
   /**
    * Start every worker; resolves as soon as one has imported the module and run the initializer
    * (its exports are then known), so the first chunk does not wait for the others, which go on
-   * starting and take chunks as they become ready (on a machine with no core to spare for them, they
-   * start once the first is ready). A worker failing to start before any is ready
+   * starting and take chunks as they become ready. A worker failing to start before any is ready
    * rejects (and stops them all); one failing after that is reported through sink.fatal, as before.
    */
   async start(): Promise<void> {
@@ -145,15 +143,7 @@ export class WorkerPool {
               if (!first) reject(e);
             },
           );
-        const rest = () => {
-          if (!this.closing) for (let i = 1; i < this.opts.size; i++) watch(this.spawn(i));
-        };
-        const w0 = this.spawn(0);
-        watch(w0);
-        // Threads starting together share the cores: where the workers and this thread do not all have
-        // one (2 workers on 2 cores), the first starts alone, sooner, and the others once it is ready.
-        if (this.opts.python || availableParallelism() > this.opts.size) rest();
-        else w0.then(rest, () => undefined);
+        for (let i = 0; i < this.opts.size; i++) watch(this.spawn(i));
       });
     } catch (e) {
       await this.terminate();
