@@ -1,5 +1,5 @@
 // Pool.open resolves once one worker has started; the others go on starting and take tasks when ready.
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -50,21 +50,6 @@ describe('worker start', () => {
     } finally {
       await pool.terminate();
     }
-  });
-
-  it('threads start on demand: one task at a time runs on one thread; more chunks than started workers start the others', async () => {
-    const dir = tempDir();
-    const starts = () => readFileSync(join(dir, 'starts'), 'utf8').trim().split('\n').length;
-    await using pool = await Pool.open({ module, workers: 2, initializer: 'countStart', initArgs: [dir], log: false });
-    for (let i = 0; i < 5; i++) await pool.apply('whoami');
-    expect(starts()).toBe(1);
-    const seen = new Set<number>();
-    for (let i = 0; i < 200 && seen.size < 2; i++) {
-      for (const r of await pool.map<{ threadId: number }>('whoami', [1, 2, 3, 4], { chunksize: 1 })) seen.add(r.threadId);
-      await new Promise((r) => setTimeout(r, 10));
-    }
-    expect(seen.size).toBe(2);
-    expect(starts()).toBe(2);
   });
 
   it('a task module that fails to load in every worker still fails open, naming the error', async () => {

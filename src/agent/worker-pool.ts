@@ -122,11 +122,10 @@ export class WorkerPool {
   }
 
   /**
-   * Start the workers; resolves as soon as one has imported the module and run the initializer (its
-   * exports are then known), so the first chunk does not wait for the others, which start once this
-   * node holds more chunks than started workers (startRest) and take chunks as they become ready. A
-   * worker failing to start before any is ready rejects (and stops them all); one failing after that
-   * is reported through sink.fatal, as before.
+   * Start every worker; resolves as soon as one has imported the module and run the initializer
+   * (its exports are then known), so the first chunk does not wait for the others, which go on
+   * starting and take chunks as they become ready. A worker failing to start before any is ready
+   * rejects (and stops them all); one failing after that is reported through sink.fatal, as before.
    */
   async start(): Promise<void> {
     this.opts.python?.resolve();
@@ -144,13 +143,7 @@ export class WorkerPool {
               if (!first) reject(e);
             },
           );
-        // A Python slot is a process of its own, started with the others at once; a thread pool
-        // starts one worker now and the rest on demand (startRest), so a pool that runs one task
-        // never pays, on a busy machine, for threads it does not use.
-        if (this.opts.python) {
-          this.everyStarted = true;
-          for (let i = 0; i < this.opts.size; i++) watch(this.spawn(i));
-        } else watch(this.spawn(0));
+        for (let i = 0; i < this.opts.size; i++) watch(this.spawn(i));
       });
     } catch (e) {
       await this.terminate();
@@ -189,27 +182,8 @@ export class WorkerPool {
       for (const k of [...this.chunkMs.keys()].slice(0, this.chunkMs.size - 32)) this.chunkMs.delete(k);
     }
     for (const c of chunks) this.queue.push(c);
-    // More chunks here than started workers: the workers not started yet start now.
-    if (!this.everyStarted && this.pending > this.started) this.startRest();
     this.dispatch();
     this.armTimer(chunks);
-  }
-
-  /** Every worker slot has been started (the first at start(), the others on demand). */
-  private everyStarted = false;
-  private started = 1;
-
-  /** Start the workers not started yet; each takes chunks once ready. */
-  private startRest(): void {
-    this.everyStarted = true;
-    if (this.closing) return;
-    for (let i = 0; i < this.opts.size; i++) {
-      if (this.slots[i] !== null) continue;
-      this.started++;
-      this.spawn(i).catch(() => {
-        // Reported by the 'initError' handler (sink.fatal) or retried by a respawn; nothing waits on it here.
-      });
-    }
   }
 
   /** Chunks cancelled while a worker had them: not waited for, their results dropped. */
