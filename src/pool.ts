@@ -12,8 +12,9 @@ import { overriddenThreadVariables } from './agent/threads.js';
 import { encodeTransferable } from './protocol/codec.js';
 import type { Items, TaskArgs, TaskItem, TaskName, TaskResult, UntypedModule } from './task-types.js';
 import { SHARED_KEY, VIEW_CTORS, isSharedRef, type SharedRef } from './shared.js';
-import { JOINED_PREFIX, JoinListener, joinFilePath } from './launch/join.js';
-import { Grower } from './launch/grow.js';
+// The join door and the grower load only when a pool uses them: a local pool never loads TCP and auth.
+import type { JoinListener } from './launch/join.js';
+import type { Grower } from './launch/grow.js';
 
 export type { RecordOptions } from './options.js';
 
@@ -132,6 +133,7 @@ export class Pool<M extends object = UntypedModule> implements AsyncDisposable {
     const { opts, scheduler } = this;
     if (!opts.joinFile) return;
     const log = opts.log ?? (() => undefined);
+    const { JOINED_PREFIX, JoinListener, joinFilePath } = await import('./launch/join.js');
     const listener = new JoinListener(joinFilePath(opts.joinFile));
     this.listener = listener;
     await listener.start(scheduler, launchOptions(opts));
@@ -144,6 +146,7 @@ export class Pool<M extends object = UntypedModule> implements AsyncDisposable {
     };
     if (!opts.grow) return;
     const grow = opts.grow;
+    const { Grower } = await import('./launch/grow.js');
     this.grower = new Grower({
       grow,
       joinFile: listener.file,
@@ -269,10 +272,13 @@ export class Pool<M extends object = UntypedModule> implements AsyncDisposable {
   private onAgentLost(a: AgentState, reason = 'connection closed'): void {
     // A node that left cleanly (its allocation ending, scancel) lost nothing: not a node loss.
     if (a.readyAt > 0 && !a.left && this.state !== 'closed') this.opts.onNodeLost?.(a.node, reason, Date.now());
-    this.checkAllLost(a.node);
+    this.lastLost = `${a.node}: ${reason}`;
+    this.checkAllLost(this.lastLost);
   }
 
   private lostTimer: NodeJS.Timeout | undefined;
+  /** The last node lost after open and why ('node: reason'), if any. */
+  private lastLost: string | null = null;
 
   /**
    * With no node left, pending work fails, unless a lost node's agent is being started again (or
@@ -351,6 +357,8 @@ export class Pool<M extends object = UntypedModule> implements AsyncDisposable {
     this.active.set(sink, job);
     this.scheduler.addJob(job);
     this.updateRef();
+    // Every node was lost while the pool was idle (a worker that failed to start after open): fail now, not hang.
+    if (this.lastLost !== null && this.scheduler.readyCount === 0) this.checkAllLost(this.lastLost);
     const signal = o?.signal;
     if (signal) {
       // Dispatch happens on a later microtask: a call aborted already is cancelled before any chunk leaves.
@@ -606,6 +614,7 @@ export class Pool<M extends object = UntypedModule> implements AsyncDisposable {
   private async stopElastic(): Promise<void> {
     if (!this.listener) return;
     this.listener.ref();
+    const { JOINED_PREFIX } = await import('./launch/join.js');
     const joined = () => this.scheduler.agents.some((a) => a.expected.startsWith(JOINED_PREFIX) && !a.lost);
     for (let i = 0; i < 100 && joined(); i++) await new Promise((r) => setTimeout(r, 50));
     await Promise.all([this.listener.stop(), this.grower?.stop()]);

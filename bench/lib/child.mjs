@@ -15,6 +15,20 @@ export async function timed(fn) {
 }
 
 /** The 64 (or params.w2.tasks) equal subranges [lo, hi) of the W2 range. */
+/**
+ * Pool.open resolves once one worker is ready, the others still starting: run tiny tasks until every
+ * worker has run one (bounded: 400 rounds), so that timing starts with the module loaded everywhere.
+ */
+export async function warmAllWorkers(pool, fn = 'identity') {
+  const total = pool.nodes.reduce((n, x) => n + x.workers, 0);
+  const ran = new Set();
+  for (let round = 0; round < 400 && ran.size < total; round++) {
+    for await (const r of pool.imapRecords(fn, Array.from({ length: total * 4 }, (_, i) => i), { chunksize: 1 })) ran.add(`${r.node}/${r.worker}`);
+    if (ran.size < total) await new Promise((r) => setTimeout(r, 5));
+  }
+  if (ran.size < total) throw new Error(`only ${ran.size} of ${total} workers ran a task during the warm-up`);
+}
+
 export function primeRanges(lo, hi, tasks) {
   const step = (hi - lo) / tasks;
   const out = [];

@@ -2,7 +2,7 @@
 //   node py-slurmpool.mjs P1c1|P1auto N PYTHON CODEC | P2 WORKERS PYTHON CODEC | P4 PYTHON CODEC  -> one JSON line.
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { params, timed, runChild, primeRanges, checkIdentity, checkPrimes } from '../lib/child.mjs';
+import { params, timed, runChild, primeRanges, checkIdentity, checkPrimes, warmAllWorkers } from '../lib/child.mjs';
 
 const dist = new URL('../../dist/index.js', import.meta.url);
 const module = fileURLToPath(new URL('./py_tasks.py', import.meta.url));
@@ -23,7 +23,7 @@ await runChild(async (argv) => {
   const workers = workload === 'P2' ? Number(argv[1]) : params.workers;
   const pool = await Pool.open({ module, workers, python, env, log: false });
   try {
-    await pool.map('identity', Array.from({ length: workers * 4 }, (_, i) => i), { chunksize: 1 });
+    await warmAllWorkers(pool);
     if (workload === 'P1c1' || workload === 'P1auto') {
       const n = Number(argv[1]);
       const items = Array.from({ length: n }, (_, i) => i);

@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { runChild } from '../lib/child.mjs';
+import { runChild, warmAllWorkers } from '../lib/child.mjs';
 
 const root = new URL('../..', import.meta.url).pathname;
 
@@ -61,6 +61,8 @@ await runChild(async ([what, a, ...rest]) => {
     const items = Array.from({ length: 500 }, (_, i) => (i % 50 === 17 ? 500 : 1));
     const pool = await Pool.open({ module: join(root, 'bench/tasks.mjs'), workers: 2, log: false });
     try {
+      // As before Pool.open resolved at the first ready worker: both workers up before the clock starts.
+      await warmAllWorkers(pool);
       const input = a === 'gen' ? (function* () { yield* items; })() : items;
       const t0 = performance.now();
       const out = a === 'gen' ? await (async () => { const o = []; for await (const v of pool.imap('sleepMs', input)) o.push(v); return o; })() : await pool.map('sleepMs', input);

@@ -1,7 +1,7 @@
 // slurmpool: node bench/peers/slurmpool.mjs W1c1|W1auto|W2 <workers>|W3copy  -> one JSON line.
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { params, timed, runChild, primeRanges, checkIdentity, checkPrimes } from '../lib/child.mjs';
+import { params, timed, runChild, primeRanges, checkIdentity, checkPrimes, warmAllWorkers } from '../lib/child.mjs';
 
 const dist = new URL('../../dist/index.js', import.meta.url);
 const module = new URL('../tasks.mjs', import.meta.url);
@@ -15,7 +15,7 @@ await runChild(async ([workload, w]) => {
   const pool = await Pool.open(process.env.BENCH_EMULATE ? { module, emulate: process.env.BENCH_EMULATE, log: false } : { module, workers });
   try {
     // Loads the task module in every worker before timing.
-    await pool.map('identity', Array.from({ length: workers * 4 }, (_, i) => i), { chunksize: 1 });
+    await warmAllWorkers(pool);
     switch (workload) {
       case 'W1c1':
       case 'W1auto': {

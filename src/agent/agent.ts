@@ -8,7 +8,8 @@ import { pinnedEnv, THREAD_VARIABLES } from './threads.js';
 import { describeGpus, discoverGpus, gpuEnv, gpuSlots } from './gpus.js';
 import { WorkerPool } from './worker-pool.js';
 import { NodeShares, type RelayTransport } from './shares.js';
-import { isPythonModule, PythonSlots } from './python-slot.js';
+// python-slot.js (and shell.js under it) loads only for a .py task module.
+import { isPythonModule } from './python-module.js';
 
 export interface AgentInfo {
   /** The node's name as Slurm knows it (SLURMD_NODENAME), or the emulated/SSH host's. */
@@ -161,7 +162,7 @@ export class Agent {
               },
             }
           : {}),
-        python: isPythonModule(config.module) ? new PythonSlots({ python: config.python, env, node: this.info.node }) : null,
+        python: isPythonModule(config.module) ? new (await import('./python-slot.js')).PythonSlots({ python: config.python, env, node: this.info.node }) : null,
       },
       {
         results: (rs) => this.queueResults(rs),

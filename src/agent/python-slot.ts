@@ -20,9 +20,7 @@ import { SLOT_CHUNK, SLOT_LENGTH, type FromWorker, type SharedEntry, type ToWork
 export const PYTHON_WORKER = fileURLToPath(new URL('../../python/slurmpool_worker.py', import.meta.url));
 
 /** A task module is Python when its file ends in .py. */
-export function isPythonModule(module: string | null): boolean {
-  return module !== null && /\.py$/i.test(module.startsWith('file:') ? fileURLToPath(module) : module);
-}
+export { isPythonModule } from './python-module.js';
 
 /** Where files that Python maps live: tmpfs when there is one (never written to disk), else the temporary folder. */
 function mapDir(): string {

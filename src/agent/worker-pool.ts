@@ -7,7 +7,8 @@ import { decode, EMPTY_VALUES, encodeList, encodeTransferable, LARGE_BYTES, ownC
 import { Ledger, type Need } from './packing.js';
 import { SLOT_CHUNK, SLOT_LENGTH, SLOT_OFFSET, SLOT_STARTED, SLOT_STOP } from './thread-messages.js';
 import { workerExecArgv } from './exec-argv.js';
-import { PythonWorker, type PythonSlots } from './python-slot.js';
+// Types only: python-slot.js loads only for a .py task module (agent.ts), not in every JS pool.
+import type { PythonSlots, PythonWorker } from './python-slot.js';
 
 const WORKER_FILE = new URL('./worker.js', import.meta.url);
 
@@ -120,13 +121,30 @@ export class WorkerPool {
     return this.opts.size;
   }
 
-  /** Start every worker; resolves when all have imported the module and run the initializer. */
+  /**
+   * Start every worker; resolves as soon as one has imported the module and run the initializer
+   * (its exports are then known), so the first chunk does not wait for the others, which go on
+   * starting and take chunks as they become ready. A worker failing to start before any is ready
+   * rejects (and stops them all); one failing after that is reported through sink.fatal, as before.
+   */
   async start(): Promise<void> {
     this.opts.python?.resolve();
-    const starts: Promise<void>[] = [];
-    for (let i = 0; i < this.opts.size; i++) starts.push(this.spawn(i));
+    let first = false;
     try {
-      await Promise.all(starts);
+      await new Promise<void>((resolve, reject) => {
+        const watch = (p: Promise<void>) =>
+          p.then(
+            () => {
+              first = true;
+              resolve();
+            },
+            (e: unknown) => {
+              // Once one is ready, a later failure is the 'initError' handler's (sink.fatal) or a respawn's.
+              if (!first) reject(e);
+            },
+          );
+        for (let i = 0; i < this.opts.size; i++) watch(this.spawn(i));
+      });
     } catch (e) {
       await this.terminate();
       throw e;
@@ -264,7 +282,7 @@ export class WorkerPool {
           ...(this.opts.maxHeapMB > 0 ? { resourceLimits: { maxOldGenerationSizeMb: this.opts.maxHeapMB } } : {}),
         });
     // A Python slot's state lives in a file the interpreter maps (see python-slot.ts), not in the SharedArrayBuffer.
-    const slotView = worker instanceof PythonWorker ? worker.slot : new Float64Array(sab);
+    const slotView = isPython(worker) ? worker.slot : new Float64Array(sab);
     if (this.stopped) slotView[SLOT_STOP] = 1;
     const s: Slot = {
       index,
@@ -350,7 +368,7 @@ export class WorkerPool {
       if (this.cancelled.delete(c.id)) continue;
       if (!s.retiring && s.killedFor && s.killedFor.chunk === c.id) {
         died = { id: c.id, worker: s.index, values: EMPTY_VALUES, failures: [], started: Date.now(), ended: Date.now(), died: { offset: s.killedFor.offset, error: s.killedFor.error } };
-      } else if (!s.retiring && !s.killedFor && c.id === running && (s.slot[SLOT_OFFSET] ?? 0) < 0 && s.worker instanceof PythonWorker) {
+      } else if (!s.retiring && !s.killedFor && c.id === running && (s.slot[SLOT_OFFSET] ?? 0) < 0 && isPython(s.worker)) {
         // A Python slot died inside a run of tiny items it did not track one by one: the chunk runs again, item by item.
         s.worker.runCarefully(c.id);
         requeue.push(c);
@@ -424,7 +442,7 @@ export class WorkerPool {
         avail -= take;
         moved = true;
         for (const c of batch) s.assigned.set(c.id, c);
-        if (s.worker instanceof PythonWorker) s.worker.postBatch(batch);
+        if (isPython(s.worker)) s.worker.postBatch(batch);
         else s.worker.postMessage(...batchMessage(batch));
       }
     }
@@ -464,7 +482,7 @@ export class WorkerPool {
         this.holding.set(c.id, { cpus: need.cpus, gpus: st.gpus });
         s.assigned.set(c.id, c);
         const one = [{ ...c, env: p.envFor(need, st.gpus) }];
-        if (s.worker instanceof PythonWorker) s.worker.postBatch(one);
+        if (isPython(s.worker)) s.worker.postBatch(one);
         else s.worker.postMessage(...batchMessage(one));
         gone.add(st.index);
       });
@@ -500,7 +518,7 @@ export class WorkerPool {
         s.killedFor = {
           chunk: id,
           offset,
-          error: { name: 'TimeoutError', message: `task ran longer than its timeout of ${c.timeoutMs} ms; its ${s.worker instanceof PythonWorker ? 'Python interpreter was killed (and replaced)' : 'worker thread was terminated'}`, kind: 'timeout' },
+          error: { name: 'TimeoutError', message: `task ran longer than its timeout of ${c.timeoutMs} ms; its ${isPython(s.worker) ? 'Python interpreter was killed (and replaced)' : 'worker thread was terminated'}`, kind: 'timeout' },
         };
         void s.worker.terminate();
       }
@@ -514,6 +532,11 @@ export class WorkerPool {
       for (const f of w) f();
     }
   }
+}
+
+/** A slot run by a Python interpreter (the only kind of slot that is not a worker thread). */
+function isPython(w: Worker | PythonWorker): w is PythonWorker {
+  return !(w instanceof Worker);
 }
 
 /** The message for a batch, and what to move with it: small chunks inside one msgpack buffer, large items beside it. */

@@ -311,7 +311,8 @@ async function drain(): Promise<void> {
         // A finished result never waits long behind the next chunk: posted once FLUSH_MS have passed,
         // and by a timer while an asynchronous task runs (a long task must not hold back short ones).
         if (r.ended - lastFlush >= FLUSH_MS) flushOut();
-        else flushTimer ??= setTimeout(flushOut, FLUSH_MS);
+        // The batch's last chunk is flushed just below: no timer to arm and clear (a round trip's worth on a tiny chunk).
+        else if (k < batch.length - 1) flushTimer ??= setTimeout(flushOut, FLUSH_MS);
       }
       slot[SLOT_CHUNK] = -1;
       flushOut();

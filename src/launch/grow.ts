@@ -1,9 +1,11 @@
 // Grow past one allocation: submit sbatch jobs whose nodes join the pool (`slurmpool join FILE`)
 // while the backlog would keep them busy, and cancel them (scancel) when the pool stops.
 import { dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { GrowOptions } from '../options.js';
 import { expandHostlist } from '../slurm/index.js';
-import { CLI_MAIN } from './agents.js';
+// Not agents.js's CLI_MAIN: importing it would load TCP and auth into every pool (options.ts uses shellWords).
+const CLI_MAIN = fileURLToPath(new URL('../cli/main.js', import.meta.url));
 
 /** Before any job of this pool has started, a new job is taken to need this long to start and join. */
 export const GROW_START_GUESS_MS = 10_000;
