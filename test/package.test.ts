@@ -86,6 +86,8 @@ describe('the packed tarball', () => {
   it('runs under `node --input-type=module -e` (workers do not inherit flags they reject)', () => {
     const code = "import { Pool } from 'slurmpool'; const pool = await Pool.open({ module: './tasks.mjs', workers: 1 }); try { console.log(JSON.stringify(await pool.map('square', [4]))); } finally { await pool.close(); }";
     expect(node(['--input-type=module', '-e', code]).trim()).toBe('[16]');
+    // Per-process V8 flags (Node refuses them for threads, naming them): dropped for the workers, not fatal.
+    expect(node(['--trace-gc', '--expose-gc', '--input-type=module', '-e', code]).split('\n')).toContain('[16]');
   });
 
   it('installs a bin that runs (node_modules/.bin/slurmpool --help)', () => {

@@ -20,3 +20,30 @@ export function workerExecArgv(argv: readonly string[] = process.execArgv): stri
   }
   return out;
 }
+
+/** Flags Node refused for worker threads in this process (per-process V8 flags such as --trace-gc): not passed again. */
+const refused = new Set<string>();
+
+/**
+ * Construct a worker with this process's flags, less those Node refuses for threads: it names them
+ * in ERR_WORKER_INVALID_EXEC_ARGV (per-process V8 flags such as --trace-gc or --expose-gc, which the
+ * threads share with the process anyway); they are dropped and the worker made again.
+ */
+export function withWorkerFlags<T>(make: (execArgv: string[]) => T, argv: readonly string[] = process.execArgv): T {
+  for (let tries = 0; ; tries++) {
+    const flags = workerExecArgv(argv).filter((a) => !refused.has(a.split('=')[0]!) && !refused.has(a));
+    try {
+      return make(flags);
+    } catch (e) {
+      const err = e as NodeJS.ErrnoException;
+      const m = err.code === 'ERR_WORKER_INVALID_EXEC_ARGV' ? /flags: (.*)$/.exec(err.message) : null;
+      if (!m || tries > 2) throw e;
+      const before = refused.size;
+      for (const f of m[1]!.split(',').map((x) => x.trim()).filter(Boolean)) {
+        refused.add(f);
+        refused.add(f.split('=')[0]!);
+      }
+      if (refused.size === before) throw e;
+    }
+  }
+}

@@ -6,7 +6,7 @@ import type { FromWorker, SharedEntry, ToWorker, WorkerInit } from './thread-mes
 import { decode, EMPTY_VALUES, encodeList, encodeTransferable, LARGE_BYTES, ownCopy, ownsBuffer } from '../protocol/codec.js';
 import { Ledger, type Need } from './packing.js';
 import { SLOT_CHUNK, SLOT_LENGTH, SLOT_OFFSET, SLOT_STARTED, SLOT_STOP } from './thread-messages.js';
-import { workerExecArgv } from './exec-argv.js';
+import { withWorkerFlags } from './exec-argv.js';
 // Types only: python-slot.js loads only for a .py task module (agent.ts), not in every JS pool.
 import type { PythonSlots, PythonWorker } from './python-slot.js';
 
@@ -274,13 +274,16 @@ export class WorkerPool {
     // A Python slot gets the same env (its GPUs included) in its interpreter's environment.
     const worker = this.opts.python
       ? this.opts.python.spawn(init)
-      : new Worker(WORKER_FILE, {
-          workerData: init,
-          // The thread's process.env, set before the task module loads: a slot's own GPUs are in it.
-          env,
-          execArgv: workerExecArgv(),
-          ...(this.opts.maxHeapMB > 0 ? { resourceLimits: { maxOldGenerationSizeMb: this.opts.maxHeapMB } } : {}),
-        });
+      : withWorkerFlags(
+          (execArgv) =>
+            new Worker(WORKER_FILE, {
+              workerData: init,
+              // The thread's process.env, set before the task module loads: a slot's own GPUs are in it.
+              env,
+              execArgv,
+              ...(this.opts.maxHeapMB > 0 ? { resourceLimits: { maxOldGenerationSizeMb: this.opts.maxHeapMB } } : {}),
+            }),
+        );
     // A Python slot's state lives in a file the interpreter maps (see python-slot.ts), not in the SharedArrayBuffer.
     const slotView = isPython(worker) ? worker.slot : new Float64Array(sab);
     if (this.stopped) slotView[SLOT_STOP] = 1;
