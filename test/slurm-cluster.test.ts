@@ -8,6 +8,19 @@ import { clusterOrSkip, readOut, sbatch, waitJob } from './helpers/slurm.js';
 const root = resolve(import.meta.dirname, '..');
 const cluster = clusterOrSkip();
 
+/** Run `body` (after an import of Pool) as a Node script under sbatch; the job must complete; returns its JSON line. */
+async function runJob<T>(sbatchArgs: string[], body: string): Promise<T> {
+  const dir = mkdtempSync(join(tmpdir(), 'slurmpool-sb-'));
+  const out = join(dir, 'out.txt');
+  const job = join(dir, 'job.mjs');
+  writeFileSync(job, `import { Pool } from ${JSON.stringify(join(root, 'dist/index.js'))};\n${body}`);
+  const id = sbatch([...sbatchArgs, `--chdir=${root}`, `--output=${out}`, `--wrap=exec ${process.execPath} ${job}`]);
+  const end = await waitJob(id, 90_000);
+  const text = readOut(out);
+  expect(end.state, text).toBe('COMPLETED');
+  return JSON.parse(text.split('\n').find((l) => l.startsWith('{'))!) as T;
+}
+
 describe.skipIf(cluster.skip)(`Pool under Slurm ${cluster.why}`, () => {
   it('maps across 3 nodes from an sbatch script: right result, tasks on every node', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'slurmpool-sb-'));
@@ -51,23 +64,14 @@ describe.skipIf(cluster.skip)(`Pool under Slurm ${cluster.why}`, () => {
   });
 
   it('an uneven allocation (sbatch -N3 -n5: 2(x2),1 CPUs) gets a worker on every CPU', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'slurmpool-sb-'));
-    const out = join(dir, 'out.txt');
-    const job = join(dir, 'job.mjs');
-    writeFileSync(
-      job,
-      `import { Pool } from ${JSON.stringify(join(root, 'dist/index.js'))};\n` +
-        `const pool = await Pool.open({ log: false });\n` +
+    const r = await runJob<{ env: string; nodes: [string, number][]; workers: number; ran: number }>(
+      ['-N3', '-n5'],
+      `const pool = await Pool.open({ log: false });\n` +
         `const recs = [];\n` +
         `for await (const r of pool.runCommands(Array.from({ length: 10 }, () => 'sleep 0.2'))) recs.push(r.node);\n` +
         `console.log(JSON.stringify({ env: process.env.SLURM_JOB_CPUS_PER_NODE, nodes: pool.nodes.map((n) => [n.node, n.workers]).sort(), workers: pool.workers, ran: recs.length }));\n` +
         `await pool.close();\n`,
     );
-    const id = sbatch(['-N3', '-n5', `--chdir=${root}`, `--output=${out}`, `--wrap=exec ${process.execPath} ${job}`]);
-    const end = await waitJob(id, 90_000);
-    const text = readOut(out);
-    expect(end.state, text).toBe('COMPLETED');
-    const r = JSON.parse(text.split('\n').find((l) => l.startsWith('{'))!) as { env: string; nodes: [string, number][]; workers: number; ran: number };
     expect(r.env).toBe('2(x2),1');
     expect(r.nodes.map(([, w]) => w).sort()).toEqual([1, 2, 2]);
     expect(r.workers).toBe(5);
@@ -75,13 +79,9 @@ describe.skipIf(cluster.skip)(`Pool under Slurm ${cluster.why}`, () => {
   });
 
   it('a shared value reaches 3 Slurm nodes through the relay tree: the coordinator sends it twice, one node gets it from another', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'slurmpool-sb-'));
-    const out = join(dir, 'out.txt');
-    const job = join(dir, 'job.mjs');
-    writeFileSync(
-      job,
-      `import { Pool } from ${JSON.stringify(join(root, 'dist/index.js'))};\n` +
-        `const pool = await Pool.open({ module: ${JSON.stringify(join(root, 'test/fixtures/tasks.mjs'))}, log: false });\n` +
+    const r = await runJob<{ ok: boolean; nodes: number; state: { node: string; from: Record<string, string>; bytesSent: number; ready: number[] }[] }>(
+      ['-N3'],
+      `const pool = await Pool.open({ module: ${JSON.stringify(join(root, 'test/fixtures/tasks.mjs'))}, log: false });\n` +
         `const data = Buffer.alloc(24 * 1024 * 1024);\n` +
         `for (let i = 0; i < data.length; i++) data[i] = (i * 7) & 255;\n` +
         `let want = 0; for (let i = 0; i < data.length; i++) want += data[i];\n` +
@@ -90,11 +90,6 @@ describe.skipIf(cluster.skip)(`Pool under Slurm ${cluster.why}`, () => {
         `console.log(JSON.stringify({ ok: out.every((r) => r.sum === want && r.length === data.length), nodes: [...new Set(out.map((r) => r.node))].length, state: pool.sharedState() }));\n` +
         `await pool.close();\n`,
     );
-    const id = sbatch(['-N3', `--chdir=${root}`, `--output=${out}`, `--wrap=exec ${process.execPath} ${job}`]);
-    const end = await waitJob(id, 90_000);
-    const text = readOut(out);
-    expect(end.state, text).toBe('COMPLETED');
-    const r = JSON.parse(text.split('\n').find((l) => l.startsWith('{'))!) as { ok: boolean; nodes: number; state: { node: string; from: Record<string, string>; bytesSent: number; ready: number[] }[] };
     expect(r.ok).toBe(true);
     expect(r.state).toHaveLength(3);
     for (const n of r.state) expect(n.ready).toEqual([1]);

@@ -108,13 +108,9 @@ export class NodeShares {
 
   /** One piece of a value, from the coordinator or from the peer link it is fetched from. */
   piece(p: SharePiece, from: Link<RelayUp, RelayDown> | 'coordinator' = 'coordinator'): void {
-    let v = this.values.get(p.id);
-    // A coordinator that streams without a fetch first (protocol 2's way) is still understood.
-    if (!v && from === 'coordinator') {
-      v = this.valueFor(p.id, p.kind, p.ctor, p.total);
-      v.source = 'coordinator';
-    }
-    if (!v || v.source !== from) return; // a stale piece from a source since replaced
+    const v = this.values.get(p.id);
+    // Pieces come only after a fetch named their source; one from a source since replaced is stale.
+    if (!v || v.source !== from) return;
     if (p.offset !== v.got || p.offset + p.bytes.length > v.total) {
       this.hooks.send({ t: 'log', level: 'error', text: `shared value ${p.id}: piece at ${p.offset} (+${p.bytes.length}) does not follow the ${v.got} of ${v.total} bytes held; dropped` });
       return;
