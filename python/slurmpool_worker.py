@@ -22,10 +22,65 @@ import os
 _here = os.path.dirname(os.path.abspath(__file__))
 if sys.path and os.path.abspath(sys.path[0] or ".") == _here:
     del sys.path[0]
-import importlib.util
 
-_spec = importlib.util.spec_from_file_location("slurmpool_runtime", os.path.join(_here, "slurmpool_runtime.py"))
-_runtime = importlib.util.module_from_spec(_spec)
-sys.modules["slurmpool_runtime"] = _runtime
-_spec.loader.exec_module(_runtime)
-_runtime.main()
+
+def _cache_dirs():
+    # Beside the sources, as Python's own __pycache__; else the user's cache (a read-only install).
+    yield os.path.join(_here, "__pycache__")
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    yield os.path.join(base, "slurmpool")
+
+
+def _code(name):
+    """
+    The compiled code of one of slurmpool's own modules, cached: compiling the runtime and the codec
+    costs an interpreter ~30 ms at every start, more than the rest of its start-up. Python caches it
+    in __pycache__ only where it may write there and PYTHONDONTWRITEBYTECODE is unset; this cache is
+    slurmpool's own (keyed by the interpreter's bytecode magic and the source's mtime and size), so
+    it works for a read-only install too and leaves the user's own modules to the user's settings.
+    """
+    import marshal
+    from _frozen_importlib_external import MAGIC_NUMBER
+
+    path = os.path.join(_here, name + ".py")
+    st = os.stat(path)
+    key = b"%s %d %d\n" % (MAGIC_NUMBER, st.st_mtime_ns, st.st_size)
+    fname = "%s.%s.slurmpool" % (name, sys.implementation.cache_tag)
+    for d in _cache_dirs():
+        try:
+            with open(os.path.join(d, fname), "rb") as f:
+                data = f.read()
+            if data.startswith(key):
+                return marshal.loads(data[len(key) :])
+        except Exception:
+            pass
+    with open(path, "rb") as f:
+        code = compile(f.read(), path, "exec", dont_inherit=True)
+    data = key + marshal.dumps(code)
+    for d in _cache_dirs():
+        tmp = os.path.join(d, "%s.%d.tmp" % (fname, os.getpid()))
+        try:
+            os.makedirs(d, exist_ok=True)
+            with open(tmp, "wb") as f:
+                f.write(data)
+            os.replace(tmp, os.path.join(d, fname))  # whole or not at all, whoever else writes it at the same time
+            break
+        except OSError:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+    return code
+
+
+def _load(name):
+    """One of slurmpool's own modules, by path, from the cache above."""
+    mod = type(sys)(name)
+    mod.__file__ = os.path.join(_here, name + ".py")
+    mod._own_loader = _load  # the runtime loads the codec with it
+    sys.modules[name] = mod
+    exec(_code(name), mod.__dict__)
+    return mod
+
+
+_load("slurmpool_runtime").main()
