@@ -162,10 +162,23 @@ def unpack_numeric_list(a):
 _NUMBER_TYPES = frozenset((int, float))
 
 
-def _is_numeric_list(values):
+class Int32Values(bytes):
+    """
+    A chunk's results that are all 32-bit signed ints, as msgpackr's Int32Array: the cheapest list of
+    numbers to make here (array('i') checks the range in C). The agent widens it to the Float64Array
+    the coordinator reads (python-slot.ts), so nothing else ever sees it.
+    """
+
+
+_INT_ONLY = frozenset((int,))
+_INT32_FORMAT = _TYPED_FORMATS[5]
+
+
+def _is_numeric_list(values, types=None):
     if len(values) < NUMERIC_MIN:
         return False
-    types = set(map(type, values))
+    if types is None:
+        types = set(map(type, values))
     if not types <= _NUMBER_TYPES:
         return False
     if int not in types:
@@ -175,15 +188,15 @@ def _is_numeric_list(values):
     return min(values) >= _INT_LO and max(values) <= _INT_HI
 
 
-def _numeric_ext_bytes(values):
-    raw = _array_bytes(array.array("d", values))
+def _numeric_ext_bytes(values, code=8, fmt="d"):
+    raw = _array_bytes(array.array(fmt, values))
     n = len(raw) + 1
     if n < 0x100:
-        head = struct.pack(">BBBB", 0xC7, n, EXT_TYPED, 8)
+        head = struct.pack(">BBBB", 0xC7, n, EXT_TYPED, code)
     elif n < 0x10000:
-        head = struct.pack(">BHBB", 0xC8, n, EXT_TYPED, 8)
+        head = struct.pack(">BHBB", 0xC8, n, EXT_TYPED, code)
     else:
-        head = struct.pack(">BIBB", 0xC9, n, EXT_TYPED, 8)
+        head = struct.pack(">BIBB", 0xC9, n, EXT_TYPED, code)
     return head + raw
 
 
@@ -587,10 +600,10 @@ class Codec(object):
         self.encode = encode
 
     def decode_items(self, data):
-        """A chunk's items: a list, or a Float64Array of numbers (see unpack_numeric_list)."""
+        """A chunk's items: a list, an Int32Array of ints (the agent sends lists of 32-bit ints so) or a Float64Array of numbers (see unpack_numeric_list)."""
         v = self.decode(data)
         if isinstance(v, array.array):
-            return unpack_numeric_list(v)
+            return v.tolist() if v.typecode == _INT32_FORMAT else unpack_numeric_list(v)
         return v
 
     def encode_values(self, values):
@@ -599,8 +612,15 @@ class Codec(object):
         array copy here instead of a loop, and a copy for the coordinator to read instead of decoding
         every number).
         """
-        if _is_numeric_list(values):
-            return _numeric_ext_bytes(values)
+        if len(values) >= NUMERIC_MIN:
+            types = set(map(type, values))
+            if types == _INT_ONLY:
+                try:
+                    return Int32Values(_numeric_ext_bytes(values, 5, _INT32_FORMAT))
+                except OverflowError:
+                    pass  # beyond 32 bits signed: as below
+            if _is_numeric_list(values, types):
+                return _numeric_ext_bytes(values)
         return self.encode(values)
 
 

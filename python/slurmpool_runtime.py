@@ -3,17 +3,23 @@
 #   fd 0  frames from the agent        fd 1  frames to the agent (then pointed at stderr, see below)
 #   fd 2  the agent's stderr           fd 3  the slot: 4 doubles in a file the agent reads (see below)
 # A frame is a 4-byte big-endian length, a tag byte and a msgpack payload; the length counts the tag.
-#   to the worker:   I init, B batch of chunks, S share, U unshare
-#   to the agent:    Y ready, E init error, R results, T retire
+#   to the worker:   I init, B batch of chunks, S share, U unshare, V take back a batch not begun
+#   to the agent:    Y ready, E init error, R results, T retire, V a batch taken back
+# Once ready, a reader thread takes frames off the pipe as they come: the agent may send a worker its
+# next batch while it runs one (it waits in this interpreter, not behind a pipe and a round trip), and
+# may take that batch back ("V", by its number: batches are numbered 1, 2, ... in the order sent) for
+# a worker that idles; the thread answers at once, while a task runs, and only for a batch not begun.
 import io
 import os
 import struct
 import sys
 import time
 import types
+import _thread
 from itertools import islice as _islice, starmap as _starmap
 
 _FRAME = struct.Struct(">IB")
+_SEQ = struct.Struct(">I")
 _Coroutine = types.CoroutineType  # what an `async def` task returns: run to completion on the interpreter's event loop
 FLUSH_S = 0.002  # results are sent at least this often while a batch runs, as the JS worker does
 # Items shorter than this run in slices through map() rather than one by one in a Python loop; a slice
@@ -29,6 +35,8 @@ _clock = time.perf_counter
 SLOT_CHUNK, SLOT_OFFSET, SLOT_STARTED, SLOT_STOP = 0, 1, 2, 3
 
 CODEC = None  # the codec in use (its .name: msgpack or builtin)
+Int32Values = None
+INBOX = None  # the Inbox, once ready (tests look into it)
 
 CANCELLED = {"name": "CancelledError", "message": "not started: the pool was told to start no more tasks", "kind": "cancelled"}
 
@@ -52,6 +60,7 @@ class Channel(object):
     def __init__(self, rfd, wfd):
         self.r = io.BufferedReader(io.FileIO(rfd, "rb"), 1 << 16)
         self.w = io.BufferedWriter(io.FileIO(wfd, "wb"), 1 << 16)
+        self.wlock = _thread.allocate_lock()
 
     def read(self):
         head = self.r.read(5)
@@ -64,13 +73,68 @@ class Channel(object):
         return tag, body
 
     def send(self, tag, payload):
-        try:
-            self.w.write(_FRAME.pack(len(payload) + 1, tag))
-            self.w.write(payload)
-            self.w.flush()
-        except (BrokenPipeError, OSError):
-            # The agent is gone: nobody is left to report to.
-            os._exit(0)
+        # The reader thread answers take-backs while the main thread sends results: one frame at a time.
+        with self.wlock:
+            try:
+                self.w.write(_FRAME.pack(len(payload) + 1, tag))
+                self.w.write(payload)
+                self.w.flush()
+            except (BrokenPipeError, OSError):
+                # The agent is gone: nobody is left to report to.
+                os._exit(0)
+
+
+class Inbox(object):
+    """
+    Frames the reader thread took off the pipe, for the main thread, in order. A batch ("B") waits
+    here with its number until the main thread takes it; "V" from the agent takes one back if it has
+    not been taken yet, and says so to the agent, atomically with the main thread's take.
+    """
+
+    def __init__(self, chan):
+        self.chan = chan
+        self.lock = _thread.allocate_lock()
+        self.wake = _thread.allocate_lock()
+        self.wake.acquire()  # released by put() when the main thread waits for a frame
+        self.waiting = False
+        self.items = []
+        self.batches = 0
+
+    def put(self, item):
+        with self.lock:
+            self.items.append(item)
+            if self.waiting:
+                self.waiting = False
+                self.wake.release()
+
+    def take(self):
+        while True:
+            with self.lock:
+                if self.items:
+                    return self.items.pop(0)
+                self.waiting = True
+            self.wake.acquire()
+
+    def read_loop(self):
+        chan = self.chan
+        while True:
+            tag, body = chan.read()
+            if tag is None:
+                self.put(None)
+                return
+            if tag == 0x42:  # B
+                self.batches += 1
+                self.put((tag, body, self.batches))
+            elif tag == 0x56:  # V
+                seq = _SEQ.unpack(body)[0]
+                with self.lock:
+                    for k, item in enumerate(self.items):
+                        if item is not None and item[0] == 0x42 and item[2] == seq:
+                            del self.items[k]
+                            chan.send(0x56, body)
+                            break
+            else:
+                self.put((tag, body, 0))
 
 
 _OWN_FILES = (os.path.abspath(__file__), os.path.join(os.path.dirname(os.path.abspath(__file__)), "slurmpool_worker.py"))
@@ -351,7 +415,9 @@ class Worker(object):
 
     def send_results(self, out):
         if out:
-            self.chan.send(ord("R"), self.codec.encode(out))
+            # "Q": results of which some are Int32Arrays, which the agent widens (slurmpool_codec.Int32Values).
+            int32 = Int32Values is not None and any(type(r["values"]) is Int32Values for r in out)
+            self.chan.send(0x51 if int32 else 0x52, self.codec.encode(out))
 
 
 def map_shared(e):
@@ -411,8 +477,9 @@ def main():
         chan.send(ord("E"), b"J" + json.dumps(error_record(e)).encode())
         _wait_for_eof(chan)
         return
-    global CODEC
+    global CODEC, Int32Values
     CODEC = codec
+    Int32Values = getattr(codec_mod, "Int32Values", None)
     init = codec.decode(body)
     w = Worker(chan, codec, slot, init)
     try:
@@ -440,10 +507,14 @@ def main():
     info = {"exports": describe(w.mod, init["module"]), "python": sys.version.split()[0], "executable": sys.executable, "codec": codec.name, "codecVersion": codec.version}
     chan.send(ord("Y"), codec.encode(info))
     decode = codec.decode
+    global INBOX
+    INBOX = inbox = Inbox(chan)
+    _thread.start_new_thread(inbox.read_loop, ())
     while True:
-        tag, body = chan.read()
-        if tag is None:
+        item = inbox.take()
+        if item is None:
             return
+        tag, body = item[0], item[1]
         if tag == 0x42:  # B
             w.run_batch(decode(body))
         elif tag == 0x53:  # S

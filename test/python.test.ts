@@ -263,6 +263,77 @@ describe('Python tasks: interpreters, environment, replacement', () => {
 });
 
 
+describe.each(CODECS)('Python tasks: the next batch waits in the interpreter, $codec codec', ({ env }) => {
+  // A function whose chunks are known to be short (a first call taught it) is pipelined: each
+  // interpreter holds its next batch while it runs one. These check that it does, and that the batch
+  // waiting there is handed over, dropped or run again as a batch waiting in the agent would be.
+  const open = (workers: number, extra: Partial<Parameters<typeof Pool.open>[0]> = {}) => Pool.open({ module: MODULE, workers, env: envWith(env), log: false, ...extra });
+
+  it('an interpreter holds its next batch while it runs one', async () => {
+    await using pool = await open(1);
+    await pool.map('queued_batches', [0, 0, 0, 0], { chunksize: 1 });
+    // The first task waits (up to 10 s) until a batch waits behind it: with no pipelining none ever would.
+    const [first] = (await pool.map('queued_batches', [10, 0, 0], { chunksize: 1 })) as number[];
+    expect(first).toBeGreaterThanOrEqual(1);
+  });
+
+  it('a worker that idles takes back the batch waiting behind a long task (it does not wait behind it)', async () => {
+    await using pool = await open(2);
+    await pool.map('sleep', [0, 0, 0, 0], { chunksize: 1 });
+    const recs = await records(pool.imapRecords('sleep', [1.5, 0.05, 0.05, 0.05], { chunksize: 1 }));
+    expect(recs.map((r) => r.ok)).toEqual([true, true, true, true]);
+    // Task 2 was sent to wait behind task 0; the other worker, idle, took it back and ran it before task 0 ended.
+    expect(recs[2]!.worker).not.toBe(recs[0]!.worker);
+    expect(recs[2]!.started).toBeLessThan(recs[0]!.ended);
+    expect(recs[3]!.started).toBeLessThan(recs[0]!.ended);
+  });
+
+  it('a cancelled call: the batch waiting in the interpreter is dropped, not run', async () => {
+    await using pool = await open(1);
+    const dir = tmp('slurmpool-py-cancel-');
+    const at = (k: string) => dir.path(k);
+    await pool.map('mark', [{ path: at('w0') }, { path: at('w1') }], { chunksize: 1 });
+    const ac = new AbortController();
+    const call = pool.map('mark', [{ path: at('a'), sleep: 1 }, { path: at('b') }], { chunksize: 1, signal: ac.signal });
+    call.catch(() => undefined);
+    for (let i = 0; i < 1000 && !existsSync(at('a')); i++) await new Promise((r) => setTimeout(r, 10));
+    expect(existsSync(at('a'))).toBe(true);
+    ac.abort();
+    await expect(call).rejects.toThrow();
+    // The interpreter runs in order: once this later call is done, item b would have run had it been kept.
+    expect(await pool.map('square', [3])).toEqual([9]);
+    expect(existsSync(at('b'))).toBe(false);
+    dir.done();
+  });
+
+  it('a crash loses only its item: the batch waiting behind it runs in the new interpreter', async () => {
+    await using pool = await open(1);
+    await pool.map('segfault_on', [0, 1, 3], { chunksize: 1 });
+    const recs = await records(pool.imapRecords('segfault_on', [0, 1, 2, 3, 4], { chunksize: 1 }));
+    expect(recs.map((r) => r.ok)).toEqual([true, true, false, true, true]);
+    expect(recs[2]!.error?.kind).toBe('died');
+    expect(recs.filter((r) => r.ok).map((r) => r.value)).toEqual([0, 1, 3, 4]);
+  });
+
+  it('a timeout: the batch waiting behind the killed task runs in the new interpreter', async () => {
+    await using pool = await open(1);
+    const [before] = (await pool.map('sleep', [0, 0], { chunksize: 1 })) as number[];
+    const recs = await records(pool.imapRecords('sleep', [30, 0, 0], { chunksize: 1, timeout: 300 }));
+    expect(recs.map((r) => r.ok)).toEqual([false, true, true]);
+    expect(recs[0]!.error?.kind).toBe('timeout');
+    expect(recs[1]!.value).not.toBe(before);
+  });
+
+  it('maxTasksPerWorker: an interpreter retiring with a batch waiting hands it on; each runs its share', async () => {
+    await using pool = await open(1, { maxTasksPerWorker: 2 });
+    const warm = (await pool.map('pid', [0, 1], { chunksize: 1 })) as number[];
+    const pids = (await pool.map('pid', [0, 1, 2, 3, 4, 5, 6, 7], { chunksize: 1 })) as number[];
+    expect(new Set(pids).size).toBe(4);
+    for (const p of new Set(pids)) expect(pids.filter((x) => x === p)).toHaveLength(2);
+    expect(pids).not.toContain(warm[0]);
+  });
+});
+
 describe.each(CODECS)('Python tasks on 2 emulated nodes, $codec codec', ({ env }) => {
   let pool: Pool;
   beforeAll(async () => {

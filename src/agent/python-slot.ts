@@ -11,7 +11,7 @@ import { delimiter, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Readable, Writable } from 'node:stream';
 import type { ErrorRecord } from '../errors.js';
-import type { ChunkSpec } from '../protocol/messages.js';
+import type { ChunkResult, ChunkSpec } from '../protocol/messages.js';
 import { decode, decodeListLike, encode, writeArrayHeader } from '../protocol/codec.js';
 import { parseCpuList, pinnedCpus } from './shell.js';
 import { SLOT_CHUNK, SLOT_LENGTH, type FromWorker, type SharedEntry, type ToWorker, type WorkerInit } from './thread-messages.js';
@@ -180,7 +180,9 @@ const TAG_UNSHARE = 0x55; // U
 const TAG_READY = 0x59; // Y
 const TAG_INIT_ERROR = 0x45; // E
 const TAG_RESULTS = 0x52; // R
+const TAG_RESULTS_INT32 = 0x51; // Q: results, some of whose values are Int32Arrays (see widenInt32)
 const TAG_RETIRE = 0x54; // T
+const TAG_TAKE_BACK = 0x56; // V: to the interpreter, give back batch n if not begun; from it, batch n given back
 
 /** Kept of the interpreter's stderr for error messages (a traceback, faulthandler's dump of a crash). */
 const STDERR_TAIL = 8 * 1024;
@@ -360,6 +362,12 @@ export class PythonWorker extends EventEmitter {
       case TAG_RESULTS:
         m = { t: 'results', data: payload };
         break;
+      case TAG_RESULTS_INT32: {
+        const results = decode(payload) as ChunkResult[];
+        for (const r of results) r.values = widenInt32(r.values);
+        m = { t: 'results', data: encode(results) };
+        break;
+      }
       case TAG_READY: {
         this.started = true;
         const info = decode(payload) as { exports: Record<string, string>; python: string; executable: string; codec: string; codecVersion: string };
@@ -377,6 +385,13 @@ export class PythonWorker extends EventEmitter {
         this.retired = true;
         m = { t: 'retire' };
         break;
+      case TAG_TAKE_BACK: {
+        const seq = payload.readUInt32BE(0);
+        for (const id of this.sentCarefully.get(seq) ?? []) this.careful.add(id);
+        this.sentCarefully.delete(seq);
+        this.emit('takenBack', seq);
+        return;
+      }
       default:
         return;
     }
@@ -386,12 +401,42 @@ export class PythonWorker extends EventEmitter {
   /** What the interpreter said about itself when ready: its version, path and codec. */
   info: { python: string; executable: string; codec: string; codecVersion: string } | null = null;
 
-  /** A batch of chunks, as one frame: the items stay as the coordinator encoded them, but for lists of numbers (see forPython). */
-  postBatch(batch: ChunkSpec[]): void {
+  /** Batches sent so far: the interpreter numbers them the same way (1, 2, ...), so that one can be asked back by number. */
+  private batches = 0;
+  /** Chunks sent to run carefully, by batch, while that batch may still be given back (they are then careful again). */
+  private readonly sentCarefully = new Map<number, number[]>();
+
+  /**
+   * A batch of chunks, as one frame: the items stay as the coordinator encoded them, but for lists
+   * of numbers (see forPython). Returns its number, for takeBack. The interpreter may still be
+   * running an earlier batch: this one then waits in it (its reader thread has it) and starts with
+   * no round trip.
+   */
+  postBatch(batch: ChunkSpec[]): number {
     const careful = this.careful;
+    const seq = ++this.batches;
     // The built-in codec reads a Float64Array (one array copy) far faster than a long msgpack array (a Python loop).
     const items = this.info?.codec === 'builtin' ? asBuffer : forPython;
-    this.write(TAG_BATCH, encode(batch.map((c) => [c.id, c.fn, c.kind, c.start, c.count, items(c.items), c.stopOnError, c.timeoutMs, careful.size > 0 && careful.delete(c.id)])));
+    const carefully = (id: number): boolean => {
+      if (careful.size === 0 || !careful.delete(id)) return false;
+      const list = this.sentCarefully.get(seq);
+      if (list) list.push(id);
+      else this.sentCarefully.set(seq, [id]);
+      return true;
+    };
+    if (this.sentCarefully.size > 8) for (const k of [...this.sentCarefully.keys()].slice(0, -8)) this.sentCarefully.delete(k);
+    this.write(TAG_BATCH, encode(batch.map((c) => [c.id, c.fn, c.kind, c.start, c.count, items(c.items), c.stopOnError, c.timeoutMs, carefully(c.id)])));
+    return seq;
+  }
+
+  /**
+   * Ask for batch `seq` back. The interpreter gives it back ('takenBack' with its number) only if it
+   * has not begun it; otherwise it runs it and its results come as usual.
+   */
+  takeBack(seq: number): void {
+    const b = Buffer.allocUnsafe(4);
+    b.writeUInt32BE(seq, 0);
+    this.write(TAG_TAKE_BACK, b);
   }
 
   /** Run this chunk item by item when it comes again (the interpreter died in it without saying which item it was on). */
@@ -439,13 +484,38 @@ export class PythonWorker extends EventEmitter {
  * codec gets the Float64Array as it is (slurmpool_codec.unpack_numeric_list is faster on it).
  */
 export function forPython(items: Uint8Array): Buffer {
-  // ext 8/16/32 whose type is msgpackr's typed array (0x74) and whose first data byte is Float64Array (8).
-  const at = items[0] === 0xc7 ? 2 : items[0] === 0xc8 ? 3 : items[0] === 0xc9 ? 5 : -1;
-  if (at > 0 && items[at] === 0x74 && items[at + 1] === 8) {
+  if (typedArrayCode(items) === 8) {
     const list = decodeListLike(items);
-    if (list instanceof Float64Array) return numbersAsMsgpack(list);
+    if (list instanceof Float64Array) return allInt32(list) ? encode(Int32Array.from(list)) : numbersAsMsgpack(list);
   }
   return asBuffer(items);
+}
+
+/** msgpackr's typed-array code of an encoded value that is one (8: Float64Array, 5: Int32Array), else -1. */
+function typedArrayCode(b: Uint8Array): number {
+  // ext 8/16/32 whose type is msgpackr's typed array (0x74); its first data byte names the array.
+  const at = b[0] === 0xc7 ? 2 : b[0] === 0xc8 ? 3 : b[0] === 0xc9 ? 5 : -1;
+  return at > 0 && b[at] === 0x74 ? (b[at + 1] ?? -1) : -1;
+}
+
+/**
+ * Every number a 32-bit signed integer: such a list goes to Python as an Int32Array, which the
+ * interpreter turns into a list of ints with one C call (array.tolist), cheaper than decoding a
+ * msgpack array; they come back so too (slurmpool_codec.Int32Values).
+ */
+function allInt32(list: Float64Array): boolean {
+  for (let i = 0; i < list.length; i++) if ((list[i]! | 0) !== list[i]) return false;
+  return true;
+}
+
+/**
+ * A chunk's values that Python sent as an Int32Array (all 32-bit ints: the cheapest list of numbers
+ * for it to make), as the Float64Array the coordinator reads for a list of numbers (encodeList).
+ */
+export function widenInt32(values: Uint8Array): Uint8Array {
+  if (typedArrayCode(values) !== 5) return values;
+  const ints = decode(values);
+  return ints instanceof Int32Array ? encode(Float64Array.from(ints)) : values;
 }
 
 /** A msgpack array of these numbers as msgpackr writes a number[]: 32-bit integers as ints, the rest as float64. */

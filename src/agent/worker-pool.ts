@@ -24,6 +24,12 @@ const MAX_BATCH_BYTES = 4 * 1024 * 1024;
 const PREFETCH_BELOW_MS = 2;
 /** The round trip to the coordinator that a node's extra credits hide, for chunks longer than that. */
 const ROUND_TRIP_MS = 2;
+/**
+ * Python slots: for calls whose chunks take less than this, an interpreter holds its next batch while
+ * it runs one (no round trip between chunks); a worker that idles takes such a batch back (takeBack).
+ * Longer chunks go one at a time: their round trip costs them little.
+ */
+const PIPELINE_BELOW_MS = 200;
 /** Worker deaths in a row with no chunk finished in between, before the node gives up. */
 const MAX_DEATHS_IN_A_ROW = 20;
 
@@ -64,6 +70,9 @@ interface Slot {
   retiring: boolean;
   killedFor: { offset: number; chunk: number; error: ErrorRecord } | null;
   error: unknown;
+  /** Python slots: batches sent and not finished (number → chunks not finished), oldest first; the one asked back. */
+  batches: Map<number, Set<number>>;
+  takingBack: number;
 }
 
 export class WorkerPool {
@@ -72,6 +81,8 @@ export class WorkerPool {
   private qHead = 0;
   /** Mean chunk duration per call (job id), learned from results: batches are sized per call. */
   private readonly chunkMs = new Map<number, number>();
+  /** Python slots: mean chunk duration per function, so that a new call of it pipelines from its first chunk. */
+  private readonly fnMs = new Map<string, number>();
   private lastJob = -1;
   private deathsInARow = 0;
   private closing = false;
@@ -163,6 +174,8 @@ export class WorkerPool {
     // Packed tasks wait here for their CPUs and GPUs: no more of them than workers to run them.
     if (ms === undefined || this.ledger) return size;
     if (ms < PREFETCH_BELOW_MS) return size * (2 * this.perBatch(this.lastJob) + 1);
+    // Python: one batch running and one waiting in each interpreter.
+    if (this.opts.python && ms < PIPELINE_BELOW_MS) return 2 * size + Math.floor((size * ROUND_TRIP_MS) / ms);
     return size + Math.floor((size * ROUND_TRIP_MS) / ms);
   }
 
@@ -193,6 +206,15 @@ export class WorkerPool {
   cancel(ids: number[]): void {
     const drop = new Set(ids);
     for (const s of this.slots) if (s) for (const id of ids) if (s.assigned.has(id)) this.cancelled.add(id);
+    // A batch waiting in an interpreter whose chunks are all cancelled is asked back (then dropped), not run.
+    for (const s of this.slots) {
+      if (!s || !isPython(s.worker) || s.takingBack > 0 || s.batches.size < 2) continue;
+      const [seq, left] = [...s.batches].at(-1)!;
+      if ([...left].every((id) => this.cancelled.has(id))) {
+        s.takingBack = seq;
+        s.worker.takeBack(seq);
+      }
+    }
     const keep = this.queue.slice(this.qHead).filter((c) => !drop.has(c.id));
     this.queue.length = 0;
     this.qHead = 0;
@@ -296,6 +318,8 @@ export class WorkerPool {
       retiring: false,
       killedFor: null,
       error: undefined,
+      batches: new Map(),
+      takingBack: 0,
     };
     this.slots[index] = s;
     let settle: { resolve: () => void; reject: (e: unknown) => void } | undefined;
@@ -331,6 +355,7 @@ export class WorkerPool {
     worker.on('error', (e) => {
       s.error = e;
     });
+    if (isPython(worker)) worker.on('takenBack', (seq: number) => this.onTakenBack(s, seq));
     worker.on('exit', (code) => {
       exited();
       settle?.reject(s.error ?? new Error(`worker ${index} exited with code ${code} while starting`));
@@ -345,8 +370,10 @@ export class WorkerPool {
   private onResults(s: Slot, results: ChunkResult[]): void {
     let keep = results;
     for (const r of results) {
-      const job = s.assigned.get(r.id)?.job ?? this.lastJob;
+      const spec = s.assigned.get(r.id);
+      const job = spec?.job ?? this.lastJob;
       s.assigned.delete(r.id);
+      if (s.batches.size > 0) this.batchDone(s, r.id, spec?.fn, r.ended - r.started);
       if (this.ledger) this.release(r.id);
       const ms = r.ended - r.started;
       const prev = this.chunkMs.get(job);
@@ -408,13 +435,18 @@ export class WorkerPool {
     if (this.closing) return;
     if (this.ledger) return this.dispatchPacked(this.ledger, this.opts.packing!);
     let avail = this.queue.length - this.qHead;
-    if (avail === 0) return;
+    if (avail === 0) return this.takeBack();
     // A call whose chunk time is not known yet goes out one chunk per batch until it is.
     const job = this.queue[this.qHead]!.job;
     const per = this.perBatch(job);
     // A worker holds a second batch only for tiny chunks; otherwise just the one it runs.
     const ms = this.chunkMs.get(job);
-    const depth = ms !== undefined && ms < PREFETCH_BELOW_MS ? 2 * per : per;
+    let depth = ms !== undefined && ms < PREFETCH_BELOW_MS ? 2 * per : per;
+    // A Python interpreter holds its next batch while it runs one, for short chunks (see PIPELINE_BELOW_MS).
+    if (this.opts.python && depth === per) {
+      const known = ms ?? this.fnMs.get(this.queue[this.qHead]!.fn);
+      if (known !== undefined && known < PIPELINE_BELOW_MS) depth = 2 * per;
+    }
     // Idle workers first: a chunk never waits behind another while a worker has nothing to do.
     const readySlots = this.slots.filter((s): s is Slot => s !== null && s.ready && !s.retiring).sort((a, b) => a.assigned.size - b.assigned.size);
     if (readySlots.length === 0) return;
@@ -445,10 +477,11 @@ export class WorkerPool {
         avail -= take;
         moved = true;
         for (const c of batch) s.assigned.set(c.id, c);
-        if (isPython(s.worker)) s.worker.postBatch(batch);
+        if (isPython(s.worker)) s.batches.set(s.worker.postBatch(batch), new Set(batch.map((c) => c.id)));
         else s.worker.postMessage(...batchMessage(batch));
       }
     }
+    this.takeBack();
     if (this.qHead > 1024 && this.qHead * 2 > this.queue.length) {
       this.queue.splice(0, this.qHead);
       this.qHead = 0;
@@ -485,7 +518,7 @@ export class WorkerPool {
         this.holding.set(c.id, { cpus: need.cpus, gpus: st.gpus });
         s.assigned.set(c.id, c);
         const one = [{ ...c, env: p.envFor(need, st.gpus) }];
-        if (isPython(s.worker)) s.worker.postBatch(one);
+        if (isPython(s.worker)) s.batches.set(s.worker.postBatch(one), new Set([c.id]));
         else s.worker.postMessage(...batchMessage(one));
         gone.add(st.index);
       });
@@ -499,6 +532,67 @@ export class WorkerPool {
       this.sink.results(failed);
       this.checkIdle();
     }
+  }
+
+  /** Python slots: a chunk of batch-tracked slot s finished (its result came): the batch is done when all its chunks are. */
+  private batchDone(s: Slot, id: number, fn: string | undefined, ms: number): void {
+    for (const [seq, left] of s.batches) {
+      if (!left.delete(id)) continue;
+      if (left.size === 0) {
+        s.batches.delete(seq);
+        if (s.takingBack === seq) s.takingBack = 0;
+      }
+      break;
+    }
+    if (fn !== undefined) {
+      const prev = this.fnMs.get(fn);
+      this.fnMs.set(fn, prev === undefined ? ms : prev * 0.8 + ms * 0.2);
+      if (this.fnMs.size > 64) this.fnMs.delete(this.fnMs.keys().next().value!);
+    }
+  }
+
+  /**
+   * Python slots: a worker idles, no chunk waits here, and an interpreter holds a batch it has not
+   * begun behind the one it runs: ask for that batch back, for the idle worker. No chunk waits behind
+   * a long one while a worker idles; the interpreter gives it back only if it has not begun it.
+   */
+  private takeBack(): void {
+    if (!this.opts.python || this.stopped || this.queue.length > this.qHead) return;
+    let idle = 0;
+    for (const s of this.slots) if (s && s.ready && !s.retiring && s.assigned.size === 0) idle++;
+    for (const s of this.slots) {
+      if (idle === 0) return;
+      if (!s || !isPython(s.worker) || s.takingBack > 0 || s.batches.size < 2) continue;
+      const seq = [...s.batches.keys()].at(-1)!;
+      s.takingBack = seq;
+      s.worker.takeBack(seq);
+      idle--;
+    }
+  }
+
+  /** Python slots: the interpreter gave batch `seq` back, not begun: its chunks go first in the queue (cancelled ones are dropped). */
+  private onTakenBack(s: Slot, seq: number): void {
+    const left = s.batches.get(seq);
+    if (s.takingBack === seq) s.takingBack = 0;
+    if (!left) return;
+    s.batches.delete(seq);
+    const back: ChunkSpec[] = [];
+    for (const id of left) {
+      const c = s.assigned.get(id);
+      if (!c) continue;
+      s.assigned.delete(id);
+      if (this.ledger) this.release(id);
+      if (this.cancelled.delete(id)) continue;
+      back.push(c);
+    }
+    if (back.length) {
+      const rest = this.queue.slice(this.qHead);
+      this.queue.length = 0;
+      this.qHead = 0;
+      this.queue.push(...back, ...rest);
+    }
+    this.dispatch();
+    this.checkIdle();
   }
 
   private armTimer(chunks: ChunkSpec[]): void {
