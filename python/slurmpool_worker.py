@@ -83,4 +83,5 @@ def _load(name):
     return mod
 
 
-_load("slurmpool_runtime").main()
+if __name__ == "__main__":
+    _load("slurmpool_runtime").main()

@@ -1,6 +1,7 @@
 // Python task modules: a real interpreter per worker slot, locally and on emulated nodes, with the msgpack
 // package and with the built-in codec.
-import { existsSync, readdirSync, readFileSync, unlinkSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { copyFileSync, existsSync, readdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LaunchError, OptionError, Pool, TaskError, type TaskRecord } from '../dist/index.js';
@@ -9,6 +10,7 @@ import { cleanEnv, cli, records as readRecords, tmp } from './cli/helpers.js';
 
 const python = pythonWithMsgpack();
 const MODULE = join(PY_FIXTURES, 'tasks.py');
+const PYTHON_DIR = new URL('../python/', import.meta.url).pathname;
 
 function envWith(extra: Record<string, string>): NodeJS.ProcessEnv {
   return { ...process.env, SLURMPOOL_PYTHON: python, ...extra };
@@ -331,6 +333,29 @@ describe.each(CODECS)('Python tasks: the next batch waits in the interpreter, $c
     expect(new Set(pids).size).toBe(4);
     for (const p of new Set(pids)) expect(pids.filter((x) => x === p)).toHaveLength(2);
     expect(pids).not.toContain(warm[0]);
+  });
+});
+
+describe('Python tasks: slurmpool compiles its own runtime once', () => {
+  it('the compiled runtime is cached beside it, else in the user\'s cache; a damaged cache file is compiled again', () => {
+    const t = tmp('slurmpool-py-cache-');
+    for (const f of ['slurmpool_worker.py', 'slurmpool_runtime.py', 'slurmpool_codec.py']) copyFileSync(join(PYTHON_DIR, f), t.path(f));
+    // A read-only install: __pycache__ cannot be made there (a file has its name), so the user's cache is used.
+    writeFileSync(t.path('__pycache__'), '');
+    const env = { ...process.env, XDG_CACHE_HOME: t.path('cache'), PYTHONDONTWRITEBYTECODE: '1' };
+    const load = () => execFileSync(python, ['-c', 'import sys; sys.path.insert(0, sys.argv[1]); import slurmpool_worker as w; m = w._load("slurmpool_codec"); print(m.choose("builtin").name, sys.implementation.cache_tag)', t.dir], { env, encoding: 'utf8' }).trim().split(' ');
+    const [name, tag] = load();
+    expect(name).toBe('builtin');
+    const cached = t.path(`cache/slurmpool/slurmpool_codec.${tag}.slurmpool`);
+    expect(existsSync(cached)).toBe(true);
+    const good = readFileSync(cached);
+    writeFileSync(cached, Buffer.concat([good.subarray(0, good.indexOf(0x0a, good.indexOf(0x20)) + 1), Buffer.from('not marshal data')]));
+    expect(load()[0]).toBe('builtin');
+    // Written again whole, as an interpreter that found it unreadable compiled it.
+    writeFileSync(cached, 'garbage');
+    expect(load()[0]).toBe('builtin');
+    expect(readFileSync(cached).equals(good)).toBe(true);
+    t.done();
   });
 });
 
