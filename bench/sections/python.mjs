@@ -90,13 +90,15 @@ export async function run(ctx) {
     ctx.row(p1.get(`${prefix}/mp`), { key: 'mp', impl: mpName, role: 'peer' }),
   ];
   const subject = msgpack ? 'msgpack' : 'builtin';
+  // Which interpreter both sides ran (the PATH python3 may be a pyenv one without the msgpack package).
+  const on = ` (${python}, ${msgpack ? 'with' : 'without'} the msgpack package)`;
   return [
-    { id: 'P1', title: `P1 Python identity, chunksize 1, ${N_C1.toLocaleString('en-US')} items, 2 workers`, unit: 'tasks/s', better: 'higher', target: { kind: 'peer', peer: 'mp', min: 0.5 }, rows: codecRows('c1', subject) },
-    { id: 'P1', name: 'P1auto', title: `P1 Python identity, automatic chunking, ${N_AUTO.toLocaleString('en-US')} items, 2 workers`, unit: 'tasks/s', better: 'higher', target: { kind: 'peer', peer: 'mp', min: 1 }, rows: codecRows('auto', subject) },
+    { id: 'P1', title: `P1 Python identity, chunksize 1, ${N_C1.toLocaleString('en-US')} items, 2 workers${on}`, unit: 'tasks/s', better: 'higher', target: { kind: 'peer', peer: 'mp', min: 0.5 }, rows: codecRows('c1', subject) },
+    { id: 'P1', name: 'P1auto', title: `P1 Python identity, automatic chunking, ${N_AUTO.toLocaleString('en-US')} items, 2 workers${on}`, unit: 'tasks/s', better: 'higher', target: { kind: 'peer', peer: 'mp', min: 1 }, rows: codecRows('auto', subject) },
     {
       id: 'P2',
       name: 'P2speedup',
-      title: 'P2 Python prime counting (64 ranges, chunksize 1), speedup T1/T2',
+      title: `P2 Python prime counting (64 ranges, chunksize 1), speedup T1/T2${on}`,
       unit: '×',
       better: 'higher',
       target: { kind: 'absolute', min: 1.9 },
@@ -107,7 +109,7 @@ export async function run(ctx) {
     },
     {
       id: 'P4',
-      title: 'P4 Python whole process: start, open 2 workers, 1 task, close, exit',
+      title: `P4 Python whole process: start, open 2 workers, 1 task, close, exit${on}`,
       unit: 's',
       better: 'lower',
       target: { kind: 'baseline', baseline: 'mp', max: 1.5 },
