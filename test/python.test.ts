@@ -308,6 +308,21 @@ describe.each(CODECS)('Python tasks: the next batch waits in the interpreter, $c
     dir.done();
   });
 
+  it('a stop (stopStarting): the batch waiting in the interpreter comes back cancelled, not run', async () => {
+    await using pool = await open(1);
+    const dir = tmp('slurmpool-py-stop-');
+    const at = (k: string) => dir.path(k);
+    await pool.map('mark', [{ path: at('w0') }, { path: at('w1') }], { chunksize: 1 });
+    const recsP = records(pool.imapRecords('mark', [{ path: at('a'), sleep: 1 }, { path: at('b') }, { path: at('c') }], { chunksize: 1 }));
+    for (let i = 0; i < 1000 && !existsSync(at('a')); i++) await new Promise((r) => setTimeout(r, 10));
+    pool.stopStarting();
+    const recs = await recsP;
+    expect(recs.map((r) => r.ok)).toEqual([true, false, false]);
+    expect(recs.slice(1).map((r) => r.error?.kind)).toEqual(['cancelled', 'cancelled']);
+    expect([existsSync(at('b')), existsSync(at('c'))]).toEqual([false, false]);
+    dir.done();
+  });
+
   it('a crash loses only its item: the batch waiting behind it runs in the new interpreter', async () => {
     await using pool = await open(1);
     await pool.map('segfault_on', [0, 1, 3], { chunksize: 1 });

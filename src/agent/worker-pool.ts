@@ -179,6 +179,9 @@ export class WorkerPool {
     return size + Math.floor((size * ROUND_TRIP_MS) / ms);
   }
 
+  /** Set by unqueue: no batch is taken back from an interpreter any more (see takeBack). */
+  private windingDown = false;
+
   /** Set once the pool stops starting tasks (unqueue): workers started later get the stop flag too. */
   private stopped = false;
 
@@ -227,6 +230,8 @@ export class WorkerPool {
    * With `stopWorkers` false (an agent leaving), only the queue is dropped: what workers hold runs.
    */
   unqueue(stopWorkers = true): number[] {
+    // Winding down (a stop, or the agent leaving): batches waiting in interpreters are not taken back into the queue.
+    this.windingDown = true;
     if (stopWorkers) {
       this.stopped = true;
       for (const s of this.slots) if (s) s.slot[SLOT_STOP] = 1;
@@ -557,7 +562,7 @@ export class WorkerPool {
    * a long one while a worker idles; the interpreter gives it back only if it has not begun it.
    */
   private takeBack(): void {
-    if (!this.opts.python || this.stopped || this.queue.length > this.qHead) return;
+    if (!this.opts.python || this.windingDown || this.queue.length > this.qHead) return;
     let idle = 0;
     for (const s of this.slots) if (s && s.ready && !s.retiring && s.assigned.size === 0) idle++;
     for (const s of this.slots) {
