@@ -116,11 +116,17 @@ class Inbox(object):
             self.wake.acquire()
 
     def read_loop(self):
+        try:
+            self._read_loop()
+        finally:
+            # EOF, or a frame this thread could not read: the main thread ends (the agent sees the interpreter exit).
+            self.put(None)
+
+    def _read_loop(self):
         chan = self.chan
         while True:
             tag, body = chan.read()
             if tag is None:
-                self.put(None)
                 return
             if tag == 0x42:  # B
                 self.batches += 1
