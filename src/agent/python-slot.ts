@@ -485,7 +485,7 @@ export class PythonWorker extends EventEmitter {
  */
 export function forPython(items: Uint8Array): Buffer {
   const list = typedArray(items, 8, Float64Array);
-  if (list) return allInt32(list) ? typedArrayExt(5, Int32Array, list) : numbersAsMsgpack(list);
+  if (list) return int32Ext(list) ?? numbersAsMsgpack(list);
   return asBuffer(items);
 }
 
@@ -517,24 +517,39 @@ function typedArray<T extends Float64Array | Int32Array>(b: Uint8Array, code: nu
 function typedArrayExt(code: number, Ctor: Int32ArrayConstructor | Float64ArrayConstructor, values: ArrayLike<number>): Buffer {
   const bytes = values.length * Ctor.BYTES_PER_ELEMENT;
   const ab = new ArrayBuffer(8 + bytes);
+  new Ctor(ab, 8, values.length).set(values);
+  return extHead(ab, code, bytes);
+}
+
+/** The typed array whose `bytes` bytes start at offset 8 of `ab`, as msgpackr's ext: its 7-byte header written just before them. */
+function extHead(ab: ArrayBuffer, code: number, bytes: number): Buffer {
   // ext 32 (c9, 4-byte length, type), then the code byte: 7 bytes, from offset 1.
   const head = Buffer.from(ab, 1, 7);
   head[0] = 0xc9;
   head.writeUInt32BE(bytes + 1, 1);
   head[5] = 0x74;
   head[6] = code;
-  new Ctor(ab, 8, values.length).set(values);
   return Buffer.from(ab, 1);
 }
 
 /**
- * Every number a 32-bit signed integer: such a list goes to Python as an Int32Array, which the
- * interpreter turns into a list of ints with one C call (array.tolist), cheaper than decoding a
- * msgpack array; they come back so too (slurmpool_codec.Int32Values).
+ * When every number is a 32-bit signed integer, the list as msgpackr's Int32Array (checked and
+ * converted in one pass), which the interpreter turns into a list of ints with one C call
+ * (array.tolist), cheaper than decoding a msgpack array; they come back so too
+ * (slurmpool_codec.Int32Values). Else null.
  */
-function allInt32(list: Float64Array): boolean {
-  for (let i = 0; i < list.length; i++) if ((list[i]! | 0) !== list[i]) return false;
-  return true;
+function int32Ext(list: Float64Array): Buffer | null {
+  const n = list.length;
+  if (n > 0 && (list[0]! | 0) !== list[0]) return null; // a list of floats, most likely: nothing allocated for it
+  const ab = new ArrayBuffer(8 + 4 * n);
+  const ints = new Int32Array(ab, 8, n);
+  for (let i = 0; i < n; i++) {
+    const v = list[i]!;
+    const k = v | 0;
+    if (k !== v) return null;
+    ints[i] = k;
+  }
+  return extHead(ab, 5, 4 * n);
 }
 
 /**
