@@ -183,9 +183,13 @@ def _is_numeric_list(values, types=None):
         return False
     if int not in types:
         return True
+    # min and max run in C: when every value is within 32 bits, so are the ints (the usual case).
+    if min(values) >= _INT_LO and max(values) <= _INT_HI:
+        return True
     if float in types:
+        # Floats beyond 32 bits (or NaN) are fine as floats: only the ints need checking, one by one.
         return all(type(v) is float or _INT_LO <= v <= _INT_HI for v in values)
-    return min(values) >= _INT_LO and max(values) <= _INT_HI
+    return False
 
 
 def _numeric_ext_bytes(values, code=8, fmt="d"):
