@@ -478,10 +478,11 @@ export class PythonWorker extends EventEmitter {
 }
 
 /**
- * A chunk's items for Python. A list of numbers travels as one Float64Array (encodeList); here it
- * becomes a plain msgpack array again, so that integral values arrive as Python ints and the msgpack
- * package reads it in C (cheaper here, once, than a Python loop in every interpreter). The built-in
- * codec gets the Float64Array as it is (slurmpool_codec.unpack_numeric_list is faster on it).
+ * A chunk's items for Python (msgpack package). A list of numbers travels as one Float64Array
+ * (encodeList); here a list of 32-bit ints becomes an Int32Array (see int32Ext), any other a plain
+ * msgpack array again, so that integral values arrive as Python ints and the package reads them in C
+ * (cheaper here, once, than a Python loop in every interpreter). The built-in codec gets the
+ * Float64Array as it is (postBatch; slurmpool_codec.unpack_numeric_list is faster on it).
  */
 export function forPython(items: Uint8Array): Buffer {
   const list = typedArray(items, 8, Float64Array);
