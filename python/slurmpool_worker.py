@@ -36,16 +36,20 @@ def _code(name):
     The compiled code of one of slurmpool's own modules, cached: compiling the runtime and the codec
     costs an interpreter ~30 ms at every start, more than the rest of its start-up. Python caches it
     in __pycache__ only where it may write there and PYTHONDONTWRITEBYTECODE is unset; this cache is
-    slurmpool's own (keyed by the interpreter's bytecode magic and the source's mtime and size), so
-    it works for a read-only install too and leaves the user's own modules to the user's settings.
+    slurmpool's own, so it works for a read-only install too and leaves the user's own modules to the
+    user's settings. It is keyed by the interpreter's bytecode magic and the source's size and CRC
+    (not its time: npm gives every installed file the same one), and named after the install's folder
+    in the shared cache, so that two installs or versions never take each other's code.
     """
     import marshal
+    from binascii import crc32
     from _frozen_importlib_external import MAGIC_NUMBER
 
     path = os.path.join(_here, name + ".py")
-    st = os.stat(path)
-    key = b"%s %d %d\n" % (MAGIC_NUMBER, st.st_mtime_ns, st.st_size)
-    fname = "%s.%s.slurmpool" % (name, sys.implementation.cache_tag)
+    with open(path, "rb") as f:
+        source = f.read()
+    key = b"%s %d %08x\n" % (MAGIC_NUMBER, len(source), crc32(source))
+    fname = "%s.%s.%08x.slurmpool" % (name, sys.implementation.cache_tag, crc32(_here.encode("utf-8", "surrogateescape")))
     for d in _cache_dirs():
         try:
             with open(os.path.join(d, fname), "rb") as f:
@@ -54,8 +58,7 @@ def _code(name):
                 return marshal.loads(data[len(key) :])
         except Exception:
             pass
-    with open(path, "rb") as f:
-        code = compile(f.read(), path, "exec", dont_inherit=True)
+    code = compile(source, path, "exec", dont_inherit=True)
     data = key + marshal.dumps(code)
     for d in _cache_dirs():
         tmp = os.path.join(d, "%s.%d.tmp" % (fname, os.getpid()))
