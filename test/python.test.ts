@@ -317,8 +317,10 @@ describe.each(CODECS)('Python tasks: the next batch waits in the interpreter, $c
     for (let i = 0; i < 1000 && !existsSync(at('a')); i++) await new Promise((r) => setTimeout(r, 10));
     pool.stopStarting();
     const recs = await recsP;
-    expect(recs.map((r) => r.ok)).toEqual([true, false, false]);
-    expect(recs.slice(1).map((r) => r.error?.kind)).toEqual(['cancelled', 'cancelled']);
+    // Item c may not have been read from the input by then (it then has no record at all, as for JS workers).
+    expect(recs.length).toBeGreaterThanOrEqual(2);
+    expect(recs.map((r) => r.ok)).toEqual([true, ...recs.slice(1).map(() => false)]);
+    expect(recs.slice(1).map((r) => r.error?.kind)).toEqual(recs.slice(1).map(() => 'cancelled'));
     expect([existsSync(at('b')), existsSync(at('c'))]).toEqual([false, false]);
     dir.done();
   });

@@ -226,7 +226,10 @@ function fileSlot(fd: number, isOpen: () => boolean): Float64Array {
   });
 }
 
-/** One interpreter of a worker slot: emits the worker thread's 'message', 'error' and 'exit' events. */
+/**
+ * One interpreter of a worker slot: emits the worker thread's 'message' (but for results), 'error'
+ * and 'exit' events, and 'results' (ChunkResult[], decoded) and 'takenBack' (a batch's number).
+ */
 export class PythonWorker extends EventEmitter {
   readonly slot: Float64Array;
   readonly pid: number | undefined;
@@ -360,13 +363,12 @@ export class PythonWorker extends EventEmitter {
     let m: FromWorker;
     switch (tag) {
       case TAG_RESULTS:
-        m = { t: 'results', data: payload };
-        break;
       case TAG_RESULTS_INT32: {
+        // Decoded here, once, and handed over as they are ('results'), not as bytes to decode again.
         const results = decode(payload) as ChunkResult[];
-        for (const r of results) r.values = widenInt32(r.values);
-        m = { t: 'results', data: encode(results) };
-        break;
+        if (tag === TAG_RESULTS_INT32) for (const r of results) r.values = widenInt32(r.values);
+        this.emit('results', results);
+        return;
       }
       case TAG_READY: {
         this.started = true;

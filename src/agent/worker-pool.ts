@@ -360,7 +360,10 @@ export class WorkerPool {
     worker.on('error', (e) => {
       s.error = e;
     });
-    if (isPython(worker)) worker.on('takenBack', (seq: number) => this.onTakenBack(s, seq));
+    if (isPython(worker)) {
+      worker.on('results', (results: ChunkResult[]) => this.onResults(s, results));
+      worker.on('takenBack', (seq: number) => this.onTakenBack(s, seq));
+    }
     worker.on('exit', (code) => {
       exited();
       settle?.reject(s.error ?? new Error(`worker ${index} exited with code ${code} while starting`));
