@@ -515,24 +515,31 @@ function typedArray<T extends Float64Array | Int32Array>(b: Uint8Array, code: nu
 
 /**
  * msgpackr's encoding of the typed array `code` holding `values`, written in place: the data starts
- * 8-aligned in a buffer of its own, so the numbers are converted by one typed-array set, with no copy after.
+ * 8-aligned (extBuffer), so the numbers are converted by one typed-array set, with no copy after.
  */
 function typedArrayExt(code: number, Ctor: Int32ArrayConstructor | Float64ArrayConstructor, values: ArrayLike<number>): Buffer {
   const bytes = values.length * Ctor.BYTES_PER_ELEMENT;
-  const ab = new ArrayBuffer(8 + bytes);
-  new Ctor(ab, 8, values.length).set(values);
-  return extHead(ab, code, bytes);
+  const buf = extBuffer(bytes);
+  new Ctor(buf.buffer as ArrayBuffer, buf.byteOffset + 8, values.length).set(values);
+  return extHead(buf, code, bytes);
 }
 
-/** The typed array whose `bytes` bytes start at offset 8 of `ab`, as msgpackr's ext: its 7-byte header written just before them. */
-function extHead(ab: ArrayBuffer, code: number, bytes: number): Buffer {
+/**
+ * Room for a typed array's ext: 8 bytes, then `bytes` bytes that start 8-aligned (allocUnsafe's
+ * buffers start 8-aligned, in its pool or alone). Not zero-filled: every byte handed on is written.
+ */
+function extBuffer(bytes: number): Buffer {
+  return Buffer.allocUnsafe(8 + bytes);
+}
+
+/** The typed array whose `bytes` bytes start at offset 8 of `buf` (extBuffer), as msgpackr's ext: its 7-byte header written just before them. */
+function extHead(buf: Buffer, code: number, bytes: number): Buffer {
   // ext 32 (c9, 4-byte length, type), then the code byte: 7 bytes, from offset 1.
-  const head = Buffer.from(ab, 1, 7);
-  head[0] = 0xc9;
-  head.writeUInt32BE(bytes + 1, 1);
-  head[5] = 0x74;
-  head[6] = code;
-  return Buffer.from(ab, 1);
+  buf[1] = 0xc9;
+  buf.writeUInt32BE(bytes + 1, 2);
+  buf[6] = 0x74;
+  buf[7] = code;
+  return buf.subarray(1, 8 + bytes);
 }
 
 /**
@@ -544,15 +551,15 @@ function extHead(ab: ArrayBuffer, code: number, bytes: number): Buffer {
 function int32Ext(list: Float64Array): Buffer | null {
   const n = list.length;
   if (n > 0 && (list[0]! | 0) !== list[0]) return null; // a list of floats, most likely: nothing allocated for it
-  const ab = new ArrayBuffer(8 + 4 * n);
-  const ints = new Int32Array(ab, 8, n);
+  const buf = extBuffer(4 * n);
+  const ints = new Int32Array(buf.buffer, buf.byteOffset + 8, n);
   for (let i = 0; i < n; i++) {
     const v = list[i]!;
     const k = v | 0;
     if (k !== v) return null;
     ints[i] = k;
   }
-  return extHead(ab, 5, 4 * n);
+  return extHead(buf, 5, 4 * n);
 }
 
 /**
