@@ -529,7 +529,8 @@ function typedArrayExt(code: number, Ctor: Int32ArrayConstructor | Float64ArrayC
  * buffers start 8-aligned, in its pool or alone). Not zero-filled: every byte handed on is written.
  */
 function extBuffer(bytes: number): Buffer {
-  return Buffer.allocUnsafe(8 + bytes);
+  const b = Buffer.allocUnsafe(8 + bytes);
+  return b.byteOffset % 8 === 0 ? b : Buffer.from(new ArrayBuffer(8 + bytes));
 }
 
 /** The typed array whose `bytes` bytes start at offset 8 of `buf` (extBuffer), as msgpackr's ext: its 7-byte header written just before them. */
