@@ -1,7 +1,8 @@
 # slurmpool's Python worker: one long-lived interpreter per worker slot, started by the node's agent.
-# This file only checks the interpreter's version, in syntax every Python can parse, so that an old
+# This file checks the interpreter's version first, in syntax every Python can parse, so that an old
 # interpreter gets a clear message instead of a SyntaxError from the runtime; then it runs the runtime
-# (slurmpool_runtime.py, beside it), which speaks to the agent over the pipes it was started with.
+# (slurmpool_runtime.py, beside it, compiled once and cached: see _code), which speaks to the agent over
+# the pipes it was started with.
 import sys
 
 MIN_VERSION = (3, 8)
