@@ -22,7 +22,7 @@ async function records(it: AsyncIterable<TaskRecord>): Promise<TaskRecord[]> {
   return out.sort((a, b) => a.index - b.index);
 }
 
-describe.each(CODECS)('Python tasks, local mode, $codec codec', ({ codec, env }) => {
+describe.each(CODECS)(`Python tasks (${python}), local mode, $codec codec`, ({ codec, env }) => {
   let pool: Pool;
   beforeAll(async () => {
     pool = await Pool.open({ module: MODULE, workers: 2, env: envWith(env), initializer: 'init', initArgs: ['ready', 7], log: false });
