@@ -1,10 +1,11 @@
 // One codec for every boundary (threads and network): msgpack via msgpackr, so values behave the same in every mode.
-import { createRequire } from 'node:module';
 import type { Packr as PackrT } from 'msgpackr';
+import { requireCached } from '../util/code-cache.js';
 
 // The CommonJS build is one file: it loads faster than the ES module graph, which matters for start-up
 // time (every worker thread loads it). Its optional native string extractor costs ~13 ms to load and
 // helps only string-heavy frames, so it is left out unless the user asks for it.
+const PACKR_OPTIONS = { useRecords: false, moreTypes: true, int64AsType: 'bigint' } as const;
 const { Packr } = loadMsgpackr();
 
 function loadMsgpackr(): typeof import('msgpackr') {
@@ -12,7 +13,11 @@ function loadMsgpackr(): typeof import('msgpackr') {
   const before = process.env[key];
   if (before === undefined) process.env[key] = 'true';
   try {
-    return createRequire(import.meta.url)('msgpackr') as typeof import('msgpackr');
+    // Through V8's code cache (util/code-cache.ts): the warm-up puts the first pack and unpack's code in it.
+    return requireCached<typeof import('msgpackr')>('msgpackr', 'dist/node.cjs', import.meta.url, (m) => {
+      const p = new m.Packr(PACKR_OPTIONS);
+      p.unpack(p.pack([{ t: 'batch', id: 1, items: [1, 2.5, 'x', null, undefined, true], f: new Float64Array(2), n: 1n << 64n }]));
+    });
   } finally {
     if (before === undefined) delete process.env[key];
   }
@@ -22,7 +27,7 @@ function loadMsgpackr(): typeof import('msgpackr') {
  * Plain msgpack maps (no shared record structures, so any peer can decode any frame), with
  * msgpackr's extensions for typed arrays, Date, Set, RegExp, BigInt and undefined.
  */
-export const packr: PackrT = new Packr({ useRecords: false, moreTypes: true, int64AsType: 'bigint' });
+export const packr: PackrT = new Packr(PACKR_OPTIONS);
 
 /**
  * Encode a value. The result is a view into msgpackr's current output buffer; msgpackr never writes
