@@ -1,5 +1,5 @@
 // Every Pool option, checked and defaulted in one place.
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, statSync } from './util/node-fs.js';
 import { availableParallelism } from 'node:os';
 import { isAbsolute, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';

@@ -8,7 +8,7 @@
 // (inode, size, modification and change times), Node's version and its flags, so a changed dependency
 // or another Node gets a file of its own. A file that is rejected or unreadable costs one plain
 // compile and is written again; nothing else changes.
-import { closeSync, fstatSync, lstatSync, mkdirSync, openSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, fstatSync, lstatSync, mkdirSync, openSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from './node-fs.js';
 import { createRequire } from 'node:module';
 import { homedir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
