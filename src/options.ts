@@ -5,7 +5,7 @@ import { isAbsolute, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { OptionError } from './errors.js';
 import { parseCountList } from './slurm/counts.js';
-import { shellWords } from './launch/grow.js';
+import { shellWords } from './launch/shell-words.js';
 
 export type Mode = 'local' | 'emulate' | 'slurm' | 'ssh' | 'join';
 
