@@ -6,7 +6,6 @@ import { requireCached } from '../util/code-cache.js';
 // time (every worker thread loads it). Its optional native string extractor costs ~13 ms to load and
 // helps only string-heavy frames, so it is left out unless the user asks for it.
 const PACKR_OPTIONS = { useRecords: false, moreTypes: true, int64AsType: 'bigint' } as const;
-const { Packr } = loadMsgpackr();
 
 function loadMsgpackr(): typeof import('msgpackr') {
   const key = 'MSGPACKR_NATIVE_ACCELERATION_DISABLED';
@@ -27,7 +26,21 @@ function loadMsgpackr(): typeof import('msgpackr') {
  * Plain msgpack maps (no shared record structures, so any peer can decode any frame), with
  * msgpackr's extensions for typed arrays, Date, Set, RegExp, BigInt and undefined.
  */
-export const packr: PackrT = new Packr(PACKR_OPTIONS);
+let loaded: PackrT | null = null;
+const real = (): PackrT => (loaded ??= new (loadMsgpackr().Packr)(PACKR_OPTIONS));
+export const packr: Pick<PackrT, 'pack' | 'unpack'> = {
+  pack: (value) => real().pack(value),
+  unpack: (bytes) => real().unpack(bytes),
+};
+
+/**
+ * msgpackr loads on first use (6–7 ms): a thread that then waits for others (the pool's main thread
+ * while its workers start, a worker after saying it is ready) loads it now, so that the first
+ * message does not wait for it.
+ */
+export function loadCodec(): void {
+  real();
+}
 
 /**
  * Encode a value. The result is a view into msgpackr's current output buffer; msgpackr never writes
@@ -156,5 +169,5 @@ export function decodeListLike(bytes: Uint8Array): unknown[] | Float64Array {
   return v;
 }
 
-/** An encoded empty array, for results that carry no values. */
-export const EMPTY_VALUES: Uint8Array = encodeTransferable([]);
+/** An encoded empty array, for results that carry no values (written by hand: msgpackr is not loaded yet). */
+export const EMPTY_VALUES: Uint8Array = Uint8Array.of(0x90);
