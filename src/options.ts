@@ -1,11 +1,11 @@
 // Every Pool option, checked and defaulted in one place.
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, statSync } from './util/node-fs.js';
 import { availableParallelism } from 'node:os';
 import { isAbsolute, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { OptionError } from './errors.js';
 import { parseCountList } from './slurm/counts.js';
-import { shellWords } from './launch/grow.js';
+import { shellWords } from './launch/shell-words.js';
 
 export type Mode = 'local' | 'emulate' | 'slurm' | 'ssh' | 'join';
 

@@ -9,7 +9,7 @@ import { Job, type Input } from './scheduler/job.js';
 import { Scheduler, type AgentState } from './scheduler/scheduler.js';
 import { pickMode } from './launch/pick.js';
 import { overriddenThreadVariables } from './agent/threads.js';
-import { encodeTransferable } from './protocol/codec.js';
+import { encodeTransferable, loadCodec } from './protocol/codec.js';
 import type { Items, TaskArgs, TaskItem, TaskName, TaskResult, UntypedModule } from './task-types.js';
 import { SHARED_KEY, VIEW_CTORS, isSharedRef, type SharedRef } from './shared.js';
 // The join door and the grower load only when a pool uses them: a local pool never loads TCP and auth.
@@ -103,6 +103,8 @@ export class Pool<M extends object = UntypedModule> implements AsyncDisposable {
       cpusOf: (node) => launcher.cpusOf?.(node),
     });
     const pool = new Pool<M>(scheduler, launcher, opts, mode);
+    // The codec loads while the agents' threads start (this thread waits for them then), not on the first call.
+    setImmediate(loadCodec);
     try {
       await pool.startAgents(signal);
     } catch (e) {

@@ -225,6 +225,25 @@ async function w4(ctx) {
         row(m.get('floor'), { key: 'floor', impl: 'node + 2 empty worker threads', role: 'baseline', note: 'what any worker-thread pool needs at least' }),
       ],
     },
+    // Issue 19's targets for the same processes: no slower than piscina, within 1.15× of the floor.
+    {
+      id: 'W4',
+      name: 'W4p',
+      title: 'W4 against piscina',
+      unit: 's',
+      better: 'lower',
+      target: { kind: 'peer', peer: 'piscina', min: 1 },
+      rows: [row(m.get('slurmpool'), { key: 'slurmpool', impl: 'slurmpool', role: 'subject' }), row(m.get('piscina'), { key: 'piscina', impl: `piscina ${ctx.piscinaVersion ?? ''}`.trim(), role: 'peer' })],
+    },
+    {
+      id: 'W4',
+      name: 'W4f',
+      title: 'W4 against the floor',
+      unit: 's',
+      better: 'lower',
+      target: { kind: 'baseline', baseline: 'floor', max: 1.15 },
+      rows: [row(m.get('slurmpool'), { key: 'slurmpool', impl: 'slurmpool', role: 'subject' }), row(m.get('floor'), { key: 'floor', impl: 'node + 2 empty worker threads', role: 'baseline' })],
+    },
   ];
 }
 

@@ -8,7 +8,7 @@
 // Slurm sets for other vendors (ROCR_VISIBLE_DEVICES, GPU_DEVICE_ORDINAL, ZE_AFFINITY_MASK), then
 // SLURM_STEP_GPUS, SLURM_JOB_GPUS, SLURM_GPUS_ON_NODE (a count: ids 0..n-1), and outside Slurm the
 // /dev/nvidiaN device files.
-import { readdirSync } from 'node:fs';
+import { readdirSync } from '../util/node-fs.js';
 
 /** Variables that list the GPUs a process may use, as Slurm sets them for NVIDIA, AMD, Intel and OpenCL. */
 export const GPU_VARIABLES = ['CUDA_VISIBLE_DEVICES', 'ROCR_VISIBLE_DEVICES', 'GPU_DEVICE_ORDINAL', 'ZE_AFFINITY_MASK'] as const;

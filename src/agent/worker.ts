@@ -6,7 +6,7 @@ import type { ChunkResult, ChunkSpec, ItemFailure } from '../protocol/messages.j
 import type { FromWorker, SharedEntry, ToWorker, WorkerInit } from './thread-messages.js';
 import { SHARED_KEY, viewOf } from '../shared.js';
 import { SLOT_CHUNK, SLOT_OFFSET, SLOT_STARTED, SLOT_STOP } from './thread-messages.js';
-import { decode, decodeListLike, encode, encodeList, encodeTransferable } from '../protocol/codec.js';
+import { decode, decodeListLike, encode, encodeList, encodeTransferable, loadCodec } from '../protocol/codec.js';
 import type { CommandResult } from './shell.js';
 
 const init = workerData as WorkerInit;
@@ -356,6 +356,8 @@ async function main(): Promise<void> {
     }
   });
   post({ t: 'ready', exports: Object.fromEntries(Object.keys(mod).map((k) => [k, typeof mod[k]])) });
+  // The first batch is on its way: load the codec while it comes, not once it is here.
+  setImmediate(loadCodec);
 }
 
 void main();

@@ -4,7 +4,11 @@ import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { GrowOptions } from '../options.js';
 import { expandHostlist } from '../slurm/index.js';
-// Not agents.js's CLI_MAIN: importing it would load TCP and auth into every pool (options.ts uses shellWords).
+import { shellWords } from './shell-words.js';
+
+export { shellWords };
+
+// Not agents.js's CLI_MAIN: importing it would load TCP and auth into the pools that grow.
 const CLI_MAIN = fileURLToPath(new URL('../cli/main.js', import.meta.url));
 
 /** Before any job of this pool has started, a new job is taken to need this long to start and join. */
@@ -58,35 +62,6 @@ export function nodesWanted(s: GrowState, startMs: number, max: number): number 
   const left = notStarted - (workers * startMs) / Math.max(1, s.taskMs);
   if (!(left >= perNode)) return 0;
   return Math.min(max, Math.floor(left / perNode));
-}
-
-/** Split a string of options as a shell would (quotes and backslashes; no expansion). */
-export function shellWords(s: string): string[] {
-  const out: string[] = [];
-  let cur = '';
-  let has = false;
-  let q: '"' | "'" | null = null;
-  for (let i = 0; i < s.length; i++) {
-    const ch = s[i]!;
-    if (q) {
-      if (ch === q) q = null;
-      else if (ch === '\\' && q === '"' && i + 1 < s.length) cur += s[++i];
-      else cur += ch;
-    } else if (ch === '"' || ch === "'") {
-      q = ch;
-      has = true;
-    } else if (ch === '\\' && i + 1 < s.length) {
-      cur += s[++i];
-      has = true;
-    } else if (/\s/.test(ch)) {
-      if (has || cur) out.push(cur);
-      cur = '';
-      has = false;
-    } else cur += ch;
-  }
-  if (q) throw new Error(`unbalanced ${q} in ${JSON.stringify(s)}`);
-  if (has || cur) out.push(cur);
-  return out;
 }
 
 function quote(a: string): string {

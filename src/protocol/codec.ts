@@ -1,18 +1,22 @@
 // One codec for every boundary (threads and network): msgpack via msgpackr, so values behave the same in every mode.
-import { createRequire } from 'node:module';
 import type { Packr as PackrT } from 'msgpackr';
+import { requireCached } from '../util/code-cache.js';
 
 // The CommonJS build is one file: it loads faster than the ES module graph, which matters for start-up
 // time (every worker thread loads it). Its optional native string extractor costs ~13 ms to load and
 // helps only string-heavy frames, so it is left out unless the user asks for it.
-const { Packr } = loadMsgpackr();
+const PACKR_OPTIONS = { useRecords: false, moreTypes: true, int64AsType: 'bigint' } as const;
 
 function loadMsgpackr(): typeof import('msgpackr') {
   const key = 'MSGPACKR_NATIVE_ACCELERATION_DISABLED';
   const before = process.env[key];
   if (before === undefined) process.env[key] = 'true';
   try {
-    return createRequire(import.meta.url)('msgpackr') as typeof import('msgpackr');
+    // Through V8's code cache (util/code-cache.ts): the warm-up puts the first pack and unpack's code in it.
+    return requireCached<typeof import('msgpackr')>('msgpackr', 'dist/node.cjs', import.meta.url, (m) => {
+      const p = new m.Packr(PACKR_OPTIONS);
+      p.unpack(p.pack([{ t: 'batch', id: 1, items: [1, 2.5, 'x', null, undefined, true], f: new Float64Array(2), n: 1n << 64n }]));
+    });
   } finally {
     if (before === undefined) delete process.env[key];
   }
@@ -22,7 +26,21 @@ function loadMsgpackr(): typeof import('msgpackr') {
  * Plain msgpack maps (no shared record structures, so any peer can decode any frame), with
  * msgpackr's extensions for typed arrays, Date, Set, RegExp, BigInt and undefined.
  */
-export const packr: PackrT = new Packr({ useRecords: false, moreTypes: true, int64AsType: 'bigint' });
+let loaded: PackrT | null = null;
+const real = (): PackrT => (loaded ??= new (loadMsgpackr().Packr)(PACKR_OPTIONS));
+export const packr: Pick<PackrT, 'pack' | 'unpack'> = {
+  pack: (value) => real().pack(value),
+  unpack: (bytes) => real().unpack(bytes),
+};
+
+/**
+ * msgpackr loads on first use (6–7 ms): a thread that then waits for others (the pool's main thread
+ * while its workers start, a worker after saying it is ready) loads it now, so that the first
+ * message does not wait for it.
+ */
+export function loadCodec(): void {
+  real();
+}
 
 /**
  * Encode a value. The result is a view into msgpackr's current output buffer; msgpackr never writes
@@ -151,5 +169,5 @@ export function decodeListLike(bytes: Uint8Array): unknown[] | Float64Array {
   return v;
 }
 
-/** An encoded empty array, for results that carry no values. */
-export const EMPTY_VALUES: Uint8Array = encodeTransferable([]);
+/** An encoded empty array, for results that carry no values (written by hand: msgpackr is not loaded yet). */
+export const EMPTY_VALUES: Uint8Array = Uint8Array.of(0x90);
