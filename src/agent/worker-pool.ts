@@ -320,9 +320,12 @@ export class WorkerPool {
           if (s.ready === false && this.slots.some((o) => o?.ready)) this.sink.fatal(m.error);
           break;
         }
-        case 'results':
-          this.onResults(s, decode(m.data) as ChunkResult[]);
+        case 'results': {
+          const results = decode(m.data) as ChunkResult[];
+          if (m.large) for (const [i, v] of m.large) results[i]!.values = v;
+          this.onResults(s, results);
           break;
+        }
         case 'retire':
           s.retiring = true;
           break;

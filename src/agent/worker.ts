@@ -6,7 +6,7 @@ import type { ChunkResult, ChunkSpec, ItemFailure } from '../protocol/messages.j
 import type { FromWorker, SharedEntry, ToWorker, WorkerInit } from './thread-messages.js';
 import { SHARED_KEY, viewOf } from '../shared.js';
 import { SLOT_CHUNK, SLOT_OFFSET, SLOT_STARTED, SLOT_STOP } from './thread-messages.js';
-import { decode, decodeListLike, encode, encodeList, encodeTransferable } from '../protocol/codec.js';
+import { decode, decodeListLike, EMPTY_VALUES, encode, encodeList, encodeTransferable, LARGE_BYTES, ownsBuffer } from '../protocol/codec.js';
 import type { CommandResult } from './shell.js';
 
 const init = workerData as WorkerInit;
@@ -141,8 +141,23 @@ function encodeOwnedList(values: unknown[]): Uint8Array {
 }
 
 function postResults(results: ChunkResult[]): void {
-  const data = encodeTransferable(results);
-  post({ t: 'results', data }, [data.buffer as ArrayBuffer]);
+  // Large values (a numeric chunk's Float64Array, in a buffer of its own) are moved beside the message, not copied into it.
+  let large: [number, Uint8Array][] | undefined;
+  let list = results;
+  for (let i = 0; i < results.length; i++) {
+    const v = results[i]!.values;
+    if (v.byteLength < LARGE_BYTES || !ownsBuffer(v)) continue;
+    if (!large) {
+      large = [];
+      list = results.slice();
+    }
+    large.push([i, v]);
+    list[i] = { ...results[i]!, values: EMPTY_VALUES };
+  }
+  const data = encodeTransferable(list);
+  const transfer = [data.buffer as ArrayBuffer];
+  if (large) for (const [, v] of large) transfer.push(v.buffer as ArrayBuffer);
+  post(large ? { t: 'results', data, large } : { t: 'results', data }, transfer);
 }
 
 function resolveFn(name: string): Fn | Error {
@@ -182,6 +197,12 @@ function stopAt(c: ChunkSpec, i: number, n: number, values: unknown[], failures:
   }
 }
 
+function doubles(n: number): unknown[] {
+  const a: unknown[] = [0.5];
+  a.length = n;
+  return a;
+}
+
 /** Epoch ms with sub-millisecond precision: chunk durations size the next chunks, and tiny ones must not read as 0 or 1 ms. */
 const clock = (): number => performance.timeOrigin + performance.now();
 
@@ -189,7 +210,8 @@ async function runChunk(c: ChunkSpec): Promise<ChunkResult> {
   const started = clock();
   const items = decodeListLike(c.items);
   const n = items.length;
-  const values: unknown[] = new Array(n);
+  // Numbers in, most likely numbers out: an array V8 keeps as unboxed doubles from the start (new Array(n) is copied on its first double).
+  const values: unknown[] = items instanceof Float64Array ? doubles(n) : new Array(n);
   const failures: ItemFailure[] = [];
   slot[SLOT_CHUNK] = c.id;
   if (c.kind === 'shell') {

@@ -41,13 +41,22 @@ export function encodeForThreads(value: unknown): Uint8Array {
   return b.byteLength >= LARGE_BYTES ? ownCopy(b) : b;
 }
 
-/** True when a view covers the whole of an ordinary ArrayBuffer (so moving it loses nothing else). */
+/** Buffers made for one encoded numeric list (numbersAt's alignment pad aside, nothing else is in them). */
+const owned = new WeakSet<ArrayBuffer>();
+
+/** True when a view is all there is in an ordinary ArrayBuffer (so moving it loses nothing else). */
 export function ownsBuffer(b: Uint8Array): boolean {
-  return b.byteOffset === 0 && b.buffer instanceof ArrayBuffer && b.byteLength === b.buffer.byteLength;
+  return b.buffer instanceof ArrayBuffer && ((b.byteOffset === 0 && b.byteLength === b.buffer.byteLength) || owned.has(b.buffer));
 }
 
-/** A copy in a buffer of its own. */
+/** A copy in a buffer of its own (an encoded numeric list keeps its numbers 8-byte aligned, so it is read without another copy). */
 export function ownCopy(b: Uint8Array): Uint8Array {
+  const h = numbersAt(b);
+  if (h > 0) {
+    const own = floatBuffer((b.byteLength - h) / 8);
+    own.bytes.set(b);
+    return own.bytes;
+  }
   // allocUnsafe above the pool size returns a buffer of its own, not zero-filled first.
   const own = b.byteLength >= 4096 ? Buffer.allocUnsafe(b.byteLength) : new Uint8Array(b.byteLength);
   own.set(b);
@@ -116,25 +125,105 @@ export function encodeTransferable(value: unknown): Uint8Array {
 }
 
 /** Lists at least this long whose elements are all numbers travel as one Float64Array. */
-const NUMERIC_MIN = 16;
+export const NUMERIC_MIN = 16;
 
-function allNumbers(list: unknown[]): boolean {
-  if (list.length < NUMERIC_MIN) return false;
-  for (let i = 0; i < list.length; i++) if (typeof list[i] !== 'number') return false;
-  return true;
+/**
+ * A fresh buffer for an encoded list of n numbers, written as msgpackr writes a Float64Array (ext
+ * 8/16/32 of type 0x74, first data byte 8, then the numbers), placed so that the numbers start on an
+ * 8-byte boundary: the reader takes them as a Float64Array view, with no copy. `bytes` is the
+ * encoding; `floats` is where the numbers go. Nothing else lives in the buffer, so it may be moved
+ * to another thread.
+ */
+function floatBuffer(n: number): { bytes: Uint8Array; floats: Float64Array } {
+  const data = 8 * n + 1;
+  const h = data < 0x100 ? 4 : data < 0x10000 ? 5 : 7;
+  // Not zero-filled: every byte is written below or by the caller.
+  const ab = Buffer.allocUnsafeSlow(8 + 8 * n).buffer as ArrayBuffer;
+  const bytes = new Uint8Array(ab, 8 - h, h + 8 * n);
+  if (h === 4) {
+    bytes[0] = 0xc7;
+    bytes[1] = data;
+  } else if (h === 5) {
+    bytes[0] = 0xc8;
+    bytes[1] = data >>> 8;
+    bytes[2] = data & 0xff;
+  } else {
+    bytes[0] = 0xc9;
+    bytes[1] = data >>> 24;
+    bytes[2] = (data >>> 16) & 0xff;
+    bytes[3] = (data >>> 8) & 0xff;
+    bytes[4] = data & 0xff;
+  }
+  bytes[h - 2] = 0x74;
+  bytes[h - 1] = 8;
+  owned.add(ab);
+  return { bytes, floats: new Float64Array(ab, 8, n) };
+}
+
+/**
+ * Where the numbers start when `b` is exactly one encoded Float64Array (msgpackr's typed-array ext,
+ * as floatBuffer or msgpackr writes it); 0 when it is anything else.
+ */
+function numbersAt(b: Uint8Array): number {
+  const t = b[0];
+  const h = t === 0xc7 ? 4 : t === 0xc8 ? 5 : t === 0xc9 ? 7 : 0;
+  if (h === 0 || b.byteLength < h || b[h - 2] !== 0x74 || b[h - 1] !== 8) return 0;
+  const data = h === 4 ? b[1]! : h === 5 ? (b[1]! << 8) | b[2]! : ((b[1]! << 24) >>> 0) + ((b[2]! << 16) | (b[3]! << 8) | b[4]!);
+  return data === b.byteLength - h + 1 && (data - 1) % 8 === 0 ? h : 0;
+}
+
+/** These numbers encoded as one Float64Array (one copy, into a buffer of their own). */
+function encodeFloats(f: Float64Array): Uint8Array {
+  const out = floatBuffer(f.length);
+  out.floats.set(f);
+  return out.bytes;
+}
+
+/**
+ * A list whose elements are all numbers, encoded as one Float64Array in the same pass that checks it;
+ * null for any other list. A short one stays a msgpack array (whose integers any reader takes as
+ * integers) unless it holds a -0, which msgpack's integers cannot carry.
+ */
+function encodeNumbers(list: unknown[]): Uint8Array | null {
+  const n = list.length;
+  if (n === 0 || typeof list[0] !== 'number' || typeof list[n - 1] !== 'number') return null;
+  if (n < NUMERIC_MIN) {
+    let negativeZero = false;
+    for (let i = 0; i < n; i++) {
+      const v = list[i];
+      if (typeof v !== 'number') return null;
+      if (v === 0 && 1 / v < 0) negativeZero = true;
+    }
+    if (!negativeZero) return null;
+  }
+  const out = floatBuffer(n);
+  const f = out.floats;
+  for (let i = 0; i < n; i++) {
+    const v = list[i];
+    if (typeof v !== 'number') return null;
+    f[i] = v;
+  }
+  return out.bytes;
 }
 
 /**
  * Encode a list of items or results. A list of numbers (common in numeric work) is packed as one
- * Float64Array: every JS number is a double, so nothing is lost, and it costs a copy instead of a
- * per-element encoding; decodeList turns it back into an array.
+ * Float64Array: every JS number is a double, so nothing is lost (NaN and -0 included), and it costs a
+ * copy instead of a per-element encoding, into a buffer of its own that can be moved to another
+ * thread; decodeList turns it back into an array. A Float64Array (a numeric input's chunk) is copied
+ * as it is.
  */
-export function encodeList(list: unknown[], forThreads = true): Uint8Array {
+export function encodeList(list: unknown[] | Float64Array, forThreads = true): Uint8Array {
+  if (list instanceof Float64Array) {
+    if (list.length >= NUMERIC_MIN) return encodeFloats(list);
+    list = Array.from(list);
+  }
+  const numbers = encodeNumbers(list);
+  if (numbers) return numbers;
   if (list.length > 0 && list.every((x) => Buffer.isBuffer(x)) && (list as Buffer[]).some((b) => b.byteLength >= LARGE_BYTES)) {
     return encodeBuffers(list as Buffer[]);
   }
-  const v = allNumbers(list) ? Float64Array.from(list as number[]) : list;
-  return forThreads ? encodeForThreads(v) : encode(v);
+  return forThreads ? encodeForThreads(list) : encode(list);
 }
 
 /** The array that encodeList encoded. */
@@ -143,8 +232,20 @@ export function decodeList(bytes: Uint8Array): unknown[] {
   return v instanceof Float64Array ? Array.from(v) : v;
 }
 
-/** Like decodeList, but a numeric list stays a Float64Array (indexable like an array, no per-element copy). */
+/**
+ * Like decodeList, but a numeric list stays a Float64Array (indexable like an array, no per-element
+ * copy): a view of `bytes` when its numbers are 8-byte aligned (as encodeList places them), else one copy.
+ */
 export function decodeListLike(bytes: Uint8Array): unknown[] | Float64Array {
+  const h = numbersAt(bytes);
+  if (h > 0) {
+    const n = (bytes.byteLength - h) / 8;
+    const at = bytes.byteOffset + h;
+    if (at % 8 === 0) return new Float64Array(bytes.buffer, at, n);
+    const f = new Float64Array(n);
+    new Uint8Array(f.buffer).set(bytes.subarray(h));
+    return f;
+  }
   const v = packr.unpack(asBuffer(bytes)) as unknown;
   if (v instanceof Float64Array) return v;
   if (!Array.isArray(v)) throw new TypeError(`expected an encoded list, got ${typeof v}`);

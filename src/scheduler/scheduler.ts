@@ -430,7 +430,7 @@ export class Scheduler {
       count: c.items.length,
       stopOnError: s.stopOnError,
       timeoutMs: s.timeoutMs,
-      ...(this.opts.config.taskResources && s.kind === 'shell' ? needOf(c.items, this.opts.config) : {}),
+      ...(this.opts.config.taskResources && s.kind === 'shell' ? needOf(c.items as unknown[], this.opts.config) : {}),
     };
   }
 
