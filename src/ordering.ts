@@ -1,6 +1,7 @@
 // Sinks turn chunk outcomes into what the caller sees: an ordered array, or an async iterator in input or completion order.
 import { TaskError, type ErrorRecord } from './errors.js';
 import type { ChunkOutcome, Job, PlacedFailure, Sink } from './scheduler/job.js';
+import { recycle } from './protocol/codec.js';
 
 /** The TaskError for the first failure of an outcome. */
 export function firstError(o: ChunkOutcome, fn: string): TaskError | null {
@@ -113,8 +114,11 @@ export class ArraySink<T> implements Sink {
   }
 
   private put(v: Values): void {
-    if (v instanceof Float64Array) putNumbers(this.out!, v, this.filled);
-    else putValues(this.out!, v, this.filled);
+    if (v instanceof Float64Array) {
+      putNumbers(this.out!, v, this.filled);
+      // Copied out: its buffer (moved here from the worker) carries the next chunk's numbers.
+      recycle(v);
+    } else putValues(this.out!, v, this.filled);
     this.filled += v.length;
   }
 

@@ -28,6 +28,9 @@ describe('numeric lists', () => {
     for (const n of [16, 31, 40, 9000]) {
       const list = numbers(n);
       const bytes = encodeList(list);
+      // Inside a message it is binary (msgpack bin), as every encoded list is.
+      expect(Buffer.isBuffer(bytes)).toBe(true);
+      expect(packr.pack({ items: bytes })[9]).toBe(n * 8 + 1 + 4 < 0x100 ? 0xc4 : n * 8 + 5 < 0x10000 ? 0xc5 : 0xc6);
       // The same bytes as msgpackr's own typed-array extension: any peer (Python's codec too) reads them.
       expect(Buffer.from(bytes).equals(packr.pack(Float64Array.from(list)))).toBe(true);
       expect(Buffer.from(encodeList(Float64Array.from(list))).equals(Buffer.from(bytes))).toBe(true);

@@ -3,7 +3,7 @@ import { Worker } from 'node:worker_threads';
 import { toErrorRecord, type ErrorRecord } from '../errors.js';
 import type { ChunkResult, ChunkSpec } from '../protocol/messages.js';
 import type { FromWorker, SharedEntry, ToWorker, WorkerInit } from './thread-messages.js';
-import { decode, EMPTY_VALUES, encodeList, encodeTransferable, LARGE_BYTES, ownCopy, ownsBuffer } from '../protocol/codec.js';
+import { decode, EMPTY_VALUES, encodeList, encodeTransferable, movable, ownCopy, ownsBuffer } from '../protocol/codec.js';
 import { Ledger, type Need } from './packing.js';
 import { SLOT_CHUNK, SLOT_LENGTH, SLOT_OFFSET, SLOT_STARTED, SLOT_STOP } from './thread-messages.js';
 import { withWorkerFlags } from './exec-argv.js';
@@ -551,7 +551,7 @@ function batchMessage(batch: ChunkSpec[]): [ToWorker, ArrayBuffer[]] {
   let specs = batch;
   for (let i = 0; i < batch.length; i++) {
     const items = batch[i]!.items;
-    if (items.byteLength < LARGE_BYTES) continue;
+    if (!movable(items)) continue;
     if (specs === batch) specs = batch.slice();
     specs[i] = { ...batch[i]!, items: EMPTY_VALUES };
     large.push([i, ownsBuffer(items) ? items : ownCopy(items)]);

@@ -6,7 +6,7 @@ import type { ChunkResult, ChunkSpec, ItemFailure } from '../protocol/messages.j
 import type { FromWorker, SharedEntry, ToWorker, WorkerInit } from './thread-messages.js';
 import { SHARED_KEY, viewOf } from '../shared.js';
 import { SLOT_CHUNK, SLOT_OFFSET, SLOT_STARTED, SLOT_STOP } from './thread-messages.js';
-import { decode, decodeListLike, EMPTY_VALUES, encode, encodeList, encodeTransferable, LARGE_BYTES, ownsBuffer } from '../protocol/codec.js';
+import { decode, decodeListLike, EMPTY_VALUES, encode, encodeList, encodeListOver, encodeTransferable, movable, ownsBuffer } from '../protocol/codec.js';
 import type { CommandResult } from './shell.js';
 
 const init = workerData as WorkerInit;
@@ -102,7 +102,8 @@ export function unencodable(value: unknown, e: unknown): string {
  */
 function encodeValues(c: ChunkSpec, values: unknown[], failures: ItemFailure[]): Uint8Array {
   try {
-    return encodeOwnedList(values);
+    // Numbers from numbers: written over the chunk's spent items, whose buffer then moves back.
+    return encodeListOver(values, c.items);
   } catch {
     const failed = new Set(failures.map((f) => f.offset));
     for (let i = 0; i < values.length; i++) {
@@ -146,7 +147,7 @@ function postResults(results: ChunkResult[]): void {
   let list = results;
   for (let i = 0; i < results.length; i++) {
     const v = results[i]!.values;
-    if (v.byteLength < LARGE_BYTES || !ownsBuffer(v)) continue;
+    if (!movable(v) || !ownsBuffer(v)) continue;
     if (!large) {
       large = [];
       list = results.slice();

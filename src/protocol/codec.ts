@@ -44,9 +44,18 @@ export function encodeForThreads(value: unknown): Uint8Array {
 /** Buffers made for one encoded numeric list (numbersAt's alignment pad aside, nothing else is in them). */
 const owned = new WeakSet<ArrayBuffer>();
 
+/**
+ * Whether encoded bytes should travel between threads in their own moved buffer rather than be copied
+ * into a message: large ones (copied into a buffer of their own first when they share one), and any
+ * but tiny ones that already own their buffer (a numeric list: moving it costs nothing).
+ */
+export function movable(b: Uint8Array): boolean {
+  return b.byteLength >= LARGE_BYTES || (b.byteLength >= 2048 && ownsBuffer(b));
+}
+
 /** True when a view is all there is in an ordinary ArrayBuffer (so moving it loses nothing else). */
 export function ownsBuffer(b: Uint8Array): boolean {
-  return b.buffer instanceof ArrayBuffer && ((b.byteOffset === 0 && b.byteLength === b.buffer.byteLength) || owned.has(b.buffer));
+  return b.buffer instanceof ArrayBuffer && ((b.byteOffset === 0 && b.byteLength === b.buffer.byteLength) || owned.has(b.buffer) || isFloatBuffer(b));
 }
 
 /** A copy in a buffer of its own (an encoded numeric list keeps its numbers 8-byte aligned, so it is read without another copy). */
@@ -134,12 +143,13 @@ export const NUMERIC_MIN = 16;
  * encoding; `floats` is where the numbers go. Nothing else lives in the buffer, so it may be moved
  * to another thread.
  */
-function floatBuffer(n: number): { bytes: Uint8Array; floats: Float64Array } {
+function floatBuffer(n: number): { bytes: Buffer; floats: Float64Array } {
   const data = 8 * n + 1;
   const h = data < 0x100 ? 4 : data < 0x10000 ? 5 : 7;
   // Not zero-filled: every byte is written below or by the caller.
-  const ab = Buffer.allocUnsafeSlow(8 + 8 * n).buffer as ArrayBuffer;
-  const bytes = new Uint8Array(ab, 8 - h, h + 8 * n);
+  const ab = spareBuffer(8 + 8 * n) ?? (Buffer.allocUnsafeSlow(8 + 8 * n).buffer as ArrayBuffer);
+  // A Buffer, as every encoded list is: msgpack writes it inside a message as binary (a plain Uint8Array would be a typed-array extension).
+  const bytes = Buffer.from(ab, 8 - h, h + 8 * n);
   if (h === 4) {
     bytes[0] = 0xc7;
     bytes[1] = data;
@@ -170,6 +180,74 @@ function numbersAt(b: Uint8Array): number {
   if (h === 0 || b.byteLength < h || b[h - 2] !== 0x74 || b[h - 1] !== 8) return 0;
   const data = h === 4 ? b[1]! : h === 5 ? (b[1]! << 8) | b[2]! : ((b[1]! << 24) >>> 0) + ((b[2]! << 16) | (b[3]! << 8) | b[4]!);
   return data === b.byteLength - h + 1 && (data - 1) % 8 === 0 ? h : 0;
+}
+
+/**
+ * True when `b` is laid out as floatBuffer lays it out, alone in its ArrayBuffer (the buffer then
+ * holds nothing else: a link's frame cannot put a list there, its header comes first).
+ */
+function isFloatBuffer(b: Uint8Array): boolean {
+  const h = b.byteOffset < 8 ? numbersAt(b) : 0;
+  return h > 0 && b.byteOffset + h === 8 && b.byteOffset + b.byteLength === b.buffer.byteLength && b.buffer instanceof ArrayBuffer;
+}
+
+/**
+ * Buffers of numeric lists done with, by size, for the next lists of that size: fresh memory costs a
+ * page fault per 4 KiB on first touch, which was most of the cost of a numeric map's copies.
+ */
+const spares = new Map<number, ArrayBuffer[]>();
+let spareBytes = 0;
+const SPARE_MAX_BYTES = 32 * 1024 * 1024;
+const SPARE_PER_SIZE = 32;
+
+function spareBuffer(size: number): ArrayBuffer | undefined {
+  const list = spares.get(size);
+  const ab = list?.pop();
+  if (ab) spareBytes -= size;
+  return ab;
+}
+
+/**
+ * Hand back the buffer of a numeric list that nothing will read again (its numbers were copied out):
+ * only a Float64Array laid out by floatBuffer and alone in its buffer is kept, for the next list of
+ * its size; anything else is left to the garbage collector.
+ */
+export function recycle(f: Float64Array): void {
+  const ab = f.buffer;
+  const size = ab.byteLength;
+  if (f.byteOffset !== 8 || size !== 8 + f.byteLength || !(ab instanceof ArrayBuffer) || spareBytes + size > SPARE_MAX_BYTES) return;
+  let list = spares.get(size);
+  if (!list) spares.set(size, (list = []));
+  if (list.length >= SPARE_PER_SIZE || list.includes(ab)) return;
+  list.push(ab);
+  spareBytes += size;
+}
+
+/** A Float64Array for n numbers laid out as an encoded list's (so that it can be encoded in place, or recycled). */
+export function floatList(n: number): Float64Array {
+  return floatBuffer(n).floats;
+}
+
+/**
+ * Encode a chunk's results into the buffer its items came in, when those were n numbers in a buffer of
+ * their own and the results are n numbers too (the items are spent once the chunk ran): no new buffer
+ * on the worker, and the same one moves back. Anything else is encoded as encodeList does.
+ */
+export function encodeListOver(values: unknown[], spent: Uint8Array): Uint8Array {
+  const n = values.length;
+  if (n >= NUMERIC_MIN && isFloatBuffer(spent) && spent.byteLength === 8 - spent.byteOffset + 8 * n && typeof values[0] === 'number') {
+    // The header stays as it is (the same count); only the numbers change.
+    const f = new Float64Array(spent.buffer, 8, n);
+    let i = 0;
+    for (; i < n; i++) {
+      const v = values[i];
+      if (typeof v !== 'number') break;
+      f[i] = v;
+    }
+    // A Buffer, so that msgpack writes it as binary wherever it goes (one moved between threads arrives as a plain Uint8Array).
+    if (i === n) return asBuffer(spent);
+  }
+  return encodeList(values, false);
 }
 
 /** These numbers encoded as one Float64Array (one copy, into a buffer of their own). */

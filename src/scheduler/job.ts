@@ -1,7 +1,7 @@
 // One call of map/imap/imapUnordered/starmap: reads its input lazily, cuts chunks, hands outcomes to a sink.
 import type { ItemFailure, TaskKind } from '../protocol/messages.js';
 import { ADAPTIVE_MAX, adaptiveChunksize, autoChunksize, chunkTargetMs, durationChunksize, ItemTime } from './chunking.js';
-import { NUMERIC_MIN } from '../protocol/codec.js';
+import { floatList, NUMERIC_MIN, recycle } from '../protocol/codec.js';
 
 /** Where one part of a chunk ran. A chunk split after a worker death has several parts. */
 export interface Placement {
@@ -70,6 +70,8 @@ interface Source {
   done: boolean;
   error: unknown;
   close(): void;
+  /** The call is over: let go of what the source holds. */
+  release?(): void;
 }
 
 /** A mean over a stream of numbers. */
@@ -266,6 +268,9 @@ export class Job {
     if (this.cancelled) return;
     this.cancelled = true;
     this.source.close();
+    // After the commands of this turn (a send already decided encodes its chunk now).
+    const source = this.source;
+    if (source.release) queueMicrotask(() => source.release!());
   }
 
   get exhausted(): boolean {
@@ -284,15 +289,20 @@ function isAsyncIterable(v: unknown): v is AsyncIterable<unknown> {
 function numericCopy(input: unknown): Float64Array | null {
   if (ArrayBuffer.isView(input)) {
     if (input instanceof DataView || input instanceof BigInt64Array || input instanceof BigUint64Array) return null;
-    return Float64Array.from(input as Float64Array);
+    const f = floatList((input as Float64Array).length);
+    f.set(input as Float64Array);
+    return f;
   }
   const list = input as unknown[];
   const n = list.length;
   if (n < NUMERIC_MIN || typeof list[0] !== 'number' || typeof list[n - 1] !== 'number') return null;
-  const f = new Float64Array(n);
+  const f = floatList(n);
   for (let i = 0; i < n; i++) {
     const v = list[i];
-    if (typeof v !== 'number') return null;
+    if (typeof v !== 'number') {
+      recycle(f);
+      return null;
+    }
     f[i] = v;
   }
   return f;
@@ -330,6 +340,10 @@ function arraySource(input: unknown[] | ArrayBufferView): Source {
     close() {
       pos = length;
       src.done = true;
+    },
+    release() {
+      // The call is over: no chunk is cut from it again (those sent were copied; parts to retry are slices).
+      if (numbers) recycle(numbers);
     },
   };
   return src;
