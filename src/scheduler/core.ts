@@ -373,7 +373,7 @@ export class SchedulerCore {
     job.cancel();
     const i = this.jobs.indexOf(job);
     if (i >= 0) this.jobs.splice(i, 1);
-    this.retryQueue.removeIf((c) => c.job === job);
+    if (this.retryQueue.length > 0) this.retryQueue.removeIf((c) => c.job === job);
     const byAgent = new Map<AgentState, number[]>();
     for (const c of this.chunks.values()) {
       if (c.job !== job) continue;

@@ -22,6 +22,9 @@ export const MAX_PENDING_HANDSHAKES = 4096;
 const REFUSAL_LOG_MS = 10_000;
 const REFUSAL_BURST = 20;
 
+/** Frames up to this size (without attachments) are written as one buffer. */
+const SMALL_FRAME = 16 * 1024;
+
 function frame(msg: unknown): Buffer {
   const body = encode(msg);
   const out = Buffer.allocUnsafe(4 + body.length);
@@ -110,17 +113,36 @@ export class TcpLink<Out, In> implements Link<Out, In> {
     }
   }
 
+  /** The socket is corked until the next tick: frames sent meanwhile leave in one system call. */
+  private corked = false;
+  private readonly uncork = () => {
+    this.corked = false;
+    this.socket.uncork();
+  };
+
   send(msg: Out): void {
     if (this.closed) return;
-    // Header, body and large binary fields as writes in one corked batch: nothing is copied.
     const parts = encodeWithAttachments(msg);
     let n = 0;
     for (const p of parts) n += p.byteLength;
     this.bytesOut += 4 + n;
-    this.socket.cork();
+    if (!this.corked) {
+      this.corked = true;
+      this.socket.cork();
+      process.nextTick(this.uncork);
+    }
+    if (parts.length === 2 && n <= SMALL_FRAME) {
+      // A small frame (no attachment) is copied into one buffer: one write, not three.
+      const out = Buffer.allocUnsafe(4 + n);
+      out.writeUInt32BE(n, 0);
+      out.set(parts[0]!, 4);
+      out.set(parts[1]!, 4 + parts[0]!.byteLength);
+      this.socket.write(out);
+      return;
+    }
+    // Header, body and large binary fields as writes in the corked batch: nothing is copied.
     this.socket.write(frameHeader(n));
     for (const p of parts) this.socket.write(p);
-    process.nextTick(() => this.socket.uncork());
   }
 
   /** Resolves once the socket's user-space buffer is below 32 MiB, so bulk senders do not pile up gigabytes. */
