@@ -35,7 +35,7 @@ export type FromWorker =
   | { t: 'ready'; exports: Record<string, string> }
   | { t: 'initError'; error: ErrorRecord }
   /** `large`: values moved beside `data` (result position → its encoded values), as a batch's large items are. */
-  | { t: 'results'; data: Uint8Array; large?: [number, Uint8Array][] }
+  | { t: 'results'; data: Uint8Array; large?: [number, Uint8Array][]; /** [id, duration ms] of each result, in order (forwarding unread). */ head?: number[] }
   /** maxTasksPerWorker reached: the worker exits after this; chunks it did not run are the agent's to requeue. */
   | { t: 'retire' };
 

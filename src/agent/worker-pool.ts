@@ -51,6 +51,11 @@ export interface WorkerPoolOptions {
 
 export interface WorkerPoolSink {
   results(results: ChunkResult[]): void;
+  /**
+   * Results as the worker encoded them (a msgpack array of ChunkResult), for a sink that forwards
+   * them unread: given only when none was cancelled; false sends them back through `results`.
+   */
+  encoded?(data: Uint8Array, ids: number[]): boolean;
   /** The pool cannot go on (workers keep dying at start). */
   fatal(error: ErrorRecord): void;
 }
@@ -321,6 +326,7 @@ export class WorkerPool {
           break;
         }
         case 'results': {
+          if (m.head && this.sink.encoded && this.forward(s, m.data, m.head)) break;
           const results = decode(m.data) as ChunkResult[];
           if (m.large) for (const [i, v] of m.large) results[i]!.values = v;
           this.onResults(s, results);
@@ -343,6 +349,31 @@ export class WorkerPool {
     // After the listeners: adding one refs the worker's port again.
     if (!this.refd) worker.unref();
     return started;
+  }
+
+  /** Results forwarded as the worker encoded them, when none was cancelled and the sink takes them. */
+  private forward(s: Slot, data: Uint8Array, head: number[]): boolean {
+    const ids: number[] = [];
+    for (let k = 0; k < head.length; k += 2) {
+      if (this.cancelled.has(head[k]!)) return false;
+      ids.push(head[k]!);
+    }
+    if (!this.sink.encoded!(data, ids)) return false;
+    for (let k = 0; k < head.length; k += 2) this.settled(s, head[k]!, head[k + 1]!);
+    this.deathsInARow = 0;
+    this.dispatch();
+    this.checkIdle();
+    return true;
+  }
+
+  /** A chunk's result came back: learn its duration, free what it held. */
+  private settled(s: Slot, id: number, ms: number): void {
+    const job = s.assigned.get(id)?.job ?? this.lastJob;
+    s.assigned.delete(id);
+    if (this.ledger) this.release(id);
+    const prev = this.chunkMs.get(job);
+    this.chunkMs.set(job, prev === undefined ? ms : prev * 0.8 + ms * 0.2);
+    this.lastJob = job;
   }
 
   private onResults(s: Slot, results: ChunkResult[]): void {
