@@ -328,7 +328,8 @@ export class WorkerPool {
         case 'results': {
           if (m.head && this.sink.encoded && this.forward(s, m.data, m.head)) break;
           const results = decode(m.data) as ChunkResult[];
-          if (m.large) for (const [i, v] of m.large) results[i]!.values = v;
+          // A Buffer again (a moved one arrives as a plain Uint8Array), so that it is msgpack binary in the agent's frame.
+          if (m.large) for (const [i, v] of m.large) results[i]!.values = Buffer.from(v.buffer, v.byteOffset, v.byteLength);
           this.onResults(s, results);
           break;
         }
