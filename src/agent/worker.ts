@@ -158,13 +158,14 @@ function postResults(results: ChunkResult[]): void {
   const data = encodeTransferable(list);
   const transfer = [data.buffer as ArrayBuffer];
   if (large) for (const [, v] of large) transfer.push(v.buffer as ArrayBuffer);
+  if (large) return post({ t: 'results', data, large }, transfer);
   // Each chunk's id and duration beside the bytes: what the agent needs to forward them unread.
   const head: number[] = new Array(2 * results.length);
   for (let i = 0; i < results.length; i++) {
     head[2 * i] = results[i]!.id;
     head[2 * i + 1] = results[i]!.ended - results[i]!.started;
   }
-  post(large ? { t: 'results', data, large } : { t: 'results', data, head }, transfer);
+  post({ t: 'results', data, head }, transfer);
 }
 
 function resolveFn(name: string): Fn | Error {
