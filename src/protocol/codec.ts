@@ -193,11 +193,12 @@ function isFloatBuffer(b: Uint8Array): boolean {
 
 /**
  * Buffers of numeric lists done with, by size, for the next lists of that size: fresh memory costs a
- * page fault per 4 KiB on first touch, which was most of the cost of a numeric map's copies.
+ * page fault per 4 KiB on first touch, which was most of the cost of a numeric map's copies. At most
+ * SPARE_MAX_BYTES are kept (a process that mapped numbers once holds that much at most afterwards).
  */
 const spares = new Map<number, ArrayBuffer[]>();
 let spareBytes = 0;
-const SPARE_MAX_BYTES = 32 * 1024 * 1024;
+const SPARE_MAX_BYTES = 16 * 1024 * 1024;
 const SPARE_PER_SIZE = 32;
 
 function spareBuffer(size: number): ArrayBuffer | undefined {
