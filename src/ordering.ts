@@ -1,6 +1,7 @@
 // Sinks turn chunk outcomes into what the caller sees: an ordered array, or an async iterator in input or completion order.
 import { TaskError, type ErrorRecord } from './errors.js';
 import type { ChunkOutcome, Job, PlacedFailure, Sink } from './scheduler/job.js';
+import { recycle } from './protocol/codec.js';
 
 /** The TaskError for the first failure of an outcome. */
 export function firstError(o: ChunkOutcome, fn: string): TaskError | null {
@@ -37,13 +38,35 @@ function numbersOf(f: Float64Array): unknown[] {
   return a;
 }
 
+/** Results of a call this long or shorter go straight into one array made at its first numeric chunk (V8 keeps it a flat array of doubles). */
+const PREALLOCATE_MAX = 16 * 1024 * 1024;
+
+/** An array of n holes that V8 stores as unboxed doubles from the start (`new Array(n)` would be copied on the first double). */
+function doubleArray(n: number): unknown[] {
+  const a: unknown[] = [0.5];
+  a.length = n;
+  return a;
+}
+
+function putNumbers(out: unknown[], f: Float64Array, at: number): void {
+  for (let i = 0; i < f.length; i++) out[at + i] = f[i];
+}
+
+function putValues(out: unknown[], v: ArrayLike<unknown>, at: number): void {
+  for (let i = 0; i < v.length; i++) out[at + i] = v[i];
+}
+
 /** Collects results in input order into one array (map, starmap). */
 export class ArraySink<T> implements Sink {
   readonly promise: Promise<T[]>;
   private resolve!: (v: T[]) => void;
   private reject!: (e: unknown) => void;
   /** Each chunk's values in input order; joined once at the end. */
-  private readonly parts: Values[] = [];
+  private parts: Values[] = [];
+  /** Numeric results of an input of known length: each chunk's numbers written here as it comes, so the end has nothing to join. */
+  private out: unknown[] | null = null;
+  /** Items of the chunks taken so far (where the next one's values go). */
+  private filled = 0;
   private readonly pending = new Map<number, ChunkOutcome>();
   private next = 0;
   private total = -1;
@@ -68,11 +91,35 @@ export class ArraySink<T> implements Sink {
       if (!cur.skipped) this.job.consumed(cur.size);
       const err = firstError(cur, this.job.spec.fn);
       if (err) return this.finish(err);
-      // Numbers arrive as a Float64Array: made an array now, while later chunks still run, so that
-      // the end has only a concat (a builtin copy) to do, not a per-item loop over every result.
-      if (!cur.skipped) this.parts.push(cur.values instanceof Float64Array ? numbersOf(cur.values) : cur.values);
+      if (!cur.skipped) this.take(cur.values);
     }
     this.check();
+  }
+
+  /** The values of the next chunk in input order. */
+  private take(v: Values): void {
+    if (this.out === null && v instanceof Float64Array) {
+      const n = this.job.length;
+      if (n !== null && n <= PREALLOCATE_MAX) {
+        // Numbers arrive as a Float64Array: written into the one result array now, while later chunks
+        // still run, so the end has nothing left to do.
+        this.out = doubleArray(n);
+        for (const p of this.parts) this.put(p);
+        this.parts = [];
+      }
+    }
+    if (this.out !== null) return this.put(v);
+    // Otherwise made an array now, so the end has only a concat (a builtin copy) to do.
+    this.parts.push(v instanceof Float64Array ? numbersOf(v) : v);
+  }
+
+  private put(v: Values): void {
+    if (v instanceof Float64Array) {
+      putNumbers(this.out!, v, this.filled);
+      // Copied out: its buffer (moved here from the worker) carries the next chunk's numbers.
+      recycle(v);
+    } else putValues(this.out!, v, this.filled);
+    this.filled += v.length;
   }
 
   inputEnded(chunks: number, error?: unknown): void {
@@ -102,7 +149,7 @@ export class ArraySink<T> implements Sink {
     this.settled = true;
     this.onSettled(this);
     if (err) this.reject(err);
-    else this.resolve(joinParts(this.parts) as T[]);
+    else this.resolve((this.out ?? joinParts(this.parts)) as T[]);
   }
 }
 

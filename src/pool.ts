@@ -385,6 +385,27 @@ export class Pool<M extends object = UntypedModule> implements AsyncDisposable {
   private updateRef(): void {
     const want = this.state === 'closing' || this.active.size > 0 || this.transfers > 0;
     if (want === this.refd || this.state === 'closed') return;
+    if (!want) {
+      // Idle: let go at the end of this turn of the event loop, unless another call came meanwhile (a
+      // loop of awaited calls would otherwise unreference and reference every thread, socket and
+      // process once per call).
+      if (!this.unrefQueued) {
+        this.unrefQueued = true;
+        setImmediate(() => {
+          this.unrefQueued = false;
+          this.updateRefNow();
+        }).unref();
+      }
+      return;
+    }
+    this.updateRefNow();
+  }
+
+  private unrefQueued = false;
+
+  private updateRefNow(): void {
+    const want = this.state === 'closing' || this.active.size > 0 || this.transfers > 0;
+    if (want === this.refd || this.state === 'closed') return;
     this.refd = want;
     if (want) {
       this.launcher.ref?.();

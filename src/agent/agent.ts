@@ -166,6 +166,7 @@ export class Agent {
       },
       {
         results: (rs) => this.queueResults(rs),
+        ...(this.link.sendResults ? { encoded: (data: Uint8Array, ids: number[]) => this.queueEncoded(data, ids) } : {}),
         fatal: (error) => {
           this.send({ t: 'fatal', error });
           void this.stop(new Error(error.message));
@@ -211,12 +212,35 @@ export class Agent {
     }
   }
 
+  /** Results as workers encoded them, to go out with the outbox's in one frame, unread (links that can: TCP). */
+  private encodedOut: Uint8Array[] = [];
+
+  /**
+   * A worker's results as it encoded them: forwarded into the next results frame without being
+   * decoded and encoded again, unless this agent must look at them (held or handed-back chunks).
+   */
+  private queueEncoded(data: Uint8Array, ids: number[]): boolean {
+    if ((this.info.holdKilledMs ?? 0) > 0 || this.leaving) return false;
+    for (const id of ids) if (this.handedBack.has(id)) return false;
+    this.encodedOut.push(data);
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      queueMicrotask(() => this.flush());
+    }
+    return true;
+  }
+
   private flush(): void {
     this.flushScheduled = false;
-    if (this.outbox.length === 0) return;
+    if (this.outbox.length === 0 && this.encodedOut.length === 0) return;
     const results = this.outbox;
     this.outbox = [];
-    this.send({ t: 'results', results });
+    if (this.encodedOut.length > 0) {
+      const parts = this.encodedOut;
+      this.encodedOut = [];
+      this.spoke = true;
+      this.link.sendResults!(results, parts);
+    } else this.send({ t: 'results', results });
     const want = this.pool?.wantedCredits() ?? 0;
     if (want > this.credits * 1.5 || want * 1.5 < this.credits) {
       this.credits = want;

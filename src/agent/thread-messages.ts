@@ -34,7 +34,8 @@ export type FromWorker =
   /** The worker imported the module: each export's name and typeof. */
   | { t: 'ready'; exports: Record<string, string> }
   | { t: 'initError'; error: ErrorRecord }
-  | { t: 'results'; data: Uint8Array }
+  /** `large`: values moved beside `data` (result position → its encoded values), as a batch's large items are. */
+  | { t: 'results'; data: Uint8Array; large?: [number, Uint8Array][]; /** [id, duration ms] of each result, in order (forwarding unread). */ head?: number[] }
   /** maxTasksPerWorker reached: the worker exits after this; chunks it did not run are the agent's to requeue. */
   | { t: 'retire' };
 

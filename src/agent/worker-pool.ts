@@ -3,7 +3,7 @@ import { Worker } from 'node:worker_threads';
 import { toErrorRecord, type ErrorRecord } from '../errors.js';
 import type { ChunkResult, ChunkSpec } from '../protocol/messages.js';
 import type { FromWorker, SharedEntry, ToWorker, WorkerInit } from './thread-messages.js';
-import { decode, EMPTY_VALUES, encodeList, encodeTransferable, LARGE_BYTES, ownCopy, ownsBuffer } from '../protocol/codec.js';
+import { decode, EMPTY_VALUES, encodeList, encodeTransferable, movable, ownCopy, ownsBuffer } from '../protocol/codec.js';
 import { Ledger, type Need } from './packing.js';
 import { SLOT_CHUNK, SLOT_LENGTH, SLOT_OFFSET, SLOT_STARTED, SLOT_STOP } from './thread-messages.js';
 import { withWorkerFlags } from './exec-argv.js';
@@ -57,6 +57,11 @@ export interface WorkerPoolOptions {
 
 export interface WorkerPoolSink {
   results(results: ChunkResult[]): void;
+  /**
+   * Results as the worker encoded them (a msgpack array of ChunkResult), for a sink that forwards
+   * them unread: given only when none was cancelled; false sends them back through `results`.
+   */
+  encoded?(data: Uint8Array, ids: number[]): boolean;
   /** The pool cannot go on (workers keep dying at start). */
   fatal(error: ErrorRecord): void;
 }
@@ -349,9 +354,14 @@ export class WorkerPool {
           if (s.ready === false && this.slots.some((o) => o?.ready)) this.sink.fatal(m.error);
           break;
         }
-        case 'results':
-          this.onResults(s, decode(m.data) as ChunkResult[]);
+        case 'results': {
+          if (m.head && this.sink.encoded && this.forward(s, m.data, m.head)) break;
+          const results = decode(m.data) as ChunkResult[];
+          // A Buffer again (a moved one arrives as a plain Uint8Array), so that it is msgpack binary in the agent's frame.
+          if (m.large) for (const [i, v] of m.large) results[i]!.values = Buffer.from(v.buffer, v.byteOffset, v.byteLength);
+          this.onResults(s, results);
           break;
+        }
         case 'retire':
           s.retiring = true;
           break;
@@ -373,6 +383,31 @@ export class WorkerPool {
     // After the listeners: adding one refs the worker's port again.
     if (!this.refd) worker.unref();
     return started;
+  }
+
+  /** Results forwarded as the worker encoded them, when none was cancelled and the sink takes them. */
+  private forward(s: Slot, data: Uint8Array, head: number[]): boolean {
+    const ids: number[] = [];
+    for (let k = 0; k < head.length; k += 2) {
+      if (this.cancelled.has(head[k]!)) return false;
+      ids.push(head[k]!);
+    }
+    if (!this.sink.encoded!(data, ids)) return false;
+    for (let k = 0; k < head.length; k += 2) this.settled(s, head[k]!, head[k + 1]!);
+    this.deathsInARow = 0;
+    this.dispatch();
+    this.checkIdle();
+    return true;
+  }
+
+  /** A chunk's result came back: learn its duration, free what it held. */
+  private settled(s: Slot, id: number, ms: number): void {
+    const job = s.assigned.get(id)?.job ?? this.lastJob;
+    s.assigned.delete(id);
+    if (this.ledger) this.release(id);
+    const prev = this.chunkMs.get(job);
+    this.chunkMs.set(job, prev === undefined ? ms : prev * 0.8 + ms * 0.2);
+    this.lastJob = job;
   }
 
   private onResults(s: Slot, results: ChunkResult[]): void {
@@ -650,7 +685,7 @@ function batchMessage(batch: ChunkSpec[]): [ToWorker, ArrayBuffer[]] {
   let specs = batch;
   for (let i = 0; i < batch.length; i++) {
     const items = batch[i]!.items;
-    if (items.byteLength < LARGE_BYTES) continue;
+    if (!movable(items)) continue;
     if (specs === batch) specs = batch.slice();
     specs[i] = { ...batch[i]!, items: EMPTY_VALUES };
     large.push([i, ownsBuffer(items) ? items : ownCopy(items)]);

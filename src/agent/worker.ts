@@ -6,7 +6,7 @@ import type { ChunkResult, ChunkSpec, ItemFailure } from '../protocol/messages.j
 import type { FromWorker, SharedEntry, ToWorker, WorkerInit } from './thread-messages.js';
 import { SHARED_KEY, viewOf } from '../shared.js';
 import { SLOT_CHUNK, SLOT_OFFSET, SLOT_STARTED, SLOT_STOP } from './thread-messages.js';
-import { decode, decodeListLike, encode, encodeList, encodeTransferable, loadCodec } from '../protocol/codec.js';
+import { decode, decodeListLike, EMPTY_VALUES, encode, encodeList, encodeListOver, encodeTransferable, loadCodec, movable, ownsBuffer } from '../protocol/codec.js';
 import type { CommandResult } from './shell.js';
 
 const init = workerData as WorkerInit;
@@ -102,7 +102,8 @@ export function unencodable(value: unknown, e: unknown): string {
  */
 function encodeValues(c: ChunkSpec, values: unknown[], failures: ItemFailure[]): Uint8Array {
   try {
-    return encodeOwnedList(values);
+    // Numbers from numbers: written over the chunk's spent items, whose buffer then moves back.
+    return encodeListOver(values, c.items);
   } catch {
     const failed = new Set(failures.map((f) => f.offset));
     for (let i = 0; i < values.length; i++) {
@@ -141,8 +142,30 @@ function encodeOwnedList(values: unknown[]): Uint8Array {
 }
 
 function postResults(results: ChunkResult[]): void {
-  const data = encodeTransferable(results);
-  post({ t: 'results', data }, [data.buffer as ArrayBuffer]);
+  // Large values (a numeric chunk's Float64Array, in a buffer of its own) are moved beside the message, not copied into it.
+  let large: [number, Uint8Array][] | undefined;
+  let list = results;
+  for (let i = 0; i < results.length; i++) {
+    const v = results[i]!.values;
+    if (!movable(v) || !ownsBuffer(v)) continue;
+    if (!large) {
+      large = [];
+      list = results.slice();
+    }
+    large.push([i, v]);
+    list[i] = { ...results[i]!, values: EMPTY_VALUES };
+  }
+  const data = encodeTransferable(list);
+  const transfer = [data.buffer as ArrayBuffer];
+  if (large) for (const [, v] of large) transfer.push(v.buffer as ArrayBuffer);
+  if (large) return post({ t: 'results', data, large }, transfer);
+  // Each chunk's id and duration beside the bytes: what the agent needs to forward them unread.
+  const head: number[] = new Array(2 * results.length);
+  for (let i = 0; i < results.length; i++) {
+    head[2 * i] = results[i]!.id;
+    head[2 * i + 1] = results[i]!.ended - results[i]!.started;
+  }
+  post({ t: 'results', data, head }, transfer);
 }
 
 function resolveFn(name: string): Fn | Error {
@@ -182,6 +205,12 @@ function stopAt(c: ChunkSpec, i: number, n: number, values: unknown[], failures:
   }
 }
 
+function doubles(n: number): unknown[] {
+  const a: unknown[] = [0.5];
+  a.length = n;
+  return a;
+}
+
 /** Epoch ms with sub-millisecond precision: chunk durations size the next chunks, and tiny ones must not read as 0 or 1 ms. */
 const clock = (): number => performance.timeOrigin + performance.now();
 
@@ -189,7 +218,8 @@ async function runChunk(c: ChunkSpec): Promise<ChunkResult> {
   const started = clock();
   const items = decodeListLike(c.items);
   const n = items.length;
-  const values: unknown[] = new Array(n);
+  // Numbers in, most likely numbers out: an array V8 keeps as unboxed doubles from the start (new Array(n) is copied on its first double).
+  const values: unknown[] = items instanceof Float64Array ? doubles(n) : new Array(n);
   const failures: ItemFailure[] = [];
   slot[SLOT_CHUNK] = c.id;
   if (c.kind === 'shell') {

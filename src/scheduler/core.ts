@@ -7,7 +7,7 @@
 // the commands out; tests drive this class directly (test/scheduler-core.test.ts).
 import type { ErrorRecord } from '../errors.js';
 import type { ItemFailure } from '../protocol/messages.js';
-import type { ChunkOutcome, Job, PlacedFailure } from './job.js';
+import type { ChunkItems, ChunkOutcome, Job, PlacedFailure } from './job.js';
 
 /** An agent as the scheduler sees it. `L` is whatever the runtime uses to reach it (a link); the core never touches it. */
 export class AgentState<L = unknown> {
@@ -82,7 +82,7 @@ export interface Chunk {
   root: Root;
   /** Offset of this part's first item within the root chunk. */
   offset: number;
-  items: unknown[];
+  items: ChunkItems;
   attempts: Attempts;
   losses: number;
   agent: AgentState | null;
@@ -373,7 +373,7 @@ export class SchedulerCore {
     job.cancel();
     const i = this.jobs.indexOf(job);
     if (i >= 0) this.jobs.splice(i, 1);
-    this.retryQueue.removeIf((c) => c.job === job);
+    if (this.retryQueue.length > 0) this.retryQueue.removeIf((c) => c.job === job);
     const byAgent = new Map<AgentState, number[]>();
     for (const c of this.chunks.values()) {
       if (c.job !== job) continue;

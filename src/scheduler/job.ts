@@ -1,6 +1,7 @@
 // One call of map/imap/imapUnordered/starmap: reads its input lazily, cuts chunks, hands outcomes to a sink.
 import type { ItemFailure, TaskKind } from '../protocol/messages.js';
 import { ADAPTIVE_MAX, adaptiveChunksize, autoChunksize, chunkTargetMs, durationChunksize, ItemTime } from './chunking.js';
+import { floatList, NUMERIC_MIN, recycle } from '../protocol/codec.js';
 
 /** Where one part of a chunk ran. A chunk split after a worker death has several parts. */
 export interface Placement {
@@ -59,13 +60,18 @@ export interface JobSpec {
 
 export type Input = Iterable<unknown> | AsyncIterable<unknown>;
 
+/** A chunk's items: a list, or a view of a numeric input's one Float64Array. */
+export type ChunkItems = unknown[] | Float64Array;
+
 interface Source {
   length: number | null;
   /** Up to `n` items synchronously; [] when none are ready now. */
-  read(n: number): unknown[];
+  read(n: number): ChunkItems;
   done: boolean;
   error: unknown;
   close(): void;
+  /** The call is over: let go of what the source holds. */
+  release?(): void;
 }
 
 /** A mean over a stream of numbers. */
@@ -162,7 +168,7 @@ export class Job {
   }
 
   /** The next chunk's input, or null when none can be made now. */
-  take(workers: number): { seq: number; start: number; items: unknown[] } | null {
+  take(workers: number): { seq: number; start: number; items: ChunkItems } | null {
     if (this.ended || this.cancelled) return null;
     if (this.source.length === null && this.inFlightItems >= this.window(workers)) return null;
     // Automatic sizes: until the first chunk's duration is known, one single-item probe per worker.
@@ -204,6 +210,11 @@ export class Job {
     if (this.ended || this.cancelled) return 0;
     if (this.source.length === null) return null;
     return Math.ceil(Math.max(0, this.source.length - this.nextStart) / this.chunksize);
+  }
+
+  /** Items of the whole input when known (an array, a sized iterable); null for a lazy one. */
+  get length(): number | null {
+    return this.source.length;
   }
 
   /** Items not read from the input yet: Infinity when its length is unknown (the grower's backlog). */
@@ -257,6 +268,9 @@ export class Job {
     if (this.cancelled) return;
     this.cancelled = true;
     this.source.close();
+    // After the commands of this turn (a send already decided encodes its chunk now).
+    const source = this.source;
+    if (source.release) queueMicrotask(() => source.release!());
   }
 
   get exhausted(): boolean {
@@ -268,25 +282,76 @@ function isAsyncIterable(v: unknown): v is AsyncIterable<unknown> {
   return v !== null && typeof v === 'object' && typeof (v as { [Symbol.asyncIterator]?: unknown })[Symbol.asyncIterator] === 'function';
 }
 
+/**
+ * An array's items as one Float64Array when every one is a number (copied in the pass that checks
+ * them), else null. A typed array of numbers (not BigInt64Array, BigUint64Array) always is.
+ */
+function numericCopy(input: unknown): Float64Array | null {
+  if (ArrayBuffer.isView(input)) {
+    if (input instanceof DataView || input instanceof BigInt64Array || input instanceof BigUint64Array) return null;
+    const f = floatList((input as Float64Array).length);
+    f.set(input as Float64Array);
+    return f;
+  }
+  const list = input as unknown[];
+  const n = list.length;
+  if (n < NUMERIC_MIN || typeof list[0] !== 'number' || typeof list[n - 1] !== 'number') return null;
+  const f = floatList(n);
+  for (let i = 0; i < n; i++) {
+    const v = list[i];
+    if (typeof v !== 'number') {
+      recycle(f);
+      return null;
+    }
+    f[i] = v;
+  }
+  return f;
+}
+
+/**
+ * An array (or typed array) is read when the call is made, so that changing it afterwards (while
+ * the call runs, or after it returns) changes nothing the call runs: numbers are copied into one
+ * Float64Array whose chunks are views of it (encoded with one copy each, no per-chunk list), any
+ * other array is copied (a shallow copy: the items themselves are not).
+ */
+function arraySource(input: unknown[] | ArrayBufferView): Source {
+  const numbers = numericCopy(input);
+  const list = numbers ?? (input as unknown[]).slice();
+  const length = list.length;
+  let pos = 0;
+  const src: Source = {
+    length,
+    read(n) {
+      const end = Math.min(length, pos + n);
+      let out: ChunkItems;
+      if (numbers === null) out = (list as unknown[]).slice(pos, end);
+      else if (end - pos >= NUMERIC_MIN) out = numbers.subarray(pos, end);
+      else {
+        // Short chunks (chunksize 1) travel as plain lists, as they always did.
+        out = new Array<unknown>(end - pos);
+        for (let i = pos; i < end; i++) out[i - pos] = numbers[i];
+      }
+      pos = end;
+      if (pos >= length) src.done = true;
+      return out;
+    },
+    done: length === 0,
+    error: undefined,
+    close() {
+      pos = length;
+      src.done = true;
+    },
+    release() {
+      // The call is over: no chunk is cut from it again (those sent were copied; parts to retry are slices).
+      if (numbers) recycle(numbers);
+    },
+  };
+  return src;
+}
+
 function makeSource(input: Input, wake: () => void): Source {
-  if (Array.isArray(input)) {
-    let pos = 0;
-    const src: Source = {
-      length: input.length,
-      read(n) {
-        const out = input.slice(pos, pos + n);
-        pos += out.length;
-        if (pos >= input.length) src.done = true;
-        return out;
-      },
-      done: input.length === 0,
-      error: undefined,
-      close() {
-        pos = input.length;
-        src.done = true;
-      },
-    };
-    return src;
+  if (Array.isArray(input) || (ArrayBuffer.isView(input) && !(input instanceof DataView) && !(input instanceof BigInt64Array) && !(input instanceof BigUint64Array))) {
+    return arraySource(input as unknown[] | ArrayBufferView);
   }
   if (isAsyncIterable(input)) return asyncSource(input[Symbol.asyncIterator](), wake);
   if (input !== null && typeof input === 'object' && typeof (input as Iterable<unknown>)[Symbol.iterator] === 'function') {

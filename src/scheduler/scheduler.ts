@@ -59,6 +59,8 @@ const FETCH_FAILED_LOGGED = 20;
 
 /** Dispatch per turn of the event loop: at most this much time, in passes of at most DISPATCH_SLICE chunks. */
 const TURN_BUDGET_MS = 8;
+/** Spend below this is carried over to the next turns instead of being reset by a turn of its own. */
+const TURN_RESET_MS = 1;
 const DISPATCH_SLICE = 256;
 
 /** The one timer: liveness and straggler checks. */
@@ -327,7 +329,10 @@ export class Scheduler {
     this.turnSpent += Math.max(performance.now() - t0, 0.001);
     // Whoever finds the turn's budget spent leaves the rest to the next turn, whichever call scheduled it.
     if (more) this.dispatchLater = true;
-    if (!this.pumpLater && (more || this.turnSpent > 0)) {
+    // A light turn (the common case: a call of a few chunks) leaves its spend to be counted with the
+    // next turns' until it reaches TURN_RESET_MS, rather than paying an extra turn of the event loop
+    // per dispatch to reset it: the budget per turn is then at least TURN_BUDGET_MS - TURN_RESET_MS.
+    if (!this.pumpLater && (more || this.turnSpent >= TURN_RESET_MS)) {
       // The budget is per turn of the event loop: I/O (results, heartbeats, new agents) gets in
       // before the next pass, however many frames pumped during this one.
       this.pumpLater = true;
@@ -430,7 +435,7 @@ export class Scheduler {
       count: c.items.length,
       stopOnError: s.stopOnError,
       timeoutMs: s.timeoutMs,
-      ...(this.opts.config.taskResources && s.kind === 'shell' ? needOf(c.items, this.opts.config) : {}),
+      ...(this.opts.config.taskResources && s.kind === 'shell' ? needOf(c.items as unknown[], this.opts.config) : {}),
     };
   }
 
@@ -505,8 +510,10 @@ export class Scheduler {
           this.takeResults(a, m.results);
           this.run();
           this.pump();
-          if (this.resultsSpent === 0) setImmediate(() => (this.resultsSpent = 0));
+          const before = this.resultsSpent;
           this.resultsSpent += performance.now() - t0 || 0.001;
+          // Reset on the next turn once it counts (see dispatch): light turns add up first.
+          if (before < TURN_RESET_MS && this.resultsSpent >= TURN_RESET_MS) setImmediate(() => (this.resultsSpent = 0));
           break;
         }
         this.inbox.push([a, m.results]);

@@ -8,6 +8,12 @@ export interface Link<Out, In> {
   /** Called once when the link closes, with the reason when it was not a plain close. */
   onClose(handler: (reason?: Error) => void): void;
   close(reason?: Error): void;
+  /**
+   * Send one results message whose list is `results` followed by the elements of each of `encoded`
+   * (msgpack arrays of results as workers encoded them), without decoding them: links that write
+   * msgpack frames (TCP) have it; the others are sent objects.
+   */
+  sendResults?(results: unknown[], encoded: Uint8Array[]): void;
   /** Resolves when the link can take more bulk data (bounded buffering for large transfers). */
   drained?(): Promise<void>;
   /** Bytes sent so far, where the link counts them. */

@@ -2,7 +2,7 @@
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { ProtocolError } from '../errors.js';
 import { newNonce, proof, proofMatches, type AuthRole } from '../protocol/auth.js';
-import { decode, encode } from '../protocol/codec.js';
+import { decode, encode, writeArrayHeader } from '../protocol/codec.js';
 import { decodeWithAttachments, encodeWithAttachments } from '../protocol/attachments.js';
 import { FrameDecoder, frameHeader, MAX_FRAME, MAX_HANDSHAKE_FRAME } from '../protocol/frames.js';
 import { PROTOCOL_VERSION, checkFromAgent, checkRelayDown, checkRelayUp, checkToAgent, type FromAgent, type Handshake, type RelayDown, type RelayUp, type ToAgent } from '../protocol/messages.js';
@@ -21,6 +21,21 @@ export const MAX_PENDING_HANDSHAKES = 4096;
 /** Refused connections: the first REFUSAL_BURST of each period get a line each, the rest one summary line at its end. */
 const REFUSAL_LOG_MS = 10_000;
 const REFUSAL_BURST = 20;
+
+/** msgpack of a map of two entries, `t: 'results'`, and the key `results`: what precedes a results message's list. */
+const RESULTS_PREFIX = Buffer.from([0x82, 0xa1, 0x74, 0xa7, ...Buffer.from('results'), 0xa7, ...Buffer.from('results')]);
+
+/** The element count of an encoded msgpack array and the length of its header. */
+function arrayHeader(b: Uint8Array): [count: number, header: number] {
+  const t = b[0]!;
+  if (t >= 0x90 && t <= 0x9f) return [t & 0x0f, 1];
+  if (t === 0xdc) return [(b[1]! << 8) | b[2]!, 3];
+  if (t === 0xdd) return [((b[1]! << 24) >>> 0) + ((b[2]! << 16) | (b[3]! << 8) | b[4]!), 5];
+  throw new TypeError(`expected an encoded array, got a value starting 0x${t.toString(16)}`);
+}
+
+/** Frames up to this size (without attachments) are written as one buffer. */
+const SMALL_FRAME = 16 * 1024;
 
 function frame(msg: unknown): Buffer {
   const body = encode(msg);
@@ -110,17 +125,76 @@ export class TcpLink<Out, In> implements Link<Out, In> {
     }
   }
 
+  /** The socket is corked until the next tick: frames sent meanwhile leave in one system call. */
+  private corked = false;
+  private readonly uncork = () => {
+    this.corked = false;
+    this.socket.uncork();
+  };
+
   send(msg: Out): void {
     if (this.closed) return;
-    // Header, body and large binary fields as writes in one corked batch: nothing is copied.
     const parts = encodeWithAttachments(msg);
     let n = 0;
     for (const p of parts) n += p.byteLength;
     this.bytesOut += 4 + n;
-    this.socket.cork();
+    if (!this.corked) {
+      this.corked = true;
+      this.socket.cork();
+      process.nextTick(this.uncork);
+    }
+    if (parts.length === 2 && n <= SMALL_FRAME) {
+      // A small frame (no attachment) is copied into one buffer: one write, not three.
+      const out = Buffer.allocUnsafe(4 + n);
+      out.writeUInt32BE(n, 0);
+      out.set(parts[0]!, 4);
+      out.set(parts[1]!, 4 + parts[0]!.byteLength);
+      this.socket.write(out);
+      return;
+    }
+    // Header, body and large binary fields as writes in the corked batch: nothing is copied.
     this.socket.write(frameHeader(n));
     for (const p of parts) this.socket.write(p);
-    process.nextTick(() => this.socket.uncork());
+  }
+
+  /**
+   * A results message made of `results` and of results already encoded by workers (msgpack arrays),
+   * spliced into one frame as `{ t: 'results', results: [...] }` would be encoded: the elements of
+   * each encoded array follow those of `results` under one array header. The peer reads it as any
+   * results frame.
+   */
+  sendResults(results: unknown[], encoded: Uint8Array[]): void {
+    if (this.closed) return;
+    const lists = results.length > 0 ? [encode(results), ...encoded] : encoded;
+    let count = 0;
+    let bytes = 0;
+    const items: Uint8Array[] = [];
+    for (const list of lists) {
+      const [n, h] = arrayHeader(list);
+      count += n;
+      bytes += list.byteLength - h;
+      items.push(list.subarray(h));
+    }
+    const head = Buffer.allocUnsafe(RESULTS_PREFIX.byteLength + 5);
+    head.set(RESULTS_PREFIX, 0);
+    const body = RESULTS_PREFIX.byteLength + writeArrayHeader(head.subarray(RESULTS_PREFIX.byteLength), count) + bytes;
+    const n = 4 + body;
+    this.bytesOut += 4 + n;
+    const out = Buffer.allocUnsafe(4 + n);
+    out.writeUInt32BE(n, 0);
+    out.writeUInt32BE(body, 4);
+    let at = 8 + body - bytes;
+    head.copy(out, 8, 0, body - bytes);
+    for (const it of items) {
+      out.set(it, at);
+      at += it.byteLength;
+    }
+    if (!this.corked) {
+      this.corked = true;
+      this.socket.cork();
+      process.nextTick(this.uncork);
+    }
+    this.socket.write(out);
   }
 
   /** Resolves once the socket's user-space buffer is below 32 MiB, so bulk senders do not pile up gigabytes. */
