@@ -1,5 +1,8 @@
 // Numeric lists end to end: one Float64Array per call's input, chunks as views of it, results moved
 // between threads and written straight into the caller's array; and an array is read when the call is made.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Pool } from '../dist/index.js';
 import { decodeListLike, encodeList, packr } from '../dist/protocol/codec.js';
@@ -108,5 +111,37 @@ describe('numeric lists', () => {
     const small = numbers(17);
     expect(differences(await pool.map<number>('identity', small, { chunksize: 17 }), small)).toEqual([]);
     expect(await pool.apply('add', 2, 3)).toBe(5);
+  });
+
+  // A chunk's items move to the worker that gets it (transfer, not copy), so the node holds no copy of
+  // a chunk waiting in a worker's batch: when that worker ends before starting it, the node hands it
+  // back and the coordinator sends it again from its own items.
+  it('chunks waiting in a worker that retires or dies are sent again whole (items moved, not copied)', async () => {
+    const n = 120_000;
+    const xs = Array.from({ length: n }, (_, i) => i);
+    const doubled = xs.map((x) => x * 2);
+    {
+      // Workers retire every 3 tasks with batches of several 4 KiB chunks waiting in them.
+      await using pool = await Pool.open({ module: tasks, workers: 2, maxTasksPerWorker: 3, log: false });
+      for (let rep = 0; rep < 2; rep++) expect(differences(await pool.map<number>('identity', xs, { chunksize: 500 }), xs)).toEqual([]);
+    }
+    for (const emulate of [undefined, { nodes: 1, cpusPerNode: 2 }]) {
+      const dir = mkdtempSync(join(tmpdir(), 'sp-handback-'));
+      try {
+        await using pool = await Pool.open({
+          module: tasks,
+          workers: 2,
+          ...(emulate ? { emulate } : {}),
+          retries: 1,
+          log: false,
+          env: { ...process.env, EXIT_ONCE_MARKER: join(dir, 'died'), EXIT_ONCE_AT: '90007' },
+        });
+        // The first call teaches the pool that chunks are short, so the second sends batches of them.
+        expect(differences(await pool.map<number>('identity', xs, { chunksize: 500 }), xs)).toEqual([]);
+        expect(differences(await pool.map<number>('doubleExitOnce', xs, { chunksize: 500 }), doubled)).toEqual([]);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    }
   });
 });

@@ -167,6 +167,7 @@ export class Agent {
       {
         results: (rs) => this.queueResults(rs),
         ...(this.link.sendResults ? { encoded: (data: Uint8Array, ids: number[]) => this.queueEncoded(data, ids) } : {}),
+        handBack: (ids) => this.send({ t: 'handback', ids }),
         fatal: (error) => {
           this.send({ t: 'fatal', error });
           void this.stop(new Error(error.message));

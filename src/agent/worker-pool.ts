@@ -62,6 +62,11 @@ export interface WorkerPoolSink {
    * them unread: given only when none was cancelled; false sends them back through `results`.
    */
   encoded?(data: Uint8Array, ids: number[]): boolean;
+  /**
+   * Chunks this node cannot run again from its own copy: their items were moved to a worker (not
+   * copied) and it died before starting them. The coordinator sends them again.
+   */
+  handBack(ids: number[]): void;
   /** The pool cannot go on (workers keep dying at start). */
   fatal(error: ErrorRecord): void;
 }
@@ -434,6 +439,7 @@ export class WorkerPool {
     if (this.slots[s.index] === s) this.slots[s.index] = null;
     if (this.closing) return;
     const requeue: ChunkSpec[] = [];
+    const handBack: number[] = [];
     let died: ChunkResult | null = null;
     const running = s.slot[SLOT_CHUNK] ?? -1;
     for (const c of s.assigned.values()) {
@@ -451,11 +457,14 @@ export class WorkerPool {
           ? toErrorRecord(s.error, 'died')
           : { name: 'WorkerExit', message: `worker thread exited with code ${code}`, kind: 'died' };
         died = { id: c.id, worker: s.index, values: EMPTY_VALUES, failures: [], started: Date.now(), ended: Date.now(), died: { offset, error } };
+      } else if (moved(c)) {
+        handBack.push(c.id);
       } else {
         requeue.push(c);
       }
     }
     s.assigned.clear();
+    if (handBack.length) this.sink.handBack(handBack);
     if (requeue.length) {
       const rest = this.queue.slice(this.qHead);
       this.queue.length = 0;
@@ -672,6 +681,14 @@ export class WorkerPool {
       for (const f of w) f();
     }
   }
+}
+
+/**
+ * True when a chunk's items went to a worker by transfer, leaving this thread's view empty (encoded
+ * items are never empty: an empty list is one byte).
+ */
+function moved(c: ChunkSpec): boolean {
+  return c.items.byteLength === 0;
 }
 
 /** A slot run by a Python interpreter (the only kind of slot that is not a worker thread). */

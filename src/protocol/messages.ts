@@ -3,7 +3,7 @@ import type { ErrorRecord } from '../errors.js';
 import type { AuthRole } from './auth.js';
 
 /** Bumped on any incompatible change; checked in the handshake. */
-export const PROTOCOL_VERSION = 3;
+export const PROTOCOL_VERSION = 4;
 
 /** What a chunk asks a worker to run. */
 export type TaskKind = 'call' | 'star' | 'shell';
@@ -134,6 +134,11 @@ export type FromAgent =
   | { t: 'unqueued'; ids: number[] }
   /** The agent is leaving (its allocation ends, or a signal): send it nothing more; `ids` are chunks it hands back unrun. */
   | { t: 'leaving'; ids: number[]; why: string }
+  /**
+   * Chunks the node cannot run from its own copy any more (their items were moved to a worker that
+   * died before starting them): the coordinator sends them again from its own items.
+   */
+  | { t: 'handback'; ids: number[] }
   | { t: 'pong'; at: number }
   | { t: 'heartbeat' }
   | { t: 'fatal'; error: ErrorRecord }
@@ -160,7 +165,7 @@ export type RelayUp = { t: 'want'; id: number; from: number };
 export type RelayDown = ({ t: 'share' } & SharePiece) | { t: 'gone'; id: number; reason: string };
 
 const TO_AGENT = new Set(['configure', 'chunks', 'cancel', 'unqueue', 'ping', 'shutdown', 'share', 'unshare', 'fetch']);
-const FROM_AGENT = new Set(['ready', 'results', 'credits', 'unqueued', 'leaving', 'pong', 'heartbeat', 'fatal', 'log', 'shareState', 'want', 'relay', 'fetchFailed']);
+const FROM_AGENT = new Set(['ready', 'results', 'credits', 'unqueued', 'leaving', 'handback', 'pong', 'heartbeat', 'fatal', 'log', 'shareState', 'want', 'relay', 'fetchFailed']);
 
 function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -172,6 +177,7 @@ export function checkFromAgent(v: unknown): string | null {
   if (!FROM_AGENT.has(v.t)) return `unknown message type ${JSON.stringify(v.t).slice(0, 40)}`;
   if (v.t === 'results' && !Array.isArray(v.results)) return 'results without a results array';
   if (v.t === 'leaving' && !Array.isArray(v.ids)) return 'leaving without an ids array';
+  if (v.t === 'handback' && !Array.isArray(v.ids)) return 'handback without an ids array';
   if (v.t === 'ready' && (typeof v.node !== 'string' || typeof v.workers !== 'number')) return 'ready without node/workers';
   if (v.t === 'want' && !isOffset(v.id, v.from)) return 'malformed want';
   if (v.t === 'relay' && (typeof v.host !== 'string' || v.host.length > 256 || !Number.isInteger(v.port) || (v.port as number) < 1 || (v.port as number) > 65535)) return 'malformed relay port';

@@ -346,6 +346,21 @@ export class SchedulerCore {
       this.free.delete(a);
       if (!this.stopping) this.log(`node ${a.node}: leaving (${why}); ${ids.length} chunk(s) handed back`);
     }
+    this.takeBack(a, ids);
+  }
+
+  /**
+   * Chunks a node hands back unrun while it stays (their items went to a worker that died before it
+   * started them, and the node kept no copy): they go first in the queue, to be sent again from the
+   * coordinator's own items, to any node. No attempt is counted: none of their items ran.
+   */
+  handBack(a: AgentState, ids: number[]): void {
+    if (a.lost) return;
+    this.takeBack(a, ids);
+    this.refresh(a);
+  }
+
+  private takeBack(a: AgentState, ids: number[]): void {
     const back: Chunk[] = [];
     for (const id of ids) {
       const c = a.release(id);

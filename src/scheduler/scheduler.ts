@@ -497,6 +497,11 @@ export class Scheduler {
         this.run();
         this.pump();
         break;
+      case 'handback':
+        this.core.handBack(a, m.ids);
+        this.run();
+        this.pump();
+        break;
       case 'leaving':
         this.core.agentLeaving(a, m.ids, typeof m.why === 'string' ? m.why.slice(0, 200) : 'leaving');
         this.run();
