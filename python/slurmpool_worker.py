@@ -32,6 +32,15 @@ def _cache_dirs():
     yield os.path.join(base, "slurmpool")
 
 
+def _private(p, owner):
+    """True when p exists, is writable by its owner alone, and that owner is this user, root or the owner of the sources."""
+    try:
+        st = os.stat(p)
+    except OSError:
+        return False
+    return not (st.st_mode & 0o022) and st.st_uid in (os.getuid(), 0, owner)
+
+
 def _code(name):
     """
     The compiled code of one of slurmpool's own modules, cached: compiling the runtime and the codec
@@ -51,8 +60,12 @@ def _code(name):
         source = f.read()
     key = b"%s %d %08x\n" % (MAGIC_NUMBER, len(source), crc32(source))
     fname = "%s.%s.%08x.slurmpool" % (name, sys.implementation.cache_tag, crc32(_here.encode("utf-8", "surrogateescape")))
+    owner = os.stat(path).st_uid
     for d in _cache_dirs():
         try:
+            # Code is run from it: only a folder and file that nobody else could have written.
+            if not (_private(d, owner) and _private(os.path.join(d, fname), owner)):
+                continue
             with open(os.path.join(d, fname), "rb") as f:
                 data = f.read()
             if data.startswith(key):
@@ -62,10 +75,15 @@ def _code(name):
     code = compile(source, path, "exec", dont_inherit=True)
     data = key + marshal.dumps(code)
     for d in _cache_dirs():
-        tmp = os.path.join(d, "%s.%d.tmp" % (fname, os.getpid()))
+        # Host and pid: nodes sharing a file system never write the same temporary file.
+        tmp = os.path.join(d, "%s.%s.%d.tmp" % (fname, os.uname().nodename, os.getpid()))
         try:
-            os.makedirs(d, exist_ok=True)
-            with open(tmp, "wb") as f:
+            os.makedirs(d, mode=0o755 if d.endswith("__pycache__") else 0o700, exist_ok=True)
+            if not _private(d, owner):
+                continue
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as f:
+                os.fchmod(f.fileno(), 0o644)  # readable by the install's other users, whatever the umask
                 f.write(data)
             os.replace(tmp, os.path.join(d, fname))  # whole or not at all, whoever else writes it at the same time
             break

@@ -1,7 +1,7 @@
 // Python task modules: a real interpreter per worker slot, locally and on emulated nodes, with the msgpack
 // package and with the built-in codec.
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, existsSync, readdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, readFileSync, readdirSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LaunchError, OptionError, Pool, TaskError, type TaskRecord } from '../dist/index.js';
@@ -376,6 +376,23 @@ describe('Python tasks: slurmpool compiles its own runtime once', () => {
     const src = readFileSync(t.path('slurmpool_codec.py'), 'utf8');
     writeFileSync(t.path('slurmpool_codec.py'), src.replace('return Codec("builtin", "", builtin_decode, builtin_encode)', 'return Codec("BUILTIN", "", builtin_decode, builtin_encode)'));
     expect(load()).toBe('BUILTIN');
+    // Code is run from the cache only where nobody else could have written it: the changed source's
+    // code planted under the original source's key is run from a private file, and not from a file
+    // or folder that group or others may write.
+    const other = readFileSync(cached);
+    writeFileSync(t.path('slurmpool_codec.py'), src);
+    const keyEnd = (b: Buffer) => b.indexOf(0x0a, b.indexOf(0x20)) + 1;
+    const planted = Buffer.concat([good.subarray(0, keyEnd(good)), other.subarray(keyEnd(other))]);
+    writeFileSync(cached, planted);
+    chmodSync(cached, 0o644);
+    expect(load()).toBe('BUILTIN');
+    chmodSync(cached, 0o664);
+    expect(load()).toBe('builtin');
+    writeFileSync(cached, planted);
+    chmodSync(cached, 0o644);
+    chmodSync(t.path('cache/slurmpool'), 0o777);
+    expect(load()).toBe('builtin');
+    chmodSync(t.path('cache/slurmpool'), 0o700);
     t.done();
   });
 });
