@@ -467,6 +467,53 @@ describe('an agent leaving (its allocation ends, scancel)', () => {
   });
 });
 
+describe('a node handing chunks back (handBack: their items went to a worker that ended first)', () => {
+  it('they go first in the queue, to any node with credit (this one too), uncounted; the node stays in the pool', () => {
+    const t = setup({ agents: 2, credits: 3 });
+    const outs: ChunkOutcome[] = [];
+    const take = () => {
+      const cmds = t.core.take();
+      for (const x of cmds) if (x.c === 'outcome') outs.push(x.outcome);
+      return cmds;
+    };
+    t.job([0, 1, 2, 3, 4, 5, 6, 7]);
+    t.core.dispatch(t.now);
+    expect(t.sent(take())).toEqual([['n1', [0, 1, 2]], ['n2', [3, 4, 5]]]);
+    const [a1, a2] = t.agents as [AgentState, AgentState];
+    const [first, ...waiting] = [...a1.inflight.values()];
+    t.core.results(a1, [t.ok(first!)], t.now);
+    t.core.handBack(a1, waiting.map((c) => c.id));
+    expect(a1.inflight.size).toBe(0);
+    t.core.dispatch(t.now);
+    // Before the call's next chunks (6, 7), and to n1 again: it is not leaving.
+    expect(t.sent(take())).toEqual([['n1', [1, 2, 6]]]);
+    expect(a1.leaving).toBe(false);
+    for (let k = 0; k < 10 && (a1.inflight.size > 0 || a2.inflight.size > 0); k++) {
+      for (const a of [a1, a2]) t.core.results(a, [...a.inflight.values()].map((c) => t.ok(c)), t.now);
+      t.core.dispatch(t.now);
+      take();
+    }
+    expect(outs.map((o) => o.start).sort((x, y) => x - y)).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
+    expect(outs.every((o) => o.failures.length === 0 && o.parts.length === 1 && o.parts[0]!.attempts === 1)).toBe(true);
+  });
+
+  it('after a stop they are reported cancelled, not run again', () => {
+    const t = setup({ agents: 1, credits: 2 });
+    const outs: ChunkOutcome[] = [];
+    t.job([0, 1]);
+    t.core.dispatch(t.now);
+    t.core.take();
+    const a1 = t.agents[0]!;
+    t.core.stopStarting();
+    t.core.handBack(a1, [...a1.inflight.keys()]);
+    t.core.dispatch(t.now);
+    const cmds = t.core.take();
+    for (const x of cmds) if (x.c === 'outcome') outs.push(x.outcome);
+    expect(t.sends(cmds)).toEqual([]);
+    expect(outs.flatMap((o) => o.failures.map((f) => f.error.kind))).toEqual(['cancelled', 'cancelled']);
+  });
+});
+
 describe('liveness', () => {
   it('an agent silent past lostAfterMs is closed; one that spoke is not', () => {
     const t = setup({ agents: 2, lostAfterMs: 5000 });
