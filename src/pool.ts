@@ -383,7 +383,7 @@ export class Pool<M extends object = UntypedModule> implements AsyncDisposable {
    * exit while the pool is idle: the launcher unreferences threads, agent processes and sockets.
    */
   private updateRef(): void {
-    const want = this.state === 'closing' || this.active.size > 0 || this.transfers > 0;
+    const want = this.wantsRef();
     if (want === this.refd || this.state === 'closed') return;
     if (!want) {
       // Idle: let go at the end of this turn of the event loop, unless another call came meanwhile (a
@@ -403,8 +403,13 @@ export class Pool<M extends object = UntypedModule> implements AsyncDisposable {
 
   private unrefQueued = false;
 
+  /** Whether the pool's threads, processes and sockets should keep the process alive: it is busy or closing. */
+  private wantsRef(): boolean {
+    return this.state === 'closing' || this.active.size > 0 || this.transfers > 0;
+  }
+
   private updateRefNow(): void {
-    const want = this.state === 'closing' || this.active.size > 0 || this.transfers > 0;
+    const want = this.wantsRef();
     if (want === this.refd || this.state === 'closed') return;
     this.refd = want;
     if (want) {

@@ -222,11 +222,8 @@ export class WorkerPool {
     // A batch waiting in an interpreter whose chunks are all cancelled is asked back (then dropped), not run.
     for (const s of this.slots) {
       if (!s || !isPython(s.worker) || s.takingBack > 0 || s.batches.size < 2) continue;
-      const [seq, left] = [...s.batches].at(-1)!;
-      if ([...left].every((id) => this.cancelled.has(id))) {
-        s.takingBack = seq;
-        s.worker.takeBack(seq);
-      }
+      const left = [...s.batches.values()].at(-1)!;
+      if ([...left].every((id) => this.cancelled.has(id))) this.askBack(s, s.worker);
     }
     const keep = this.queue.slice(this.qHead).filter((c) => !drop.has(c.id));
     this.queue.length = 0;
@@ -407,8 +404,10 @@ export class WorkerPool {
 
   /** A chunk's result came back: learn its duration, free what it held. */
   private settled(s: Slot, id: number, ms: number): void {
-    const job = s.assigned.get(id)?.job ?? this.lastJob;
+    const spec = s.assigned.get(id);
+    const job = spec?.job ?? this.lastJob;
     s.assigned.delete(id);
+    if (s.batches.size > 0) this.batchDone(s, id, spec?.fn, ms);
     if (this.ledger) this.release(id);
     const prev = this.chunkMs.get(job);
     this.chunkMs.set(job, prev === undefined ? ms : prev * 0.8 + ms * 0.2);
@@ -418,15 +417,7 @@ export class WorkerPool {
   private onResults(s: Slot, results: ChunkResult[]): void {
     let keep = results;
     for (const r of results) {
-      const spec = s.assigned.get(r.id);
-      const job = spec?.job ?? this.lastJob;
-      s.assigned.delete(r.id);
-      if (s.batches.size > 0) this.batchDone(s, r.id, spec?.fn, r.ended - r.started);
-      if (this.ledger) this.release(r.id);
-      const ms = r.ended - r.started;
-      const prev = this.chunkMs.get(job);
-      this.chunkMs.set(job, prev === undefined ? ms : prev * 0.8 + ms * 0.2);
-      this.lastJob = job;
+      this.settled(s, r.id, r.ended - r.started);
       if (this.cancelled.delete(r.id)) keep = keep.filter((x) => x.id !== r.id);
     }
     this.deathsInARow = 0;
@@ -465,12 +456,7 @@ export class WorkerPool {
     }
     s.assigned.clear();
     if (handBack.length) this.sink.handBack(handBack);
-    if (requeue.length) {
-      const rest = this.queue.slice(this.qHead);
-      this.queue.length = 0;
-      this.qHead = 0;
-      this.queue.push(...requeue, ...rest);
-    }
+    this.requeueFirst(requeue);
     if (!s.retiring) this.deathsInARow++;
     if (this.deathsInARow > MAX_DEATHS_IN_A_ROW) {
       this.sink.fatal({ name: 'WorkerPoolError', message: `${this.deathsInARow} worker threads died in a row without finishing a chunk; last: ${s.error ? String(s.error) : `exit code ${code}`}` });
@@ -615,9 +601,7 @@ export class WorkerPool {
     for (const s of this.slots) {
       if (idle === 0) return;
       if (!s || !isPython(s.worker) || s.takingBack > 0 || s.batches.size < 2) continue;
-      const seq = [...s.batches.keys()].at(-1)!;
-      s.takingBack = seq;
-      s.worker.takeBack(seq);
+      this.askBack(s, s.worker);
       idle--;
     }
   }
@@ -637,14 +621,25 @@ export class WorkerPool {
       if (this.cancelled.delete(id)) continue;
       back.push(c);
     }
-    if (back.length) {
-      const rest = this.queue.slice(this.qHead);
-      this.queue.length = 0;
-      this.qHead = 0;
-      this.queue.push(...back, ...rest);
-    }
+    this.requeueFirst(back);
     this.dispatch();
     this.checkIdle();
+  }
+
+  /** Chunks that were given out and came back unrun: first in the queue, in their order. */
+  private requeueFirst(chunks: ChunkSpec[]): void {
+    if (chunks.length === 0) return;
+    const rest = this.queue.slice(this.qHead);
+    this.queue.length = 0;
+    this.qHead = 0;
+    this.queue.push(...chunks, ...rest);
+  }
+
+  /** Python slots: ask s's interpreter for its last batch back (answered by onTakenBack, if it has not begun it). */
+  private askBack(s: Slot, w: PythonWorker): void {
+    const seq = [...s.batches.keys()].at(-1)!;
+    s.takingBack = seq;
+    w.takeBack(seq);
   }
 
   private armTimer(chunks: ChunkSpec[]): void {
