@@ -215,6 +215,18 @@ _s_q = struct.Struct(">q").unpack_from
 _s_Q = struct.Struct(">Q").unpack_from
 _s_f = struct.Struct(">f").unpack_from
 _s_d = struct.Struct(">d").unpack_from
+# msgpack's fixed-size numbers: type byte → (reader, size).
+_NUMBERS = {
+    0xCA: (_s_f, 4),
+    0xCB: (_s_d, 8),
+    0xCD: (_s_H, 2),
+    0xCE: (_s_I, 4),
+    0xCF: (_s_Q, 8),
+    0xD0: (_s_b, 1),
+    0xD1: (_s_h, 2),
+    0xD2: (_s_i, 4),
+    0xD3: (_s_q, 8),
+}
 _p_d = struct.Struct(">Bd").pack
 _p_B = struct.Struct(">BB").pack
 _p_H = struct.Struct(">BH").pack
@@ -276,26 +288,11 @@ def _dec(d, i):
         return False, i
     if b == 0xC3:
         return True, i
-    if b == 0xCB:
-        return _s_d(d, i)[0], i + 8
     if b == 0xCC:
         return d[i], i + 1
-    if b == 0xCD:
-        return _s_H(d, i)[0], i + 2
-    if b == 0xCE:
-        return _s_I(d, i)[0], i + 4
-    if b == 0xCF:
-        return _s_Q(d, i)[0], i + 8
-    if b == 0xD0:
-        return _s_b(d, i)[0], i + 1
-    if b == 0xD1:
-        return _s_h(d, i)[0], i + 2
-    if b == 0xD2:
-        return _s_i(d, i)[0], i + 4
-    if b == 0xD3:
-        return _s_q(d, i)[0], i + 8
-    if b == 0xCA:
-        return _s_f(d, i)[0], i + 4
+    num = _NUMBERS.get(b)
+    if num is not None:
+        return num[0](d, i)[0], i + num[1]
     if b in (0xD9, 0xDA, 0xDB):
         if b == 0xD9:
             n, i = d[i], i + 1

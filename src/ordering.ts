@@ -1,7 +1,7 @@
 // Sinks turn chunk outcomes into what the caller sees: an ordered array, or an async iterator in input or completion order.
 import { TaskError, type ErrorRecord } from './errors.js';
 import type { ChunkOutcome, Job, PlacedFailure, Sink } from './scheduler/job.js';
-import { recycle } from './protocol/codec.js';
+import { doubleArray, recycle } from './protocol/codec.js';
 
 /** The TaskError for the first failure of an outcome. */
 export function firstError(o: ChunkOutcome, fn: string): TaskError | null {
@@ -40,13 +40,6 @@ function numbersOf(f: Float64Array): unknown[] {
 
 /** Results of a call this long or shorter go straight into one array made at its first numeric chunk (V8 keeps it a flat array of doubles). */
 const PREALLOCATE_MAX = 16 * 1024 * 1024;
-
-/** An array of n holes that V8 stores as unboxed doubles from the start (`new Array(n)` would be copied on the first double). */
-function doubleArray(n: number): unknown[] {
-  const a: unknown[] = [0.5];
-  a.length = n;
-  return a;
-}
 
 function putNumbers(out: unknown[], f: Float64Array, at: number): void {
   for (let i = 0; i < f.length; i++) out[at + i] = f[i];

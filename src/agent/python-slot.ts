@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import type { Readable, Writable } from 'node:stream';
 import type { ErrorRecord } from '../errors.js';
 import type { ChunkResult, ChunkSpec } from '../protocol/messages.js';
-import { decode, encode, writeArrayHeader } from '../protocol/codec.js';
+import { decode, encode, encodeFloats, typedArrayData, writeArrayHeader } from '../protocol/codec.js';
 import { parseCpuList, pinnedCpus } from './shell.js';
 import { SLOT_CHUNK, SLOT_LENGTH, type FromWorker, type SharedEntry, type ToWorker, type WorkerInit } from './thread-messages.js';
 
@@ -492,36 +492,17 @@ export function forPython(items: Uint8Array): Buffer {
   return asBuffer(items);
 }
 
-/** Where the data of an encoded typed array starts (after its ext header and code byte), if it is msgpackr's typed array `code`; else -1. */
-function typedArrayAt(b: Uint8Array, code: number): number {
-  // ext 8/16/32 whose type is msgpackr's typed array (0x74); its first data byte names the array.
-  const at = b[0] === 0xc7 ? 2 : b[0] === 0xc8 ? 3 : b[0] === 0xc9 ? 5 : -1;
-  return at > 0 && b[at] === 0x74 && b[at + 1] === code ? at + 2 : -1;
-}
-
 /** The typed array `code` that `b` encodes, as a view where its bytes are aligned (else a copy), or null if it is not one. */
 function typedArray<T extends Float64Array | Int32Array>(b: Uint8Array, code: number, Ctor: { new (buf: ArrayBufferLike, offset: number, length: number): T; BYTES_PER_ELEMENT: number }): T | null {
-  const at = typedArrayAt(b, code);
-  if (at < 0) return null;
+  const d = typedArrayData(b, code);
+  if (d === null) return null;
+  const [at, bytes] = d;
   const size = Ctor.BYTES_PER_ELEMENT;
-  // The ext's length counts the code byte.
-  const len = b[0] === 0xc7 ? b[1]! : b[0] === 0xc8 ? (b[1]! << 8) | b[2]! : ((b[1]! << 24) >>> 0) + ((b[2]! << 16) | (b[3]! << 8) | b[4]!);
-  const n = Math.floor((Math.min(len - 1, b.byteLength - at)) / size);
+  const n = Math.floor(Math.min(bytes, b.byteLength - at) / size);
   const offset = b.byteOffset + at;
   if (offset % size === 0) return new Ctor(b.buffer, offset, n);
   // Uint8Array.prototype.slice copies (a Buffer's own slice is a view).
   return new Ctor(Uint8Array.prototype.slice.call(b, at, at + n * size).buffer, 0, n);
-}
-
-/**
- * msgpackr's encoding of the typed array `code` holding `values`, written in place: the data starts
- * 8-aligned (extBuffer), so the numbers are converted by one typed-array set, with no copy after.
- */
-function typedArrayExt(code: number, Ctor: Int32ArrayConstructor | Float64ArrayConstructor, values: ArrayLike<number>): Buffer {
-  const bytes = values.length * Ctor.BYTES_PER_ELEMENT;
-  const buf = extBuffer(bytes);
-  new Ctor(buf.buffer as ArrayBuffer, buf.byteOffset + 8, values.length).set(values);
-  return extHead(buf, code, bytes);
 }
 
 /**
@@ -569,7 +550,8 @@ function int32Ext(list: Float64Array): Buffer | null {
  */
 export function widenInt32(values: Uint8Array): Uint8Array {
   const ints = typedArray(values, 5, Int32Array);
-  return ints ? typedArrayExt(8, Float64Array, ints) : values;
+  // Written as every numeric list is (encodeList): aligned, in a buffer of its own.
+  return ints ? encodeFloats(ints) : values;
 }
 
 /** A msgpack array of these numbers as msgpackr writes a number[]: 32-bit integers as ints, the rest as float64. */

@@ -6,7 +6,7 @@ import type { ChunkResult, ChunkSpec, ItemFailure } from '../protocol/messages.j
 import type { FromWorker, SharedEntry, ToWorker, WorkerInit } from './thread-messages.js';
 import { SHARED_KEY, viewOf } from '../shared.js';
 import { SLOT_CHUNK, SLOT_OFFSET, SLOT_STARTED, SLOT_STOP } from './thread-messages.js';
-import { decode, decodeListLike, EMPTY_VALUES, encode, encodeList, encodeListOver, encodeTransferable, loadCodec, movable, ownsBuffer } from '../protocol/codec.js';
+import { decode, decodeListLike, doubleArray, EMPTY_VALUES, encode, encodeList, encodeListOver, encodeTransferable, loadCodec, movable, ownsBuffer } from '../protocol/codec.js';
 import type { CommandResult } from './shell.js';
 
 const init = workerData as WorkerInit;
@@ -205,12 +205,6 @@ function stopAt(c: ChunkSpec, i: number, n: number, values: unknown[], failures:
   }
 }
 
-function doubles(n: number): unknown[] {
-  const a: unknown[] = [0.5];
-  a.length = n;
-  return a;
-}
-
 /** Epoch ms with sub-millisecond precision: chunk durations size the next chunks, and tiny ones must not read as 0 or 1 ms. */
 const clock = (): number => performance.timeOrigin + performance.now();
 
@@ -219,7 +213,7 @@ async function runChunk(c: ChunkSpec): Promise<ChunkResult> {
   const items = decodeListLike(c.items);
   const n = items.length;
   // Numbers in, most likely numbers out: an array V8 keeps as unboxed doubles from the start (new Array(n) is copied on its first double).
-  const values: unknown[] = items instanceof Float64Array ? doubles(n) : new Array(n);
+  const values: unknown[] = items instanceof Float64Array ? doubleArray(n) : new Array(n);
   const failures: ItemFailure[] = [];
   slot[SLOT_CHUNK] = c.id;
   if (c.kind === 'shell') {

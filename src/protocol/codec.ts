@@ -90,10 +90,6 @@ export function ownCopy(b: Uint8Array): Uint8Array {
   return own;
 }
 
-/**
- * A list of Buffers encoded by hand as a msgpack array of bin values, straight into one buffer of
- * its own: one copy of the bytes (msgpackr would copy into its output buffer, then we would copy out).
- */
 /** Write a msgpack array header for n elements at the start of out; returns its length. */
 export function writeArrayHeader(out: Buffer, n: number): number {
   if (n < 16) {
@@ -110,6 +106,19 @@ export function writeArrayHeader(out: Buffer, n: number): number {
   return 5;
 }
 
+/** The element count of an encoded msgpack array and the length of its header (writeArrayHeader's reverse). */
+export function arrayHeader(b: Uint8Array): [count: number, header: number] {
+  const t = b[0]!;
+  if (t >= 0x90 && t <= 0x9f) return [t & 0x0f, 1];
+  if (t === 0xdc) return [(b[1]! << 8) | b[2]!, 3];
+  if (t === 0xdd) return [((b[1]! << 24) >>> 0) + ((b[2]! << 16) | (b[3]! << 8) | b[4]!), 5];
+  throw new TypeError(`expected an encoded array, got a value starting 0x${t.toString(16)}`);
+}
+
+/**
+ * A list of Buffers encoded by hand as a msgpack array of bin values, straight into one buffer of
+ * its own: one copy of the bytes (msgpackr would copy into its output buffer, then we would copy out).
+ */
 function encodeBuffers(list: Buffer[]): Uint8Array {
   const n = list.length;
   let size = n < 16 ? 1 : n < 0x10000 ? 3 : 5;
@@ -193,11 +202,32 @@ function floatBuffer(n: number): { bytes: Buffer; floats: Float64Array } {
  * as floatBuffer or msgpackr writes it); 0 when it is anything else.
  */
 function numbersAt(b: Uint8Array): number {
+  const d = typedArrayData(b, 8);
+  return d !== null && d[1] === b.byteLength - d[0] && d[1] % 8 === 0 ? d[0] : 0;
+}
+
+/**
+ * Where the data of msgpackr's typed-array extension (ext 8/16/32 of type 0x74) for the array `code`
+ * starts in `b` (after the code byte), and how many bytes the ext says it holds; null when `b` does
+ * not start with one.
+ */
+export function typedArrayData(b: Uint8Array, code: number): [at: number, bytes: number] | null {
   const t = b[0];
   const h = t === 0xc7 ? 4 : t === 0xc8 ? 5 : t === 0xc9 ? 7 : 0;
-  if (h === 0 || b.byteLength < h || b[h - 2] !== 0x74 || b[h - 1] !== 8) return 0;
-  const data = h === 4 ? b[1]! : h === 5 ? (b[1]! << 8) | b[2]! : ((b[1]! << 24) >>> 0) + ((b[2]! << 16) | (b[3]! << 8) | b[4]!);
-  return data === b.byteLength - h + 1 && (data - 1) % 8 === 0 ? h : 0;
+  if (h === 0 || b.byteLength < h || b[h - 2] !== 0x74 || b[h - 1] !== code) return null;
+  // The ext's length counts the code byte.
+  const len = h === 4 ? b[1]! : h === 5 ? (b[1]! << 8) | b[2]! : ((b[1]! << 24) >>> 0) + ((b[2]! << 16) | (b[3]! << 8) | b[4]!);
+  return [h, len - 1];
+}
+
+/**
+ * An array whose V8 storage is unboxed doubles from the start, of n holes: `new Array(n)` would be
+ * copied on its first double. For lists of results that are most likely numbers.
+ */
+export function doubleArray(n: number): unknown[] {
+  const a: unknown[] = [0.5];
+  a.length = n;
+  return a;
 }
 
 /**
@@ -269,8 +299,8 @@ export function encodeListOver(values: unknown[], spent: Uint8Array): Uint8Array
   return encodeList(values, false);
 }
 
-/** These numbers encoded as one Float64Array (one copy, into a buffer of their own). */
-function encodeFloats(f: Float64Array): Uint8Array {
+/** These numbers encoded as one Float64Array (one copy, into a buffer of their own; an Int32Array is widened in the copy). */
+export function encodeFloats(f: Float64Array | Int32Array): Uint8Array {
   const out = floatBuffer(f.length);
   out.floats.set(f);
   return out.bytes;

@@ -2,7 +2,7 @@
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { ProtocolError } from '../errors.js';
 import { newNonce, proof, proofMatches, type AuthRole } from '../protocol/auth.js';
-import { decode, encode, writeArrayHeader } from '../protocol/codec.js';
+import { arrayHeader, decode, encode, writeArrayHeader } from '../protocol/codec.js';
 import { decodeWithAttachments, encodeWithAttachments } from '../protocol/attachments.js';
 import { FrameDecoder, frameHeader, MAX_FRAME, MAX_HANDSHAKE_FRAME } from '../protocol/frames.js';
 import { PROTOCOL_VERSION, checkFromAgent, checkRelayDown, checkRelayUp, checkToAgent, type FromAgent, type Handshake, type RelayDown, type RelayUp, type ToAgent } from '../protocol/messages.js';
@@ -24,15 +24,6 @@ const REFUSAL_BURST = 20;
 
 /** msgpack of a map of two entries, `t: 'results'`, and the key `results`: what precedes a results message's list. */
 const RESULTS_PREFIX = Buffer.from([0x82, 0xa1, 0x74, 0xa7, ...Buffer.from('results'), 0xa7, ...Buffer.from('results')]);
-
-/** The element count of an encoded msgpack array and the length of its header. */
-function arrayHeader(b: Uint8Array): [count: number, header: number] {
-  const t = b[0]!;
-  if (t >= 0x90 && t <= 0x9f) return [t & 0x0f, 1];
-  if (t === 0xdc) return [(b[1]! << 8) | b[2]!, 3];
-  if (t === 0xdd) return [((b[1]! << 24) >>> 0) + ((b[2]! << 16) | (b[3]! << 8) | b[4]!), 5];
-  throw new TypeError(`expected an encoded array, got a value starting 0x${t.toString(16)}`);
-}
 
 /** Frames up to this size (without attachments) are written as one buffer. */
 const SMALL_FRAME = 16 * 1024;
@@ -132,17 +123,20 @@ export class TcpLink<Out, In> implements Link<Out, In> {
     this.socket.uncork();
   };
 
+  private corkForTick(): void {
+    if (this.corked) return;
+    this.corked = true;
+    this.socket.cork();
+    process.nextTick(this.uncork);
+  }
+
   send(msg: Out): void {
     if (this.closed) return;
     const parts = encodeWithAttachments(msg);
     let n = 0;
     for (const p of parts) n += p.byteLength;
     this.bytesOut += 4 + n;
-    if (!this.corked) {
-      this.corked = true;
-      this.socket.cork();
-      process.nextTick(this.uncork);
-    }
+    this.corkForTick();
     if (parts.length === 2 && n <= SMALL_FRAME) {
       // A small frame (no attachment) is copied into one buffer: one write, not three.
       const out = Buffer.allocUnsafe(4 + n);
@@ -189,11 +183,7 @@ export class TcpLink<Out, In> implements Link<Out, In> {
       out.set(it, at);
       at += it.byteLength;
     }
-    if (!this.corked) {
-      this.corked = true;
-      this.socket.cork();
-      process.nextTick(this.uncork);
-    }
+    this.corkForTick();
     this.socket.write(out);
   }
 
