@@ -208,7 +208,11 @@ function stopAt(c: ChunkSpec, i: number, n: number, values: unknown[], failures:
 /** Epoch ms with sub-millisecond precision: chunk durations size the next chunks, and tiny ones must not read as 0 or 1 ms. */
 const clock = (): number => performance.timeOrigin + performance.now();
 
-async function runChunk(c: ChunkSpec): Promise<ChunkResult> {
+/**
+ * Run one chunk. Synchronous tasks finish it synchronously (no promise, no microtask turn per chunk:
+ * a tiny chunk's round trip is mostly such overhead); a task that returns a promise makes the rest async.
+ */
+function runChunk(c: ChunkSpec): ChunkResult | Promise<ChunkResult> {
   const started = clock();
   const items = decodeListLike(c.items);
   const n = items.length;
@@ -216,46 +220,28 @@ async function runChunk(c: ChunkSpec): Promise<ChunkResult> {
   const values: unknown[] = items instanceof Float64Array ? doubleArray(n) : new Array(n);
   const failures: ItemFailure[] = [];
   slot[SLOT_CHUNK] = c.id;
-  if (c.kind === 'shell') {
-    for (let i = 0; i < n; i++) {
-      if (slot[SLOT_STOP] === 1) {
-        stopAt(c, i, n, values, failures);
-        break;
-      }
-      slot[SLOT_OFFSET] = i;
-      slot[SLOT_STARTED] = Date.now();
-      let r: CommandResult;
-      try {
-        r = await (shell ??= await import('./shell.js')).runShell(items[i], c.start + i, init.workerIndex, init.env, c.timeoutMs, c.env);
-      } catch (e) {
-        // Not the command's failure (it has its exit status): the machinery around it. This item fails, the thread goes on.
-        failures.push({ offset: i, error: toErrorRecord(e, 'error') });
-        values[i] = undefined;
-        continue;
-      }
-      values[i] = r;
-      if (r.outputError) {
-        failures.push({ offset: i, error: { name: 'OutputError', message: r.outputError.message, ...(r.outputError.code ? { code: r.outputError.code } : {}), kind: 'error' } });
-      } else if (r.exitCode !== 0) {
-        const why = r.timedOut ? `timed out after ${shell!.timeoutOf(items[i], c.timeoutMs)} ms` : r.signal ? `killed by ${r.signal}` : `exited with status ${r.exitCode}`;
-        failures.push({ offset: i, error: { name: 'CommandError', message: `command ${why}: ${r.command}`, kind: r.timedOut ? 'timeout' : 'error' } });
-      }
-    }
-    return { id: c.id, worker: init.workerIndex, values: encodeValues(c, values, failures), failures, started, ended: clock() };
-  }
+  if (c.kind === 'shell') return runShellChunk(c, items as unknown[], values, failures, started);
   const fn = resolveFn(c.fn);
   if (fn instanceof Error) {
     failures.push({ offset: 0, error: toErrorRecord(fn) });
     values.length = 0;
     return { id: c.id, worker: init.workerIndex, values: encodeOwnedList(values), failures, started, ended: clock() };
   }
-  if (!c.env) return taskContext.run({ first: c.start, last: c.start + n - 1, fn: c.fn }, () => runCalls(c, fn, items, values, failures, started));
-  // A packed chunk (taskResources): the GPUs and thread counts it was given, in this thread's
-  // process.env while it runs (a packed worker runs one chunk at a time), then as they were.
-  const before = new Map(Object.keys(c.env).map((k) => [k, process.env[k]]));
-  Object.assign(process.env, c.env);
+  const context = { first: c.start, last: c.start + n - 1, fn: c.fn };
+  if (!c.env) return taskContext.run(context, () => runCalls(c, fn, items, values, failures, started));
+  return runPacked(c, context, () => runCalls(c, fn, items, values, failures, started));
+}
+
+/**
+ * A packed chunk (taskResources): the GPUs and thread counts it was given, in this thread's
+ * process.env while it runs (a packed worker runs one chunk at a time), then as they were.
+ */
+async function runPacked(c: ChunkSpec, context: { first: number; last: number; fn: string }, run: () => ChunkResult | Promise<ChunkResult>): Promise<ChunkResult> {
+  const env = c.env!;
+  const before = new Map(Object.keys(env).map((k) => [k, process.env[k]]));
+  Object.assign(process.env, env);
   try {
-    return await taskContext.run({ first: c.start, last: c.start + n - 1, fn: c.fn }, () => runCalls(c, fn, items, values, failures, started));
+    return await taskContext.run(context, run);
   } finally {
     for (const [k, v] of before) {
       if (v === undefined) delete process.env[k];
@@ -264,8 +250,51 @@ async function runChunk(c: ChunkSpec): Promise<ChunkResult> {
   }
 }
 
-/** The items of a module-function chunk, in order, inside the chunk's async context. */
-async function runCalls(c: ChunkSpec, fn: Fn, items: unknown[] | Float64Array, values: unknown[], failures: ItemFailure[], started: number): Promise<ChunkResult> {
+async function runShellChunk(c: ChunkSpec, items: unknown[], values: unknown[], failures: ItemFailure[], started: number): Promise<ChunkResult> {
+  const n = items.length;
+  for (let i = 0; i < n; i++) {
+    if (slot[SLOT_STOP] === 1) {
+      stopAt(c, i, n, values, failures);
+      break;
+    }
+    slot[SLOT_OFFSET] = i;
+    slot[SLOT_STARTED] = Date.now();
+    let r: CommandResult;
+    try {
+      r = await (shell ??= await import('./shell.js')).runShell(items[i], c.start + i, init.workerIndex, init.env, c.timeoutMs, c.env);
+    } catch (e) {
+      // Not the command's failure (it has its exit status): the machinery around it. This item fails, the thread goes on.
+      failures.push({ offset: i, error: toErrorRecord(e, 'error') });
+      values[i] = undefined;
+      continue;
+    }
+    values[i] = r;
+    if (r.outputError) {
+      failures.push({ offset: i, error: { name: 'OutputError', message: r.outputError.message, ...(r.outputError.code ? { code: r.outputError.code } : {}), kind: 'error' } });
+    } else if (r.exitCode !== 0) {
+      const why = r.timedOut ? `timed out after ${shell!.timeoutOf(items[i], c.timeoutMs)} ms` : r.signal ? `killed by ${r.signal}` : `exited with status ${r.exitCode}`;
+      failures.push({ offset: i, error: { name: 'CommandError', message: `command ${why}: ${r.command}`, kind: r.timedOut ? 'timeout' : 'error' } });
+    }
+  }
+  return { id: c.id, worker: init.workerIndex, values: encodeValues(c, values, failures), failures, started, ended: clock() };
+}
+
+/** Item i failed with e: recorded; true when the chunk stops there (map stops at its first failure). */
+function failed(c: ChunkSpec, i: number, e: unknown, values: unknown[], failures: ItemFailure[]): boolean {
+  failures.push({ offset: i, error: toErrorRecord(e, 'error') });
+  if (c.stopOnError) {
+    values.length = i;
+    return true;
+  }
+  values[i] = undefined;
+  return false;
+}
+
+/**
+ * The items of a module-function chunk, in order, inside the chunk's async context: synchronously
+ * while the task returns plain values, from the first promise on in runCallsAsync.
+ */
+function runCalls(c: ChunkSpec, fn: Fn, items: unknown[] | Float64Array, values: unknown[], failures: ItemFailure[], started: number): ChunkResult | Promise<ChunkResult> {
   const n = items.length;
   const star = c.kind === 'star';
   const timed = c.timeoutMs > 0;
@@ -278,16 +307,40 @@ async function runCalls(c: ChunkSpec, fn: Fn, items: unknown[] | Float64Array, v
     if (timed) slot[SLOT_STARTED] = Date.now();
     try {
       const item = everShared ? resolveShared(items[i]) : items[i];
+      const v = star ? fn(...(item as unknown[])) : fn(item);
+      if (isThenable(v)) return runCallsAsync(c, fn, items, values, failures, started, i, v);
+      values[i] = v;
+    } catch (e) {
+      if (failed(c, i, e, values, failures)) break;
+    }
+  }
+  return { id: c.id, worker: init.workerIndex, values: encodeValues(c, values, failures), failures, started, ended: clock() };
+}
+
+/** runCalls from item i on, whose task returned the promise `pending`. */
+async function runCallsAsync(c: ChunkSpec, fn: Fn, items: unknown[] | Float64Array, values: unknown[], failures: ItemFailure[], started: number, i: number, pending: PromiseLike<unknown>): Promise<ChunkResult> {
+  const n = items.length;
+  const star = c.kind === 'star';
+  const timed = c.timeoutMs > 0;
+  try {
+    values[i] = await pending;
+  } catch (e) {
+    if (failed(c, i, e, values, failures)) i = n;
+  }
+  for (i++; i < n; i++) {
+    if (slot[SLOT_STOP] === 1) {
+      stopAt(c, i, n, values, failures);
+      break;
+    }
+    slot[SLOT_OFFSET] = i;
+    if (timed) slot[SLOT_STARTED] = Date.now();
+    try {
+      const item = everShared ? resolveShared(items[i]) : items[i];
       let v = star ? fn(...(item as unknown[])) : fn(item);
       if (isThenable(v)) v = await v;
       values[i] = v;
     } catch (e) {
-      failures.push({ offset: i, error: toErrorRecord(e, 'error') });
-      if (c.stopOnError) {
-        values.length = i;
-        break;
-      }
-      values[i] = undefined;
+      if (failed(c, i, e, values, failures)) break;
     }
   }
   return { id: c.id, worker: init.workerIndex, values: encodeValues(c, values, failures), failures, started, ended: clock() };
@@ -319,7 +372,9 @@ async function drain(): Promise<void> {
         const t = Date.now();
         let r: ChunkResult;
         try {
-          r = await runChunk(c);
+          const p = runChunk(c);
+          // A chunk of synchronous tasks is done already: no microtask turn for it.
+          r = p instanceof Promise ? await p : p;
         } catch (e) {
           r = chunkFailed(c, e, t);
         }
