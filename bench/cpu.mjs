@@ -47,7 +47,7 @@ if (what === 'w1' || what === 'w1c1') {
   const N = Number(nArg ?? 3000);
   const pool = await Pool.open({ module, emulate: { nodes: 1, cpusPerNode: 1 }, log: false });
   const agent = pool.nodes[0].pid;
-  for (let k = 0; k < 500; k++) await pool.apply('noop');
+  for (let k = 0; k < Number(process.env.D2_WARM ?? 500); k++) await pool.apply('noop');
   const a0 = threads(agent);
   const c0 = threads(process.pid);
   const us = [];

@@ -32,7 +32,9 @@ await runChild(async ([what, arg]) => {
   if (what === 'rtt') {
     const pool = await Pool.open({ module: tasks, emulate: { nodes: 1, cpusPerNode: 1 }, log: false });
     try {
-      for (let k = 0; k < 200; k++) await pool.apply('noop');
+      // Steady state, as the ping-pong floors: after 200 round trips V8's optimising compiler still ran on the
+      // other core for most of the next 1,000 (JIT warm-up measured, not the round trip); 5,000 take 1-2 s.
+      for (let k = 0; k < 5000; k++) await pool.apply('noop');
       const us = [];
       for (let k = 0; k < 1000; k++) {
         const t0 = performance.now();

@@ -1,13 +1,13 @@
 // The floors under D2 (one empty chunk's round trip to an agent over TCP and its worker thread):
 //   node bench/peers/pingpong.mjs tcp     median round trip of a 16-byte message to another Node process over loopback TCP (noDelay), µs
 //   node bench/peers/pingpong.mjs thread  median round trip of a small message to a worker thread (postMessage both ways), µs
-// Same counts as D2: 200 warm-up round trips, then the median of 1,000.
+// Same counts as D2: WARM warm-up round trips (steady state: V8's optimising compiler done), then the median of 1,000.
 import { fork } from 'node:child_process';
 import { connect, createServer } from 'node:net';
 import { Worker } from 'node:worker_threads';
 import { runChild } from '../lib/child.mjs';
 
-const WARM = 200;
+const WARM = 5000;
 const N = 1000;
 
 async function measure(roundTrip) {
