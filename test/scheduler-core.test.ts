@@ -110,6 +110,44 @@ describe('dispatch', () => {
   });
 });
 
+describe('many calls at once (a loop of apply() calls)', () => {
+  it('5,000 one-item calls on 256 workers: every call gets its result, in call order, and dispatch asks each call a bounded number of times', () => {
+    const t = setup({ agents: 2, workers: 128, credits: 128 });
+    const n = 5000;
+    let takes = 0;
+    let backlogs = 0;
+    const calls = Array.from({ length: n }, (_, i) => {
+      const c = t.job([i]);
+      // Counted on the real calls: the work dispatch does per call must not grow with the calls in flight or queued.
+      const take = c.job.take.bind(c.job);
+      const backlog = c.job.backlog.bind(c.job);
+      c.job.take = (w) => (takes++, take(w));
+      c.job.backlog = () => (backlogs++, backlog());
+      return c;
+    });
+    const made: [number, number][] = [];
+    for (let round = 0; round < 200 && made.length < n; round++) {
+      t.core.dispatch(t.now);
+      const sends = t.sends(t.core.take());
+      for (const s of sends) made.push(...s.chunks.map((c) => [c.id, c.items[0] as number] as [number, number]));
+      for (const s of sends) t.core.results(s.agent, s.chunks.map((c) => t.ok(c)), t.now);
+      // Each finished call ends, as the Pool ends it when its promise settles.
+      for (const cmd of t.core.take()) {
+        if (cmd.c !== 'outcome') continue;
+        cmd.job.sink.accept(cmd.outcome);
+        t.core.cancelJob(cmd.job);
+      }
+    }
+    // Chunks are made in call order (their ids count up as they are made), whichever node each goes to.
+    expect(made.sort((x, y) => x[0] - y[0]).map(([, item]) => item)).toEqual(Array.from({ length: n }, (_, i) => i));
+    expect(calls.filter((c, i) => !(c.sink.outcomes.length === 1 && c.sink.outcomes[0]!.values[0] === i)).map((c) => JSON.stringify(c.sink.outcomes))).toEqual([]);
+    // Each call: one take that makes its chunk, one that finds its input ended; a few more at most.
+    expect(takes).toBeLessThanOrEqual(3 * n);
+    // The backlog is counted only until the grant is full (64 per agent with room), never over every queued call.
+    expect(backlogs).toBeLessThanOrEqual(200 * 2 * 64 + n);
+  });
+});
+
 describe('failed items retried (retryFailed)', () => {
   /** A result in which the items at `bad` offsets failed (a command's non-zero exit). */
   const failing = (t: ReturnType<typeof setup>, c: Chunk, bad: number[], kind: 'error' | 'timeout' | 'cancelled' = 'error'): CoreResult => ({

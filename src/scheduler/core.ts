@@ -153,12 +153,15 @@ export const DISPATCH_MAX_ITEMS = 65_536;
 
 const CANCELLED: ErrorRecord = { name: 'CancelledError', message: 'not started: the pool was told to start no more tasks', kind: 'cancelled' };
 
-/** A queue of chunks with O(1) push, shift and unshift. */
+/** A queue with O(1) push, shift, unshift and access by position. */
 class Deque<T> {
   private items: (T | undefined)[] = [];
   private head = 0;
   get length(): number {
     return this.items.length - this.head;
+  }
+  at(i: number): T | undefined {
+    return this.items[this.head + i];
   }
   push(x: T): void {
     this.items.push(x);
@@ -190,12 +193,69 @@ class Deque<T> {
   }
 }
 
+/**
+ * The chunks not final yet, by id, and by job: ending a call touches its own chunks only, never every
+ * chunk in flight (thousands of concurrent apply() calls each end once).
+ */
+class ChunkTable {
+  private readonly byId = new Map<number, Chunk>();
+  private readonly byJob = new Map<Job, Set<Chunk>>();
+
+  get(id: number): Chunk | undefined {
+    return this.byId.get(id);
+  }
+
+  set(c: Chunk): void {
+    this.byId.set(c.id, c);
+    let s = this.byJob.get(c.job);
+    if (!s) this.byJob.set(c.job, (s = new Set()));
+    s.add(c);
+  }
+
+  delete(id: number): void {
+    const c = this.byId.get(id);
+    if (!c) return;
+    this.byId.delete(id);
+    const s = this.byJob.get(c.job)!;
+    s.delete(c);
+    if (s.size === 0) this.byJob.delete(c.job);
+  }
+
+  /** This job's chunks (a copy: the caller may delete as it goes). */
+  ofJob(job: Job): Chunk[] {
+    const s = this.byJob.get(job);
+    return s ? [...s] : [];
+  }
+
+  values(): IterableIterator<Chunk> {
+    return this.byId.values();
+  }
+
+  clear(): void {
+    this.byId.clear();
+    this.byJob.clear();
+  }
+}
+
+/** A call that will make no more chunks: its input has ended, or it was cancelled. */
+function madeAll(job: Job): boolean {
+  return job.exhausted || job.cancelled;
+}
+
 /** The scheduler's state machine. Call an event method, then `take()` the commands it produced. */
 export class SchedulerCore {
   readonly agents = new Map<number, AgentState>();
-  private readonly jobs: Job[] = [];
+  /** Every call not ended yet, in the order they came (a Set keeps insertion order and deletes in O(1)). */
+  private readonly jobs = new Set<Job>();
+  /**
+   * The calls that may still make chunks, in the same order: a call leaves once its input has ended
+   * (or it was cancelled), so that dispatch does not walk past calls whose chunks are all out
+   * (thousands of concurrent apply() calls). Left calls go from the front at once, from further back
+   * in one sweep once they outnumber the rest (see nextChunk).
+   */
+  private readonly open = new Deque<Job>();
   private readonly retryQueue = new Deque<Chunk>();
-  private readonly chunks = new Map<number, Chunk>();
+  private readonly chunks = new ChunkTable();
   /** Ready agents with room for another chunk, in round-robin order (a Set keeps insertion order). */
   private readonly free = new Set<AgentState>();
   private nextChunkId = 1;
@@ -222,7 +282,7 @@ export class SchedulerCore {
   }
 
   get busy(): boolean {
-    return this.jobs.length > 0;
+    return this.jobs.size > 0;
   }
 
   // ------------------------------------------------------------------ agents
@@ -380,18 +440,17 @@ export class SchedulerCore {
   // ------------------------------------------------------------------ jobs
 
   addJob(job: Job): void {
-    this.jobs.push(job);
+    this.jobs.add(job);
+    this.open.push(job);
   }
 
   /** Stop a job: drop its queued chunks, tell agents to drop theirs. */
   cancelJob(job: Job): void {
     job.cancel();
-    const i = this.jobs.indexOf(job);
-    if (i >= 0) this.jobs.splice(i, 1);
+    this.jobs.delete(job);
     if (this.retryQueue.length > 0) this.retryQueue.removeIf((c) => c.job === job);
     const byAgent = new Map<AgentState, number[]>();
-    for (const c of this.chunks.values()) {
-      if (c.job !== job) continue;
+    for (const c of this.chunks.ofJob(job)) {
       this.chunks.delete(c.id);
       if (c.agent) {
         c.agent.release(c.id);
@@ -419,7 +478,10 @@ export class SchedulerCore {
 
   /** Fail every job (pool terminated, nothing left to run on). */
   abortAll(error: Error): void {
-    for (const job of this.jobs.splice(0)) {
+    const all = [...this.jobs];
+    this.jobs.clear();
+    this.open.removeIf(() => true);
+    for (const job of all) {
       job.cancel();
       job.sink.abort(error);
     }
@@ -455,10 +517,12 @@ export class SchedulerCore {
     // Round-robin: one chunk per agent per visit while chunks are few next to the agents with room
     // (so that they spread), up to MAX_GRANT when the backlog would give each of them that many anyway.
     let backlog = this.retryQueue.length;
-    for (const j of this.jobs) {
-      const b = j.backlog();
+    // Counted only up to where the grant stops growing: never a walk over every queued call.
+    const enough = MAX_GRANT * this.free.size;
+    for (let k = 0; k < this.open.length; k++) {
+      const b = this.open.at(k)!.backlog();
       backlog = b === null ? Infinity : backlog + b;
-      if (backlog === Infinity) break;
+      if (backlog >= enough) break;
     }
     const grant = backlog === Infinity ? 1 : Math.max(1, Math.min(MAX_GRANT, Math.floor(backlog / this.free.size)));
     visits: for (;;) {
@@ -496,17 +560,26 @@ export class SchedulerCore {
   private nextChunk(): Chunk | null {
     const r = this.retryQueue.shift();
     if (r) return r;
-    for (let k = 0; k < this.jobs.length; k++) {
-      const job = this.jobs[k]!;
+    let made: Chunk | null = null;
+    let left = 0;
+    for (let k = 0; k < this.open.length && !made; k++) {
+      const job = this.open.at(k)!;
       const t = job.take(this.totalWorkers);
       if (t) {
         const root: Root = { seq: t.seq, start: t.start, size: t.items.length, values: [], failures: [], parts: [], remaining: 1, cutAt: t.items.length };
-        const c: Chunk = { id: this.nextChunkId++, job, root, offset: 0, items: t.items, attempts: { n: 0, copied: false }, losses: 0, agent: null, sentAt: 0, bytes: 0, twin: null };
-        this.chunks.set(c.id, c);
-        return c;
+        made = { id: this.nextChunkId++, job, root, offset: 0, items: t.items, attempts: { n: 0, copied: false }, losses: 0, agent: null, sentAt: 0, bytes: 0, twin: null };
+        this.chunks.set(made);
+      } else if (madeAll(job)) {
+        // Its input has ended (or it was cancelled): it makes no more chunks, so dispatch passes it no more.
+        if (k === 0) {
+          this.open.shift();
+          k--;
+        } else left++;
       }
     }
-    return null;
+    // Calls behind one still open that have made all theirs: swept out once they are most of the queue.
+    if (left > 32 && left * 2 > this.open.length) this.open.removeIf(madeAll);
+    return made;
   }
 
   // ------------------------------------------------------------------ results
@@ -659,7 +732,7 @@ export class SchedulerCore {
       twin: null,
     };
     c.root.remaining++;
-    this.chunks.set(part.id, part);
+    this.chunks.set(part);
     if (this.halted) this.cancelChunk(part);
     else this.retryQueue.unshift(part);
   }
@@ -714,8 +787,8 @@ export class SchedulerCore {
   }
 
   private checkStragglers(now: number): void {
-    if (this.halted || this.retryQueue.length > 0 || this.jobs.length === 0) return;
-    for (const j of this.jobs) if (!j.exhausted) return;
+    if (this.halted || this.retryQueue.length > 0 || this.jobs.size === 0) return;
+    for (let k = 0; k < this.open.length; k++) if (!this.open.at(k)!.exhausted) return;
     let idle: AgentState[] | null = null;
     for (const c of this.chunks.values()) {
       if (c.twin || c.attempts.copied || !c.agent || c.job.spec.kind === 'shell' || c.job.chunkMs.count < STRAGGLER_MIN_SAMPLES) continue;
@@ -729,7 +802,7 @@ export class SchedulerCore {
       const copy: Chunk = { ...c, id: this.nextChunkId++, agent: target, sentAt: now, twin: c, bytes: 0 };
       c.twin = copy;
       c.attempts.copied = true;
-      this.chunks.set(copy.id, copy);
+      this.chunks.set(copy);
       target.inflight.set(copy.id, copy);
       this.refresh(target);
       this.out.push({ c: 'send', agent: target, chunks: [copy] });
