@@ -1,5 +1,6 @@
 // Scheduling users can trust: no task waits behind a long one while a worker idles, mixed durations
 // are spread, every CPU of an uneven allocation gets a worker. Assertions are on records, not wall time.
+import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
 import { Pool, type TaskRecord } from '../dist/index.js';
 
@@ -39,6 +40,41 @@ describe('head-of-line blocking', () => {
     expect(recs[2]!.worker).toBe(recs[1]!.worker);
     expect(recs[2]!.worker).not.toBe(recs[0]!.worker);
     expect(recs[2]!.started).toBeLessThan(recs[0]!.ended);
+  });
+});
+
+describe('many calls of one function', () => {
+  it('concurrent apply() calls of a function known to be quick go out many to a thread message, each with its own result', async () => {
+    await using pool = await Pool.open({ module: tasks, workers: 2, log: false });
+    await pool.map('square', [1, 2, 3, 4], { chunksize: 1 });
+    // Thread messages counted as they are posted (the real ones: the pool's threads are Workers of this process).
+    const post = Worker.prototype.postMessage;
+    let batches = 0;
+    Worker.prototype.postMessage = function (this: Worker, m: unknown, t?: readonly Transferable[]) {
+      if ((m as { t?: string } | null)?.t === 'batch') batches++;
+      return post.call(this, m, t as Transferable[]);
+    };
+    try {
+      const n = 2000;
+      const out = await Promise.all(Array.from({ length: n }, (_, i) => pool.apply('square', i)));
+      expect(out).toEqual(Array.from({ length: n }, (_, i) => i * i));
+      // One call, one chunk: sent one per message, this would be 2,000 messages.
+      expect(batches).toBeLessThan(n / 4);
+    } finally {
+      Worker.prototype.postMessage = post;
+    }
+  });
+
+  it("a new call's chunks never share a batch before its own durations are known, however quick its function was before", async () => {
+    await using pool = await Pool.open({ module: tasks, workers: 2, log: false });
+    await Promise.all(Array.from({ length: 200 }, (_, i) => pool.apply('sleepThen', { ms: 0, v: i })));
+    const recs = await collect(pool.imapRecords('sleepThen', [{ ms: 800, v: 0 }, { ms: 20, v: 1 }, { ms: 20, v: 2 }, { ms: 20, v: 3 }], { chunksize: 1 }));
+    expect(recs.map((r) => r.ok)).toEqual([true, true, true, true]);
+    // The short ones ran on the other worker while the long one ran: none waited behind it.
+    for (const r of recs.slice(1)) {
+      expect(r.worker).not.toBe(recs[0]!.worker);
+      expect(r.started).toBeLessThan(recs[0]!.ended);
+    }
   });
 });
 

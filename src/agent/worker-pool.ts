@@ -91,8 +91,12 @@ export class WorkerPool {
   private qHead = 0;
   /** Mean chunk duration per call (job id), learned from results: batches are sized per call. */
   private readonly chunkMs = new Map<number, number>();
-  /** Python slots: mean chunk duration per function, so that a new call of it pipelines from its first chunk. */
-  private readonly fnMs = new Map<string, number>();
+  /**
+   * Mean time of one item per function (any call of it), learned from results: a new call's chunks
+   * are sized from it until their own durations are known, so that a loop of apply() calls of a
+   * function known to be quick is batched (and a Python interpreter pipelines it) from its first chunk.
+   */
+  private readonly fnItemMs = new Map<string, number>();
   private lastJob = -1;
   private deathsInARow = 0;
   private closing = false;
@@ -183,7 +187,7 @@ export class WorkerPool {
     const size = this.opts.size;
     // Packed tasks wait here for their CPUs and GPUs: no more of them than workers to run them.
     if (ms === undefined || this.ledger) return size;
-    if (ms < PREFETCH_BELOW_MS) return size * (2 * this.perBatch(this.lastJob) + 1);
+    if (ms < PREFETCH_BELOW_MS) return size * (2 * this.perBatch(ms) + 1);
     // Python: one batch running and one waiting in each interpreter.
     if (this.opts.python && ms < PIPELINE_BELOW_MS) return 2 * size + Math.floor((size * ROUND_TRIP_MS) / ms);
     return size + Math.floor((size * ROUND_TRIP_MS) / ms);
@@ -196,8 +200,7 @@ export class WorkerPool {
   private stopped = false;
 
   /** Chunks per batch for a call: enough for about TARGET_BATCH_MS of work, 1 while its duration is unknown. */
-  private perBatch(job: number): number {
-    const ms = this.chunkMs.get(job);
+  private perBatch(ms: number | undefined): number {
     if (ms === undefined) return 1;
     return Math.min(MAX_BATCH, Math.max(1, Math.ceil(TARGET_BATCH_MS / Math.max(ms, 0.001))));
   }
@@ -407,11 +410,26 @@ export class WorkerPool {
     const spec = s.assigned.get(id);
     const job = spec?.job ?? this.lastJob;
     s.assigned.delete(id);
-    if (s.batches.size > 0) this.batchDone(s, id, spec?.fn, ms);
+    if (s.batches.size > 0) this.batchDone(s, id);
     if (this.ledger) this.release(id);
     const prev = this.chunkMs.get(job);
     this.chunkMs.set(job, prev === undefined ? ms : prev * 0.8 + ms * 0.2);
     this.lastJob = job;
+    // Commands are each their own: only functions are learned across calls.
+    if (spec && spec.kind !== 'shell' && spec.count > 0) {
+      const item = ms / spec.count;
+      const was = this.fnItemMs.get(spec.fn);
+      this.fnItemMs.set(spec.fn, was === undefined ? item : was * 0.8 + item * 0.2);
+      if (this.fnItemMs.size > 64) this.fnItemMs.delete(this.fnItemMs.keys().next().value!);
+    }
+  }
+
+  /** How long a chunk should take: its call's chunks lately, else its function's items, else unknown. */
+  private expectedMs(c: ChunkSpec): number | undefined {
+    const ms = this.chunkMs.get(c.job);
+    if (ms !== undefined || c.kind === 'shell') return ms;
+    const item = this.fnItemMs.get(c.fn);
+    return item === undefined ? undefined : item * c.count;
   }
 
   private onResults(s: Slot, results: ChunkResult[]): void {
@@ -474,17 +492,22 @@ export class WorkerPool {
     if (this.ledger) return this.dispatchPacked(this.ledger, this.opts.packing!);
     let avail = this.queue.length - this.qHead;
     if (avail === 0) return this.takeBack();
-    // A call whose chunk time is not known yet goes out one chunk per batch until it is.
-    const job = this.queue[this.qHead]!.job;
-    const per = this.perBatch(job);
-    // A worker holds a second batch only for tiny chunks; otherwise just the one it runs.
-    const ms = this.chunkMs.get(job);
-    let depth = ms !== undefined && ms < PREFETCH_BELOW_MS ? 2 * per : per;
-    // A Python interpreter holds its next batch while it runs one, for short chunks (see PIPELINE_BELOW_MS).
-    if (this.opts.python && depth === per) {
-      const known = ms ?? this.fnMs.get(this.queue[this.qHead]!.fn);
-      if (known !== undefined && known < PIPELINE_BELOW_MS) depth = 2 * per;
-    }
+    // A call whose chunk time is not known yet (nor its function's) goes out one chunk per batch until it is.
+    const head = this.queue[this.qHead]!;
+    const ms = this.expectedMs(head);
+    // Sized from the function, not from the call: a batch holds that function's chunks only, and at
+    // most one of each call (a call's first chunk is its probe: chunks of one call never wait behind
+    // each other before the call's own durations are known; many one-chunk calls go out together).
+    const byFn = !this.chunkMs.has(head.job);
+    const per = this.perBatch(ms);
+    // A worker holds a second batch only for tiny chunks of a call it knows; otherwise just the one it
+    // runs. A Python interpreter holds its next batch while it runs one, for short chunks (see
+    // PIPELINE_BELOW_MS), and for a call known by its function only, one chunk more (as for a call's
+    // first chunks: one running, one waiting, which an idle worker can take back).
+    let depth = per;
+    const short = this.opts.python && ms !== undefined && ms < PIPELINE_BELOW_MS;
+    if (byFn) depth = short ? per + 1 : per;
+    else if (ms! < PREFETCH_BELOW_MS || short) depth = 2 * per;
     // Idle workers first: a chunk never waits behind another while a worker has nothing to do.
     const readySlots = this.slots.filter((s): s is Slot => s !== null && s.ready && !s.retiring).sort((a, b) => a.assigned.size - b.assigned.size);
     if (readySlots.length === 0) return;
@@ -503,12 +526,16 @@ export class WorkerPool {
         let take = Math.min(avail, room, Math.max(per, 1), share);
         // Large items: a batch stops at MAX_BATCH_BYTES, so memory stays bounded and work spreads.
         let bytes = 0;
+        const calls = byFn ? new Set<number>() : null;
         for (let k = 0; k < take; k++) {
-          bytes += this.queue[this.qHead + k]!.items.byteLength;
-          if (bytes > MAX_BATCH_BYTES && k > 0) {
+          const c = this.queue[this.qHead + k]!;
+          bytes += c.items.byteLength;
+          const other = calls !== null && (c.fn !== head.fn || c.kind !== head.kind || calls.has(c.job));
+          if (k > 0 && (bytes > MAX_BATCH_BYTES || other)) {
             take = k;
             break;
           }
+          calls?.add(c.job);
         }
         const batch = this.queue.slice(this.qHead, this.qHead + take);
         this.qHead += take;
@@ -573,7 +600,7 @@ export class WorkerPool {
   }
 
   /** Python slots: a chunk of batch-tracked slot s finished (its result came): the batch is done when all its chunks are. */
-  private batchDone(s: Slot, id: number, fn: string | undefined, ms: number): void {
+  private batchDone(s: Slot, id: number): void {
     for (const [seq, left] of s.batches) {
       if (!left.delete(id)) continue;
       if (left.size === 0) {
@@ -581,11 +608,6 @@ export class WorkerPool {
         if (s.takingBack === seq) s.takingBack = 0;
       }
       break;
-    }
-    if (fn !== undefined) {
-      const prev = this.fnMs.get(fn);
-      this.fnMs.set(fn, prev === undefined ? ms : prev * 0.8 + ms * 0.2);
-      if (this.fnMs.size > 64) this.fnMs.delete(this.fnMs.keys().next().value!);
     }
   }
 
