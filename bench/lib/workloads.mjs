@@ -3,10 +3,10 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 /** Default repetitions per workload (overridden by --reps N). */
-export const DEFAULT_REPS = { W1c1: 3, W1auto: 5, W2: 3, W3: 3, W4: 7, W5: 3 };
+export const DEFAULT_REPS = { W1c1: 3, W1auto: 5, W1apply: 3, W2: 3, W3: 3, W4: 7, W5: 3 };
 
 /** Per-repetition time bounds, in ms. */
-const TIMEOUT = { W1c1: 60_000, W1auto: 30_000, W2: 45_000, W3: 60_000, W4: 20_000, W5: 90_000 };
+const TIMEOUT = { W1c1: 60_000, W1auto: 30_000, W1apply: 90_000, W2: 45_000, W3: 60_000, W4: 20_000, W5: 90_000 };
 
 /** A table row from a measured record: { key, impl, role, values, errors, skipped, na, planned, note, comparable }. */
 export function row(rec, meta) {
@@ -82,6 +82,27 @@ async function w1(ctx) {
       ],
     });
   }
+  // The same items as 200,000 concurrent apply() calls (Promise.all), beside piscina's run() per item:
+  // the loop-of-tasks pattern, shown without a target (the issue's W1 targets are map's).
+  const t = TIMEOUT.W1apply;
+  ctx.log('W1 identity, one apply() per item');
+  const m = await ctx.measure({
+    unit: 'tasks/s',
+    reps: ctx.reps ?? DEFAULT_REPS.W1apply,
+    blocks: [[spRun(ctx, 'slurmpool', ['W1apply'], rate(n), t)], [peerRuns(ctx, 'W1c1', ['W1c1'], rate(n), t).piscina]],
+  });
+  groups.push({
+    id: 'W1',
+    name: 'W1apply',
+    title: 'W1 identity, one apply() per item, all at once',
+    unit: 'tasks/s',
+    better: 'higher',
+    target: null,
+    rows: [
+      row(m.get('slurmpool'), { key: 'slurmpool', impl: 'slurmpool apply()', role: 'subject' }),
+      row(m.get('piscina'), { key: 'piscina', impl: `piscina ${ctx.piscinaVersion ?? ''} run()`.trim(), role: 'peer' }),
+    ],
+  });
   return groups;
 }
 

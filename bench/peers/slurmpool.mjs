@@ -1,4 +1,4 @@
-// slurmpool: node bench/peers/slurmpool.mjs W1c1|W1auto|W2 <workers>|W3copy  -> one JSON line.
+// slurmpool: node bench/peers/slurmpool.mjs W1c1|W1auto|W1apply|W2 <workers>|W3copy  -> one JSON line.
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { params, timed, runChild, primeRanges, checkIdentity, checkPrimes, warmAllWorkers } from '../lib/child.mjs';
@@ -25,6 +25,15 @@ await runChild(async ([workload, w]) => {
         // Steady state, as every peer here is measured: one untimed run of the same call first.
         await (opts ? pool.map('identity', items, opts) : pool.map('identity', items));
         const { seconds, value } = await timed(() => (opts ? pool.map('identity', items, opts) : pool.map('identity', items)));
+        checkIdentity(value, n);
+        return { seconds, n };
+      }
+      case 'W1apply': {
+        // The same items as concurrent apply() calls, one task each (as piscina's W1c1 runs them: run() per item).
+        const n = params.w1.n;
+        const run = () => Promise.all(Array.from({ length: n }, (_, i) => pool.apply('identity', i)));
+        await run();
+        const { seconds, value } = await timed(run);
         checkIdentity(value, n);
         return { seconds, n };
       }
