@@ -5,11 +5,14 @@ import { chmodSync, copyFileSync, existsSync, readFileSync, readdirSync, unlinkS
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LaunchError, OptionError, Pool, TaskError, type TaskRecord } from '../dist/index.js';
+import { PythonSlots, startInterpreter } from '../dist/agent/python-process.js';
+import { PythonWorker } from '../dist/agent/python-slot.js';
 import { CODECS, PY_FIXTURES, pythonWithMsgpack } from './helpers/python.js';
 import { cleanEnv, cli, records as readRecords, tmp } from './cli/helpers.js';
 
 const python = pythonWithMsgpack();
 const MODULE = join(PY_FIXTURES, 'tasks.py');
+const OLD_PYTHON = join(PY_FIXTURES, 'old-python.sh');
 const PYTHON_DIR = new URL('../python/', import.meta.url).pathname;
 
 function envWith(extra: Record<string, string>): NodeJS.ProcessEnv {
@@ -350,6 +353,25 @@ describe.each(CODECS)('Python tasks: the next batch waits in the interpreter, $c
     expect(new Set(pids).size).toBe(4);
     for (const p of new Set(pids)) expect(pids.filter((x) => x === p)).toHaveLength(2);
     expect(pids).not.toContain(warm[0]);
+  });
+});
+
+describe('Python interpreters started ahead of their slot (while the Python side loads)', () => {
+  it('one that ends before its slot takes it over: what it wrote and its exit status are in the error', async () => {
+    const slots = new PythonSlots({ python: OLD_PYTHON, env: {}, node: 'here' });
+    await slots.load();
+    const env = { ...process.env, REAL_PYTHON: python } as Record<string, string>;
+    const early = startInterpreter(OLD_PYTHON, env, 0);
+    // Node throws away what a child that ended wrote unless someone reads it: startInterpreter keeps it.
+    await new Promise((r) => early.child.once('close', r));
+    const init = { module: MODULE, initializer: null, initArgs: [], slot: new SharedArrayBuffer(32), workerIndex: 0, maxTasks: 0, env, shared: [] };
+    const worker = new PythonWorker(OLD_PYTHON, init, slots.files, new Set(), early);
+    const seen: unknown[] = [];
+    worker.on('error', (e: Error) => seen.push(e.message));
+    const code = await new Promise((r) => worker.on('exit', r));
+    expect(code).toBe(3);
+    expect(seen).toEqual([expect.stringMatching(/old-python\.sh exited with status 3 while starting: .*Python 3\.6\.9 at .* is older than 3\.8/)]);
+    slots.close();
   });
 });
 

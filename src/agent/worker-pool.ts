@@ -7,8 +7,9 @@ import { decode, EMPTY_VALUES, encodeList, encodeTransferable, movable, ownCopy,
 import { Ledger, type Need } from './packing.js';
 import { SLOT_CHUNK, SLOT_LENGTH, SLOT_OFFSET, SLOT_STARTED, SLOT_STOP } from './thread-messages.js';
 import { withWorkerFlags } from './exec-argv.js';
-// Types only: python-slot.js loads only for a .py task module (agent.ts), not in every JS pool.
-import type { PythonSlots, PythonWorker } from './python-slot.js';
+// Types only: python-slot.js loads only for a .py task module (PythonSlots.load), not in every JS pool.
+import type { PythonWorker } from './python-slot.js';
+import type { PythonSlots } from './python-process.js';
 
 const WORKER_FILE = new URL('./worker.js', import.meta.url);
 
@@ -149,9 +150,16 @@ export class WorkerPool {
    * rejects (and stops them all); one failing after that is reported through sink.fatal, as before.
    */
   async start(): Promise<void> {
-    this.opts.python?.resolve();
+    const python = this.opts.python;
     let first = false;
     try {
+      if (python) {
+        // The interpreters start first: their start is the longest part of a Python pool's, and the
+        // rest of the Python side (python-slot.ts, and the codec) loads meanwhile. Not found: thrown here.
+        python.prestart(this.opts.size, (i) => this.envOf(i));
+        await python.load();
+        if (this.closing) throw new Error('the worker pool was stopped while it started');
+      }
       await new Promise<void>((resolve, reject) => {
         const watch = (p: Promise<void>) =>
           p.then(
@@ -292,9 +300,14 @@ export class WorkerPool {
     this.opts.python?.close();
   }
 
+  /** The environment of worker slot `index`: the node's, and the slot's own (its GPUs). */
+  private envOf(index: number): Record<string, string> {
+    return this.opts.slotEnv ? { ...this.opts.env, ...this.opts.slotEnv(index) } : this.opts.env;
+  }
+
   private spawn(index: number): Promise<void> {
     const sab = new SharedArrayBuffer(SLOT_LENGTH * 8);
-    const env = this.opts.slotEnv ? { ...this.opts.env, ...this.opts.slotEnv(index) } : this.opts.env;
+    const env = this.envOf(index);
     const init: WorkerInit = {
       module: this.opts.module,
       initializer: this.opts.initializer,
