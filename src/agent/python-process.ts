@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { decode, encode, encodeFloats, typedArrayData, writeArrayHeader } from '../protocol/codec.js';
+import { pinnedCpuList } from './cpu-sets.js';
 import { SLOT_CHUNK, SLOT_LENGTH, type SharedEntry, type WorkerInit } from './thread-messages.js';
 import type { PythonWorker } from './python-slot.js';
 
@@ -126,6 +127,12 @@ function removeLive(): void {
 export class SharedFiles {
   private readonly files = new Map<number, string>();
 
+  /** A shared value as the interpreter takes it: bytes as the path of their file (written now if need be), else the encoded value. */
+  describe(e: SharedEntry): Record<string, unknown> {
+    if (e.kind === 'bytes') return { id: e.id, kind: 'bytes', ctor: e.ctor, path: this.pathOf(e) };
+    return { id: e.id, kind: 'value', data: Buffer.from(e.sab) };
+  }
+
   pathOf(e: SharedEntry): string {
     let p = this.files.get(e.id);
     if (p === undefined) {
@@ -176,6 +183,8 @@ export type EarlyEvent = ['stdout', Buffer] | ['stderr', Buffer] | ['error', Err
 export interface Interpreter {
   child: ChildProcess;
   slotFd: number;
+  /** The shared values its init frame named (their ids), once sent (sendInit). */
+  shared: Set<number> | null;
   /** Stop keeping the child's output and events and hand over those it had: its new owner listens to it now. */
   takeOver(): EarlyEvent[];
 }
@@ -219,6 +228,7 @@ export function startInterpreter(python: string, env: Record<string, string>, in
   return {
     child,
     slotFd: fd,
+    shared: null,
     takeOver() {
       child.stdout!.off('data', onStdout);
       child.stderr!.off('data', onStderr);
@@ -227,6 +237,35 @@ export function startInterpreter(python: string, env: Record<string, string>, in
       return early;
     },
   };
+}
+
+/** The first frame an interpreter reads ('I'): what to import and run, its shared values, its cores. */
+const TAG_INIT = 0x49;
+
+/**
+ * Send the interpreter its init frame: it reads it as soon as its runtime has loaded, before it
+ * imports the task module. Here rather than in python-slot.ts, so that it goes as soon as the
+ * interpreter is started, whether python-slot.ts has loaded yet or not.
+ */
+export function sendInit(it: Interpreter, init: WorkerInit, files: SharedFiles): void {
+  const payload = encode({
+    module: init.module === null ? null : init.module.startsWith('file:') ? fileURLToPath(init.module) : init.module,
+    initializer: init.initializer,
+    initArgs: init.initArgs,
+    worker: init.workerIndex,
+    maxTasks: init.maxTasks,
+    shared: init.shared.map((e) => files.describe(e)),
+    cpus: pinnedCpuList(init.env, init.workerIndex),
+  });
+  const head = Buffer.allocUnsafe(5);
+  head.writeUInt32BE(payload.byteLength + 1, 0);
+  head[4] = TAG_INIT;
+  const stdin = it.child.stdin!;
+  stdin.cork();
+  stdin.write(head);
+  stdin.write(payload);
+  stdin.uncork();
+  it.shared = new Set(init.shared.map((e) => e.id));
 }
 
 /**
@@ -239,6 +278,7 @@ export class PythonSlots {
   /** The interpreter's path, once resolved. */
   python = '';
   private slotCode: typeof import('./python-slot.js') | null = null;
+  private loading: Promise<void> | null = null;
   /** Binary shared values as files the interpreters map. */
   readonly files = new SharedFiles();
   /** Interpreters started before the slots' code loaded, by slot, until their slot takes them. */
@@ -254,52 +294,79 @@ export class PythonSlots {
   }
 
   /**
-   * Start the interpreters of slots 0…n-1 now, each with its slot's environment. One that spawn
-   * refuses is left to its slot, which starts it again and reports why (as without this).
+   * Start the interpreters of these slots now, and send each its init frame once all are started (the
+   * codec may have to load for it). One that spawn refuses is left to its slot, which starts it again
+   * and reports why (as without this).
    */
-  prestart(n: number, envOf: (index: number) => Record<string, string>): void {
+  prestart(inits: WorkerInit[]): void {
     this.resolve();
-    for (let i = 0; i < n; i++) {
-      if (this.ahead.has(i)) continue;
+    // python-slot.ts's files are read meanwhile (an import is asynchronous); the pool awaits load() after.
+    this.load().catch(() => undefined);
+    const started: [Interpreter, WorkerInit][] = [];
+    for (const init of inits) {
+      if (this.ahead.has(init.workerIndex)) continue;
       try {
-        this.ahead.set(i, startInterpreter(this.python, envOf(i), i));
+        const it = startInterpreter(this.python, init.env, init.workerIndex);
+        this.ahead.set(init.workerIndex, it);
+        started.push([it, init]);
       } catch {
         // the slot tries again
       }
     }
+    for (const [it, init] of started) sendInit(it, init, this.files);
   }
 
   /** Load the slots' code (python-slot.ts) and hand it this process's codec (one msgpackr for the whole process). */
-  async load(): Promise<void> {
-    if (this.slotCode) return;
-    const code = await import('./python-slot.js');
-    code.useCodec({ decode, encode, encodeFloats, typedArrayData, writeArrayHeader });
-    this.slotCode = code;
+  load(): Promise<void> {
+    this.loading ??= import('./python-slot.js').then((code) => {
+      code.useCodec({ decode, encode, encodeFloats, typedArrayData, writeArrayHeader });
+      this.slotCode = code;
+    });
+    return this.loading;
   }
 
-  /** Slot init.workerIndex's interpreter: the one started ahead for it, else a new one. */
+  /**
+   * Slot init.workerIndex's interpreter: the one started ahead for it, else a new one. One started
+   * ahead is told of the shared values that came or went since its init frame.
+   */
   spawn(init: WorkerInit): PythonWorker {
     this.resolve();
     if (!this.slotCode) throw new Error('the Python slots are not loaded (PythonSlots.load)');
     let it = this.ahead.get(init.workerIndex);
     this.ahead.delete(init.workerIndex);
-    it ??= startInterpreter(this.python, init.env, init.workerIndex);
-    return new this.slotCode.PythonWorker(this.python, init, this.files, this.careful, it);
+    if (!it) {
+      it = startInterpreter(this.python, init.env, init.workerIndex);
+      try {
+        sendInit(it, init, this.files);
+      } catch (e) {
+        discard(it);
+        throw e;
+      }
+    }
+    const sent = it.shared ?? new Set<number>();
+    const worker = new this.slotCode.PythonWorker(this.python, init, this.files, this.careful, it);
+    for (const e of init.shared) if (!sent.has(e.id)) worker.postMessage({ t: 'share', entry: e });
+    const now = new Set(init.shared.map((e) => e.id));
+    for (const id of sent) if (!now.has(id)) worker.postMessage({ t: 'unshare', id });
+    return worker;
   }
 
   close(): void {
     this.files.releaseAll();
     // Interpreters no slot took (the pool stopped while starting).
-    for (const it of this.ahead.values()) {
-      it.takeOver();
-      it.child.on('error', () => undefined);
-      it.child.kill('SIGKILL');
-      try {
-        fs().closeSync(it.slotFd);
-      } catch {
-        // closed
-      }
-    }
+    for (const it of this.ahead.values()) discard(it);
     this.ahead.clear();
+  }
+}
+
+/** End an interpreter no slot took over, and close its slot file. */
+function discard(it: Interpreter): void {
+  it.takeOver();
+  it.child.on('error', () => undefined);
+  it.child.kill('SIGKILL');
+  try {
+    fs().closeSync(it.slotFd);
+  } catch {
+    // closed
   }
 }

@@ -6,15 +6,13 @@ import type { ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { createRequire } from 'node:module';
 import { constants as osc } from 'node:os';
-import { fileURLToPath } from 'node:url';
 import type { Readable, Writable } from 'node:stream';
 import type { ErrorRecord } from '../errors.js';
 import type { ChunkResult, ChunkSpec } from '../protocol/messages.js';
 import type * as Codec from '../protocol/codec.js';
-import { pinnedCpuList } from './cpu-sets.js';
 // Types only: python-process.js is part of the pool's bundle (this module is not), and a second copy would load codec.js again.
 import type { Interpreter, SharedFiles } from './python-process.js';
-import { SLOT_CHUNK, SLOT_LENGTH, type FromWorker, type SharedEntry, type ToWorker, type WorkerInit } from './thread-messages.js';
+import { SLOT_CHUNK, SLOT_LENGTH, type FromWorker, type ToWorker, type WorkerInit } from './thread-messages.js';
 
 /**
  * The codec of the process that loaded this module (PythonSlots.load): not imported here, since the
@@ -30,7 +28,7 @@ export function useCodec(c: typeof codec): void {
 // node:fs through require: an ES module import of it costs the pool's main thread 3–5 ms (util/node-fs.ts).
 const { closeSync, readSync, writeSync } = createRequire(import.meta.url)('node:fs') as typeof import('node:fs');
 
-const TAG_INIT = 0x49; // I
+// 'I', the init frame, is python-process.ts's (sendInit).
 const TAG_BATCH = 0x42; // B
 const TAG_SHARE = 0x53; // S
 const TAG_UNSHARE = 0x55; // U
@@ -100,7 +98,7 @@ export class PythonWorker extends EventEmitter {
   private exited = false;
   private closedP: Promise<void>;
 
-  /** `it`: the slot's interpreter, just started (startInterpreter); this takes it over. */
+  /** `it`: the slot's interpreter, started and sent its init frame (python-process.ts); this takes it over. */
   constructor(
     private readonly python: string,
     private readonly init: WorkerInit,
@@ -143,16 +141,6 @@ export class PythonWorker extends EventEmitter {
         }
       });
     }
-    const msg = {
-      module: init.module === null ? null : init.module.startsWith('file:') ? fileURLToPath(init.module) : init.module,
-      initializer: init.initializer,
-      initArgs: init.initArgs,
-      worker: init.workerIndex,
-      maxTasks: init.maxTasks,
-      shared: init.shared.map((e) => this.describe(e)),
-      cpus: pinnedCpuList(init.env, init.workerIndex),
-    };
-    this.write(TAG_INIT, codec.encode(msg));
   }
 
   private finish(error: Error | null, code: number, closed: () => void, signal?: NodeJS.Signals | null): void {
@@ -172,11 +160,6 @@ export class PythonWorker extends EventEmitter {
     this.slotOpen = false;
     closeSync(this.slotFd);
     closed();
-  }
-
-  private describe(e: SharedEntry): Record<string, unknown> {
-    if (e.kind === 'bytes') return { id: e.id, kind: 'bytes', ctor: e.ctor, path: this.files.pathOf(e) };
-    return { id: e.id, kind: 'value', data: Buffer.from(e.sab) };
   }
 
   private write(tag: number, payload: Uint8Array): void {
@@ -306,7 +289,7 @@ export class PythonWorker extends EventEmitter {
 
   /** The worker thread's messages that are not batches: shared values come and go. */
   postMessage(msg: ToWorker): void {
-    if (msg.t === 'share') this.write(TAG_SHARE, codec.encode(this.describe(msg.entry)));
+    if (msg.t === 'share') this.write(TAG_SHARE, codec.encode(this.files.describe(msg.entry)));
     else if (msg.t === 'unshare') {
       this.files.release(msg.id);
       this.write(TAG_UNSHARE, codec.encode(msg.id));

@@ -154,9 +154,10 @@ export class WorkerPool {
     let first = false;
     try {
       if (python) {
-        // The interpreters start first: their start is the longest part of a Python pool's, and the
-        // rest of the Python side (python-slot.ts, and the codec) loads meanwhile. Not found: thrown here.
-        python.prestart(this.opts.size, (i) => this.envOf(i));
+        // The interpreters start first, then get their init frames (the codec loads for them): their
+        // start is the longest part of a Python pool's, and python-slot.ts loads meanwhile. No
+        // interpreter found: thrown here.
+        python.prestart(Array.from({ length: this.opts.size }, (_, i) => this.initOf(i)));
         await python.load();
         if (this.closing) throw new Error('the worker pool was stopped while it started');
       }
@@ -300,24 +301,23 @@ export class WorkerPool {
     this.opts.python?.close();
   }
 
-  /** The environment of worker slot `index`: the node's, and the slot's own (its GPUs). */
-  private envOf(index: number): Record<string, string> {
-    return this.opts.slotEnv ? { ...this.opts.env, ...this.opts.slotEnv(index) } : this.opts.env;
-  }
-
-  private spawn(index: number): Promise<void> {
-    const sab = new SharedArrayBuffer(SLOT_LENGTH * 8);
-    const env = this.envOf(index);
-    const init: WorkerInit = {
+  /** What worker slot `index` starts with; its environment is the node's and the slot's own (its GPUs). */
+  private initOf(index: number): WorkerInit {
+    return {
       module: this.opts.module,
       initializer: this.opts.initializer,
       initArgs: this.opts.initArgs,
-      slot: sab,
+      slot: new SharedArrayBuffer(SLOT_LENGTH * 8),
       workerIndex: index,
       maxTasks: this.opts.maxTasksPerWorker,
-      env,
+      env: this.opts.slotEnv ? { ...this.opts.env, ...this.opts.slotEnv(index) } : this.opts.env,
       shared: [...this.shared.values()],
     };
+  }
+
+  private spawn(index: number): Promise<void> {
+    const init = this.initOf(index);
+    const { env, slot: sab } = init;
     // A Python slot gets the same env (its GPUs included) in its interpreter's environment.
     const worker = this.opts.python
       ? this.opts.python.spawn(init)
