@@ -5,11 +5,17 @@ import { chmodSync, copyFileSync, existsSync, readFileSync, readdirSync, unlinkS
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LaunchError, OptionError, Pool, TaskError, type TaskRecord } from '../dist/index.js';
+import { PythonSlots, startInterpreter } from '../dist/agent/python-process.js';
+import { PythonWorker } from '../dist/agent/python-slot.js';
+import { WorkerPool } from '../dist/agent/worker-pool.js';
+import { decode, encode } from '../dist/protocol/codec.js';
+import type { ChunkResult } from '../dist/protocol/messages.js';
 import { CODECS, PY_FIXTURES, pythonWithMsgpack } from './helpers/python.js';
 import { cleanEnv, cli, records as readRecords, tmp } from './cli/helpers.js';
 
 const python = pythonWithMsgpack();
 const MODULE = join(PY_FIXTURES, 'tasks.py');
+const OLD_PYTHON = join(PY_FIXTURES, 'old-python.sh');
 const PYTHON_DIR = new URL('../python/', import.meta.url).pathname;
 
 function envWith(extra: Record<string, string>): NodeJS.ProcessEnv {
@@ -350,6 +356,50 @@ describe.each(CODECS)('Python tasks: the next batch waits in the interpreter, $c
     expect(new Set(pids).size).toBe(4);
     for (const p of new Set(pids)) expect(pids.filter((x) => x === p)).toHaveLength(2);
     expect(pids).not.toContain(warm[0]);
+  });
+});
+
+describe('Python interpreters started ahead of their slot (while the Python side loads)', () => {
+  it('one that ends before its slot takes it over: what it wrote and its exit status are in the error', async () => {
+    const slots = new PythonSlots({ python: OLD_PYTHON, env: {}, node: 'here' });
+    await slots.load();
+    const env = { ...process.env, REAL_PYTHON: python } as Record<string, string>;
+    const early = startInterpreter(OLD_PYTHON, env, 0);
+    // Node throws away what a child that ended wrote unless someone reads it: startInterpreter keeps it.
+    await new Promise((r) => early.child.once('close', r));
+    const init = { module: MODULE, initializer: null, initArgs: [], slot: new SharedArrayBuffer(32), workerIndex: 0, maxTasks: 0, env, shared: [] };
+    const worker = new PythonWorker(OLD_PYTHON, init, slots.files, new Set(), early);
+    const seen: unknown[] = [];
+    worker.on('error', (e: Error) => seen.push(e.message));
+    const code = await new Promise((r) => worker.on('exit', r));
+    expect(code).toBe(3);
+    expect(seen).toEqual([expect.stringMatching(/old-python\.sh exited with status 3 while starting: .*Python 3\.6\.9 at .* is older than 3\.8/)]);
+    slots.close();
+  });
+
+  it('a value shared while they start (before their slot exists) reaches them', async () => {
+    const env = { ...process.env, SLURMPOOL_PY_CODEC: 'msgpack' } as Record<string, string>;
+    const results: ChunkResult[] = [];
+    const fatal: unknown[] = [];
+    const pool = new WorkerPool(
+      { size: 1, module: MODULE, initializer: null, initArgs: [], maxTasksPerWorker: 0, maxHeapMB: 0, env, shared: [], python: new PythonSlots({ python, env, node: 'here' }) },
+      { results: (rs) => results.push(...rs), handBack: () => undefined, fatal: (e) => fatal.push(e) },
+    );
+    try {
+      // start() starts the interpreter and sends its init frame at once, then waits for python-slot.ts:
+      // this share comes in between, and reaches the interpreter all the same.
+      const started = pool.start();
+      const sab = new SharedArrayBuffer(24);
+      new Float64Array(sab).set([1, 2, 3]);
+      pool.share({ id: 7, kind: 'bytes', ctor: 'Float64Array', sab });
+      await started;
+      pool.submit([{ id: 1, job: 1, fn: 'shared_sum', kind: 'star', start: 0, items: encode([[{ $slurmpoolShared: 7, bytes: 24 }, 2]]), count: 1, stopOnError: true, timeoutMs: 0 }]);
+      await pool.idle();
+      expect(fatal).toEqual([]);
+      expect(results.map((r) => [r.failures, decode(r.values)])).toEqual([[[], [12]]]);
+    } finally {
+      await pool.terminate();
+    }
   });
 });
 

@@ -103,9 +103,11 @@ function lastLine(text) {
  *            skip?: string (never run; the reason), stopOnError?: true (no more reps after one failure) }.
  * A run stops early after a timeout or a second failure, to keep the whole bench within its time.
  * `unit` and `better` ('higher' | 'lower') let a timeout's error say what it implies (`< 35 MB/s`).
+ * `alternate`: the runs inside each block go in reverse order every other repetition (a pair whose
+ * ratio is taken: neither always runs first, so a drift in the machine's load does not favour one).
  * Returns Map key -> { values: number[], results: object[], errors: string[], skipped?: string, planned, note? }.
  */
-export async function measure({ reps, blocks, cwd, unit, better = 'higher', log = () => {} }) {
+export async function measure({ reps, blocks, cwd, unit, better = 'higher', alternate = false, log = () => {} }) {
   const out = new Map();
   for (const block of blocks) {
     for (const run of block) {
@@ -116,7 +118,7 @@ export async function measure({ reps, blocks, cwd, unit, better = 'higher', log 
   for (let rep = 0; rep < reps; rep++) {
     const order = blocks.map((_, i) => blocks[(i + rep) % blocks.length]);
     for (const block of order) {
-      for (const run of block) {
+      for (const run of alternate && rep % 2 === 1 ? [...block].reverse() : block) {
         const rec = out.get(run.key);
         if (rec.skipped || rec.runs >= rec.planned || rec.stop) continue;
         rec.runs++;

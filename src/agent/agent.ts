@@ -8,8 +8,9 @@ import { pinnedEnv, THREAD_VARIABLES } from './threads.js';
 import { describeGpus, discoverGpus, gpuEnv, gpuSlots } from './gpus.js';
 import { WorkerPool } from './worker-pool.js';
 import { NodeShares, type RelayTransport } from './shares.js';
-// python-slot.js (and shell.js under it) loads only for a .py task module.
+// python-slot.js loads only for a .py task module (PythonSlots.load); python-process.js is light.
 import { isPythonModule } from './python-module.js';
+import { PythonSlots } from './python-process.js';
 
 export interface AgentInfo {
   /** The node's name as Slurm knows it (SLURMD_NODENAME), or the emulated/SSH host's. */
@@ -162,7 +163,7 @@ export class Agent {
               },
             }
           : {}),
-        python: isPythonModule(config.module) ? new (await import('./python-slot.js')).PythonSlots({ python: config.python, env, node: this.info.node }) : null,
+        python: isPythonModule(config.module) ? new PythonSlots({ python: config.python, env, node: this.info.node }) : null,
       },
       {
         results: (rs) => this.queueResults(rs),

@@ -2,178 +2,33 @@
 // speaks the worker thread's messages (ready, initError, results, retire; batch, share, unshare) to
 // the WorkerPool, so the scheduler, the Pool and the CLI see no difference; to the interpreter it
 // speaks length-prefixed msgpack frames over its stdin and stdout (python/slurmpool_runtime.py).
-import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import type { ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
-import { accessSync, closeSync, constants as fsc, ftruncateSync, openSync, readSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
-import { constants as osc, tmpdir } from 'node:os';
-import { delimiter, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { createRequire } from 'node:module';
+import { constants as osc } from 'node:os';
 import type { Readable, Writable } from 'node:stream';
 import type { ErrorRecord } from '../errors.js';
 import type { ChunkResult, ChunkSpec } from '../protocol/messages.js';
-import { decode, encode, encodeFloats, typedArrayData, writeArrayHeader } from '../protocol/codec.js';
-import { parseCpuList, pinnedCpus } from './shell.js';
-import { SLOT_CHUNK, SLOT_LENGTH, type FromWorker, type SharedEntry, type ToWorker, type WorkerInit } from './thread-messages.js';
-
-/** The interpreter's entry point, shipped with the package beside dist/. */
-export const PYTHON_WORKER = fileURLToPath(new URL('../../python/slurmpool_worker.py', import.meta.url));
-
-/** A task module is Python when its file ends in .py. */
-export { isPythonModule } from './python-module.js';
-
-/** Where files that Python maps live: tmpfs when there is one (never written to disk), else the temporary folder. */
-function mapDir(): string {
-  try {
-    accessSync('/dev/shm', fsc.W_OK);
-    if (statSync('/dev/shm').isDirectory()) return '/dev/shm';
-  } catch {
-    // no /dev/shm
-  }
-  return tmpdir();
-}
-
-function onPath(name: string, path: string | undefined): string | null {
-  for (const dir of (path ?? '').split(delimiter)) {
-    if (!dir) continue;
-    const p = join(dir, name);
-    try {
-      accessSync(p, fsc.X_OK);
-      if (statSync(p).isFile()) return p;
-    } catch {
-      // not here
-    }
-  }
-  return null;
-}
-
-function executable(p: string): boolean {
-  try {
-    accessSync(p, fsc.X_OK);
-    return statSync(p).isFile();
-  } catch {
-    return false;
-  }
-}
+import type * as Codec from '../protocol/codec.js';
+// Types only: python-process.js is part of the pool's bundle (this module is not), and a second copy would load codec.js again.
+import type { Interpreter, SharedFiles } from './python-process.js';
+import { SLOT_CHUNK, SLOT_LENGTH, type FromWorker, type ToWorker, type WorkerInit } from './thread-messages.js';
 
 /**
- * The interpreter for this node: `options.python` (or SLURMPOOL_PYTHON), else the active virtual
- * environment's ($VIRTUAL_ENV/bin/python), else python3 (then python) on PATH. Throws naming what was tried.
+ * The codec of the process that loaded this module (PythonSlots.load): not imported here, since the
+ * pool's main thread has its own copy of codec.js inside its bundle, and a second copy would load and
+ * warm msgpackr a second time.
  */
-export function resolvePython(given: string | undefined, env: Record<string, string | undefined>, where: string): string {
-  const tried: string[] = [];
-  const explicit = given ?? (env.SLURMPOOL_PYTHON || undefined);
-  const label = given !== undefined ? 'options.python' : 'SLURMPOOL_PYTHON';
-  if (explicit !== undefined) {
-    const p = explicit.includes('/') ? (executable(explicit) ? explicit : null) : onPath(explicit, env.PATH);
-    if (p) return p;
-    throw notFound(`${label} is ${JSON.stringify(explicit)}, which is ${explicit.includes('/') ? 'not an executable file' : `not on PATH (${env.PATH ?? 'unset'})`}${where}`);
-  }
-  tried.push(`${label} (not set)`);
-  if (env.VIRTUAL_ENV) {
-    const p = join(env.VIRTUAL_ENV, 'bin', 'python');
-    if (executable(p)) return p;
-    tried.push(`${p} (VIRTUAL_ENV is set, but it is not there)`);
-  } else tried.push('$VIRTUAL_ENV/bin/python (VIRTUAL_ENV not set)');
-  for (const name of ['python3', 'python']) {
-    const p = onPath(name, env.PATH);
-    if (p) return p;
-  }
-  tried.push(`python3 and python on PATH (${env.PATH ?? 'unset'})`);
-  throw notFound(`no Python interpreter found${where}: tried ${tried.join(', ')}; set options.python or SLURMPOOL_PYTHON`);
+let codec: Pick<typeof Codec, 'decode' | 'encode' | 'encodeFloats' | 'typedArrayData' | 'writeArrayHeader'>;
+
+export function useCodec(c: typeof codec): void {
+  codec = c;
 }
 
-function notFound(message: string): Error {
-  const e = new Error(message);
-  e.name = 'PythonNotFound';
-  return e;
-}
+// node:fs through require: an ES module import of it costs the pool's main thread 3–5 ms (util/node-fs.ts).
+const { closeSync, readSync, writeSync } = createRequire(import.meta.url)('node:fs') as typeof import('node:fs');
 
-/** Files of shared values that some interpreter still maps, removed at exit whatever else happened. */
-const liveFiles = new Set<string>();
-let exitHook = false;
-
-function removeLive(): void {
-  for (const p of liveFiles) {
-    try {
-      unlinkSync(p);
-    } catch {
-      // already gone
-    }
-  }
-  liveFiles.clear();
-}
-
-/**
- * Binary shared values as files Python maps read-only: one file per value per node (this agent), 0600,
- * written once from the node's SharedArrayBuffer when an interpreter first needs it, removed on
- * unshare and when the pool stops (and at process exit).
- */
-export class SharedFiles {
-  private readonly files = new Map<number, string>();
-
-  pathOf(e: SharedEntry): string {
-    let p = this.files.get(e.id);
-    if (p === undefined) {
-      p = join(mapDir(), `slurmpool-${process.pid}-${randomBytes(6).toString('hex')}-shared-${e.id}`);
-      writeFileSync(p, Buffer.from(e.sab), { mode: 0o600, flag: 'wx' });
-      this.files.set(e.id, p);
-      liveFiles.add(p);
-      if (!exitHook) {
-        exitHook = true;
-        process.once('exit', removeLive);
-      }
-    }
-    return p;
-  }
-
-  release(id: number): void {
-    const p = this.files.get(id);
-    if (p === undefined) return;
-    this.files.delete(id);
-    liveFiles.delete(p);
-    try {
-      unlinkSync(p);
-    } catch {
-      // already gone
-    }
-  }
-
-  releaseAll(): void {
-    for (const id of [...this.files.keys()]) this.release(id);
-  }
-}
-
-/** What a WorkerPool needs to run its slots as Python interpreters. */
-export class PythonSlots {
-  readonly files = new SharedFiles();
-  /** Chunks to run item by item, tracking each: an interpreter died in them while it ran tiny items in bulk. */
-  readonly careful = new Set<number>();
-  /** The interpreter's path, once resolved. */
-  python = '';
-
-  constructor(
-    private readonly opts: { python: string | undefined; env: Record<string, string>; node: string },
-  ) {}
-
-  /** Find the interpreter; throws naming what was tried. */
-  resolve(): void {
-    if (this.python) return;
-    const node = this.opts.env.SLURMPOOL_NODE;
-    this.python = resolvePython(this.opts.python, this.opts.env, node ? ` on node ${node}` : '');
-  }
-
-  spawn(init: WorkerInit): PythonWorker {
-    this.resolve();
-    return new PythonWorker(this.python, init, this.files, this.careful);
-  }
-
-  close(): void {
-    this.files.releaseAll();
-  }
-}
-
-const TAG_INIT = 0x49; // I
+// 'I', the init frame, is python-process.ts's (sendInit).
 const TAG_BATCH = 0x42; // B
 const TAG_SHARE = 0x53; // S
 const TAG_UNSHARE = 0x55; // U
@@ -243,58 +98,49 @@ export class PythonWorker extends EventEmitter {
   private exited = false;
   private closedP: Promise<void>;
 
+  /** `it`: the slot's interpreter, started and sent its init frame (python-process.ts); this takes it over. */
   constructor(
     private readonly python: string,
     private readonly init: WorkerInit,
     private readonly files: SharedFiles,
-    private readonly careful: Set<number> = new Set(),
+    private readonly careful: Set<number>,
+    it: Interpreter,
   ) {
     super();
-    // The slot's file is unlinked as soon as the interpreter has it: nothing is left behind whatever happens.
-    const path = join(mapDir(), `slurmpool-${process.pid}-${randomBytes(6).toString('hex')}-slot-${init.workerIndex}`);
-    this.slotFd = openSync(path, 'wx+', 0o600);
-    let child: ChildProcess;
-    try {
-      ftruncateSync(this.slotFd, SLOT_LENGTH * 8);
-      this.slot = fileSlot(this.slotFd, () => this.slotOpen);
-      this.slot[SLOT_CHUNK] = -1;
-      child = spawn(python, ['-u', PYTHON_WORKER], {
-        env: { ...init.env, SLURMPOOL_WORKER: String(init.workerIndex) },
-        stdio: ['pipe', 'pipe', 'pipe', this.slotFd],
-      });
-    } catch (e) {
-      closeSync(this.slotFd);
-      throw e;
-    } finally {
-      unlinkSync(path);
-    }
+    const child = it.child;
+    this.slotFd = it.slotFd;
+    this.slot = fileSlot(this.slotFd, () => this.slotOpen);
     this.child = child;
     this.pid = child.pid;
     let closed!: () => void;
     this.closedP = new Promise((r) => (closed = r));
-    child.stdout!.on('data', (d: Buffer) => this.onData(d));
-    child.stderr!.on('data', (d: Buffer) => {
+    const onStdout = (d: Buffer) => this.onData(d);
+    const onStderr = (d: Buffer) => {
       process.stderr.write(d);
       this.tail = (this.tail + d.toString('utf8')).slice(-STDERR_TAIL);
-    });
-    // A write to an interpreter that just died: its exit is reported by 'close'.
-    child.stdin!.on('error', () => undefined);
-    child.on('error', (e) => {
+    };
+    const onError = (e: Error) => {
       // Not started at all (the interpreter vanished since it was found): no 'close' follows.
       if (child.pid === undefined) this.finish(e, -1, closed);
-    });
-    child.on('close', (code, signal) => this.finish(null, code ?? 128 + (signal ? (osc.signals[signal] ?? 0) : 0), closed, signal));
-    const cpus = pinnedCpus(init.env, init.workerIndex);
-    const msg = {
-      module: init.module === null ? null : init.module.startsWith('file:') ? fileURLToPath(init.module) : init.module,
-      initializer: init.initializer,
-      initArgs: init.initArgs,
-      worker: init.workerIndex,
-      maxTasks: init.maxTasks,
-      shared: init.shared.map((e) => this.describe(e)),
-      cpus: cpus ? parseCpuList(cpus) : null,
     };
-    this.write(TAG_INIT, encode(msg));
+    const onClose = (code: number | null, signal: NodeJS.Signals | null) => this.finish(null, code ?? 128 + (signal ? (osc.signals[signal] ?? 0) : 0), closed, signal);
+    // What it did before this took it over (it was started while the Python side loaded), then the
+    // rest as it comes; replayed after the caller's listeners are on this, as a child's own events come.
+    const early = it.takeOver();
+    child.stdout!.on('data', onStdout);
+    child.stderr!.on('data', onStderr);
+    child.on('error', onError);
+    child.on('close', onClose);
+    if (early.length > 0) {
+      queueMicrotask(() => {
+        for (const e of early) {
+          if (e[0] === 'stdout') onStdout(e[1]);
+          else if (e[0] === 'stderr') onStderr(e[1]);
+          else if (e[0] === 'error') onError(e[1]);
+          else onClose(e[1], e[2]);
+        }
+      });
+    }
   }
 
   private finish(error: Error | null, code: number, closed: () => void, signal?: NodeJS.Signals | null): void {
@@ -314,11 +160,6 @@ export class PythonWorker extends EventEmitter {
     this.slotOpen = false;
     closeSync(this.slotFd);
     closed();
-  }
-
-  private describe(e: SharedEntry): Record<string, unknown> {
-    if (e.kind === 'bytes') return { id: e.id, kind: 'bytes', ctor: e.ctor, path: this.files.pathOf(e) };
-    return { id: e.id, kind: 'value', data: Buffer.from(e.sab) };
   }
 
   private write(tag: number, payload: Uint8Array): void {
@@ -365,21 +206,21 @@ export class PythonWorker extends EventEmitter {
       case TAG_RESULTS:
       case TAG_RESULTS_INT32: {
         // Decoded here, once, and handed over as they are ('results'), not as bytes to decode again.
-        const results = decode(payload) as ChunkResult[];
+        const results = codec.decode(payload) as ChunkResult[];
         if (tag === TAG_RESULTS_INT32) for (const r of results) r.values = widenInt32(r.values);
         this.emit('results', results);
         return;
       }
       case TAG_READY: {
         this.started = true;
-        const info = decode(payload) as { exports: Record<string, string>; python: string; executable: string; codec: string; codecVersion: string };
+        const info = codec.decode(payload) as { exports: Record<string, string>; python: string; executable: string; codec: string; codecVersion: string };
         this.info = info;
         m = { t: 'ready', exports: info.exports };
         break;
       }
       case TAG_INIT_ERROR: {
         // JSON when the interpreter had no codec to write msgpack with.
-        const error = (payload[0] === 0x4a ? JSON.parse(payload.subarray(1).toString('utf8')) : decode(payload)) as ErrorRecord;
+        const error = (payload[0] === 0x4a ? JSON.parse(payload.subarray(1).toString('utf8')) : codec.decode(payload)) as ErrorRecord;
         m = { t: 'initError', error };
         break;
       }
@@ -427,7 +268,7 @@ export class PythonWorker extends EventEmitter {
       return true;
     };
     if (this.sentCarefully.size > 8) for (const k of [...this.sentCarefully.keys()].slice(0, -8)) this.sentCarefully.delete(k);
-    this.write(TAG_BATCH, encode(batch.map((c) => [c.id, c.fn, c.kind, c.start, c.count, items(c.items), c.stopOnError, c.timeoutMs, carefully(c.id)])));
+    this.write(TAG_BATCH, codec.encode(batch.map((c) => [c.id, c.fn, c.kind, c.start, c.count, items(c.items), c.stopOnError, c.timeoutMs, carefully(c.id)])));
     return seq;
   }
 
@@ -448,12 +289,12 @@ export class PythonWorker extends EventEmitter {
 
   /** The worker thread's messages that are not batches: shared values come and go. */
   postMessage(msg: ToWorker): void {
-    if (msg.t === 'share') this.write(TAG_SHARE, encode(this.describe(msg.entry)));
+    if (msg.t === 'share') this.write(TAG_SHARE, codec.encode(this.files.describe(msg.entry)));
     else if (msg.t === 'unshare') {
       this.files.release(msg.id);
-      this.write(TAG_UNSHARE, encode(msg.id));
+      this.write(TAG_UNSHARE, codec.encode(msg.id));
     } else {
-      const specs = decode(msg.data) as ChunkSpec[];
+      const specs = codec.decode(msg.data) as ChunkSpec[];
       for (const [i, items] of msg.large) specs[i]!.items = items;
       this.postBatch(specs);
     }
@@ -494,7 +335,7 @@ export function forPython(items: Uint8Array): Buffer {
 
 /** The typed array `code` that `b` encodes, as a view where its bytes are aligned (else a copy), or null if it is not one. */
 function typedArray<T extends Float64Array | Int32Array>(b: Uint8Array, code: number, Ctor: { new (buf: ArrayBufferLike, offset: number, length: number): T; BYTES_PER_ELEMENT: number }): T | null {
-  const d = typedArrayData(b, code);
+  const d = codec.typedArrayData(b, code);
   if (d === null) return null;
   const [at, bytes] = d;
   const size = Ctor.BYTES_PER_ELEMENT;
@@ -551,14 +392,14 @@ function int32Ext(list: Float64Array): Buffer | null {
 export function widenInt32(values: Uint8Array): Uint8Array {
   const ints = typedArray(values, 5, Int32Array);
   // Written as every numeric list is (encodeList): aligned, in a buffer of its own.
-  return ints ? encodeFloats(ints) : values;
+  return ints ? codec.encodeFloats(ints) : values;
 }
 
 /** A msgpack array of these numbers as msgpackr writes a number[]: 32-bit integers as ints, the rest as float64. */
 function numbersAsMsgpack(list: Float64Array): Buffer {
   const n = list.length;
   const out = Buffer.allocUnsafe(5 + 9 * n);
-  let p = writeArrayHeader(out, n);
+  let p = codec.writeArrayHeader(out, n);
   // Bytes written by hand: Buffer's write methods cost a call and a range check per number.
   for (let i = 0; i < n; i++) {
     const v = list[i]!;

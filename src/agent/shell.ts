@@ -7,12 +7,12 @@
 // a node-local temporary folder; the status comes back as one line. A timeout signals the helper's
 // whole process group (the command and its children; the helper traps TERM and reports); a command
 // that outlives the grace is killed with SIGKILL, with its helper, which is then replaced.
-import { closeSync, copyFileSync, existsSync, fstatSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, statSync } from 'node:fs';
-import { availableParallelism, constants, tmpdir } from 'node:os';
+import { closeSync, copyFileSync, existsSync, fstatSync, mkdirSync, mkdtempSync, openSync, readSync, rmSync, statSync } from 'node:fs';
+import { constants, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import type { Options, ResultPromise } from 'execa';
-import { formatRanges } from '../util/ranges.js';
+import { PIN_CPUS_ENV, pinnedCpus } from './cpu-sets.js';
 import { logFileName } from '../results/logdir.js';
 import { isCommandItem, requestOfItem, splitRequest, TASK_ENVELOPE, withRequest, type TaskRequest } from '../requests.js';
 
@@ -57,7 +57,7 @@ export const SHELL_ENV = {
   /** Bytes of stdout/stderr kept in the record. */
   inlineMax: 'SLURMPOOL_INLINE_MAX',
   /** CPUs per task: pin worker slot w to its own cores [w*N, w*N+N) of the node's allowed CPUs. */
-  pinCpus: 'SLURMPOOL_PIN_CPUS',
+  pinCpus: PIN_CPUS_ENV,
   /** "0" runs every command through execa instead of the helper (for comparison and odd systems). */
   helper: 'SLURMPOOL_SHELL_HELPER',
 } as const;
@@ -118,63 +118,7 @@ function exportLine(env: Record<string, string>): string {
 
 // ---------------------------------------------------------------- CPU sets
 
-/** The CPUs this process may run on: /proc/self/status Cpus_allowed_list on Linux, else 0..n-1. */
-export function allowedCpus(): number[] {
-  try {
-    const m = /^Cpus_allowed_list:\s*(\S+)/m.exec(readFileSync('/proc/self/status', 'utf8'));
-    if (m) {
-      const list = parseCpuList(m[1]!);
-      if (list.length > 0) return list;
-    }
-  } catch {
-    // not Linux
-  }
-  return Array.from({ length: availableParallelism() }, (_, i) => i);
-}
-
-/** "0-3,8,10-11" → [0,1,2,3,8,10,11]. */
-export function parseCpuList(s: string): number[] {
-  const out: number[] = [];
-  for (const part of s.split(',')) {
-    const m = /^(\d+)(?:-(\d+))?$/.exec(part.trim());
-    if (!m) continue;
-    const a = Number(m[1]);
-    const b = m[2] === undefined ? a : Number(m[2]);
-    for (let c = a; c <= b && out.length < 65536; c++) out.push(c);
-  }
-  return out;
-}
-
-/** [0,1,2,3,8] → "0-3,8". */
-export function formatCpuList(cpus: readonly number[]): string {
-  return formatRanges([...new Set(cpus)]);
-}
-
-/**
- * The cores of worker slot `worker` when each task gets `perTask` of them: [w*N, w*N+N) of the
- * allowed list, starting `offset` cores in (emulated nodes share one machine), wrapping around when
- * the machine has fewer cores than asked for.
- */
-export function slotCpus(allowed: readonly number[], worker: number, perTask: number, offset = 0): number[] {
-  if (allowed.length === 0 || perTask < 1) return [];
-  const out: number[] = [];
-  for (let k = 0; k < perTask; k++) out.push(allowed[(offset + worker * perTask + k) % allowed.length]!);
-  return [...new Set(out)];
-}
-
-/** The pinned CPU list for a worker from its environment, or null when pinning is off. */
-export function pinnedCpus(env: Record<string, string | undefined>, worker: number): string | null {
-  const n = Number(env[SHELL_ENV.pinCpus]);
-  if (!Number.isInteger(n) || n < 1) return null;
-  let offset = 0;
-  if (env.SLURMPOOL_EMULATED === '1') {
-    const node = Number(env.SLURM_NODEID);
-    const per = Number(env.SLURM_CPUS_ON_NODE);
-    if (Number.isInteger(node) && Number.isInteger(per)) offset = node * per;
-  }
-  const cpus = slotCpus(allowedCpus(), worker, n, offset);
-  return cpus.length ? formatCpuList(cpus) : null;
-}
+export { allowedCpus, formatCpuList, parseCpuList, pinnedCpus, slotCpus } from './cpu-sets.js';
 
 // ---------------------------------------------------------------- output
 

@@ -7,8 +7,9 @@ import { decode, EMPTY_VALUES, encodeList, encodeTransferable, movable, ownCopy,
 import { Ledger, type Need } from './packing.js';
 import { SLOT_CHUNK, SLOT_LENGTH, SLOT_OFFSET, SLOT_STARTED, SLOT_STOP } from './thread-messages.js';
 import { withWorkerFlags } from './exec-argv.js';
-// Types only: python-slot.js loads only for a .py task module (agent.ts), not in every JS pool.
-import type { PythonSlots, PythonWorker } from './python-slot.js';
+// Types only: python-slot.js loads only for a .py task module (PythonSlots.load), not in every JS pool.
+import type { PythonWorker } from './python-slot.js';
+import type { PythonSlots } from './python-process.js';
 
 const WORKER_FILE = new URL('./worker.js', import.meta.url);
 
@@ -153,9 +154,17 @@ export class WorkerPool {
    * rejects (and stops them all); one failing after that is reported through sink.fatal, as before.
    */
   async start(): Promise<void> {
-    this.opts.python?.resolve();
+    const python = this.opts.python;
     let first = false;
     try {
+      if (python) {
+        // The interpreters start first, then get their init frames (the codec loads for them): their
+        // start is the longest part of a Python pool's, and python-slot.ts loads meanwhile. No
+        // interpreter found: thrown here.
+        python.prestart(Array.from({ length: this.opts.size }, (_, i) => this.initOf(i)));
+        await python.load();
+        if (this.closing) throw new Error('the worker pool was stopped while it started');
+      }
       await new Promise<void>((resolve, reject) => {
         const watch = (p: Promise<void>) =>
           p.then(
@@ -295,19 +304,23 @@ export class WorkerPool {
     this.opts.python?.close();
   }
 
-  private spawn(index: number): Promise<void> {
-    const sab = new SharedArrayBuffer(SLOT_LENGTH * 8);
-    const env = this.opts.slotEnv ? { ...this.opts.env, ...this.opts.slotEnv(index) } : this.opts.env;
-    const init: WorkerInit = {
+  /** What worker slot `index` starts with; its environment is the node's and the slot's own (its GPUs). */
+  private initOf(index: number): WorkerInit {
+    return {
       module: this.opts.module,
       initializer: this.opts.initializer,
       initArgs: this.opts.initArgs,
-      slot: sab,
+      slot: new SharedArrayBuffer(SLOT_LENGTH * 8),
       workerIndex: index,
       maxTasks: this.opts.maxTasksPerWorker,
-      env,
+      env: this.opts.slotEnv ? { ...this.opts.env, ...this.opts.slotEnv(index) } : this.opts.env,
       shared: [...this.shared.values()],
     };
+  }
+
+  private spawn(index: number): Promise<void> {
+    const init = this.initOf(index);
+    const { env, slot: sab } = init;
     // A Python slot gets the same env (its GPUs included) in its interpreter's environment.
     const worker = this.opts.python
       ? this.opts.python.spawn(init)
