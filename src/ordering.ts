@@ -60,7 +60,8 @@ export class ArraySink<T> implements Sink {
   private out: unknown[] | null = null;
   /** Items of the chunks taken so far (where the next one's values go). */
   private filled = 0;
-  private readonly pending = new Map<number, ChunkOutcome>();
+  /** Outcomes that came before an earlier chunk's; made only then (a call of one chunk, apply(), never needs it). */
+  private pending: Map<number, ChunkOutcome> | null = null;
   private next = 0;
   private total = -1;
   private inputError: unknown;
@@ -76,10 +77,13 @@ export class ArraySink<T> implements Sink {
 
   accept(o: ChunkOutcome): void {
     if (this.settled) return;
-    this.pending.set(o.seq, o);
-    let cur: ChunkOutcome | undefined;
-    while ((cur = this.pending.get(this.next)) !== undefined) {
-      this.pending.delete(this.next);
+    if (o.seq !== this.next) {
+      (this.pending ??= new Map()).set(o.seq, o);
+      return;
+    }
+    let cur: ChunkOutcome | undefined = o;
+    for (; cur !== undefined; cur = this.pending?.get(this.next)) {
+      this.pending?.delete(this.next);
       this.next++;
       if (!cur.skipped) this.job.consumed(cur.size);
       const err = firstError(cur, this.job.spec.fn);

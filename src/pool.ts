@@ -341,6 +341,9 @@ export class Pool<M extends object = UntypedModule> implements AsyncDisposable {
     return null;
   }
 
+  /** What a call's input calls when more of it is ready: one function for every call. */
+  private readonly pump = (): void => this.scheduler.pump();
+
   /** Remove each pending call's abort listener. */
   private readonly unlisten = new Map<SettleSink, () => void>();
 
@@ -352,7 +355,7 @@ export class Pool<M extends object = UntypedModule> implements AsyncDisposable {
       { fn, kind, chunksize: m.chunksize, stopOnError, timeoutMs: m.timeout, ...(skip ? { skip } : {}), ...(m.retryFailed > 0 ? { retryFailed: m.retryFailed } : {}) },
       items,
       sink,
-      () => this.scheduler.pump(),
+      this.pump,
       this.scheduler.totalWorkers,
     );
     sink.job = job;
@@ -444,19 +447,28 @@ export class Pool<M extends object = UntypedModule> implements AsyncDisposable {
   };
 
   /** Apply an export to every item; results in input order. Rejects with a TaskError at the first failing item. */
-  async map<T = unknown, K extends TaskName<M> = TaskName<M>>(fn: K, items: Items<TaskItem<M, K>>, options?: MapOptions): Promise<TaskResult<M, K, T>[]> {
-    this.check(fn);
-    const sink = new ArraySink<TaskResult<M, K, T>>(this.settled as (s: ArraySink<TaskResult<M, K, T>>) => void);
-    this.submit(fn, 'call', items, options, sink as ArraySink<unknown>);
-    return sink.promise;
+  map<T = unknown, K extends TaskName<M> = TaskName<M>>(fn: K, items: Items<TaskItem<M, K>>, options?: MapOptions): Promise<TaskResult<M, K, T>[]> {
+    return this.arrayCall(fn, 'call', items, options);
   }
 
   /** Like map, but each item is an array of arguments. */
-  async starmap<T = unknown, K extends TaskName<M> = TaskName<M>>(fn: K, items: Items<TaskArgs<M, K>>, options?: MapOptions): Promise<TaskResult<M, K, T>[]> {
-    this.check(fn);
-    const sink = new ArraySink<TaskResult<M, K, T>>(this.settled as (s: ArraySink<TaskResult<M, K, T>>) => void);
-    this.submit(fn, 'star', items, options, sink as ArraySink<unknown>);
-    return sink.promise;
+  starmap<T = unknown, K extends TaskName<M> = TaskName<M>>(fn: K, items: Items<TaskArgs<M, K>>, options?: MapOptions): Promise<TaskResult<M, K, T>[]> {
+    return this.arrayCall(fn, 'star', items, options);
+  }
+
+  /**
+   * map and starmap: the call's promise, without an async function's own promise around it (a loop
+   * of apply() calls makes thousands); a bad name or option rejects it, as it would an async one.
+   */
+  private arrayCall<R>(fn: string, kind: 'call' | 'star', items: Input, options: MapOptions | undefined): Promise<R[]> {
+    try {
+      this.check(fn);
+      const sink = new ArraySink<R>(this.settled as (s: ArraySink<R>) => void);
+      this.submit(fn, kind, items, options, sink as ArraySink<unknown>);
+      return sink.promise;
+    } catch (e) {
+      return Promise.reject(e);
+    }
   }
 
   /** Lazy, ordered results; the input is read as workers free up, so it may be endless. */
@@ -570,9 +582,8 @@ export class Pool<M extends object = UntypedModule> implements AsyncDisposable {
   }
 
   /** Run one task with these arguments. */
-  async apply<T = unknown, K extends TaskName<M> = TaskName<M>>(fn: K, ...args: TaskArgs<M, K>): Promise<TaskResult<M, K, T>> {
-    const [r] = await this.starmap<T, K>(fn, [args], { chunksize: 1 });
-    return r as TaskResult<M, K, T>;
+  apply<T = unknown, K extends TaskName<M> = TaskName<M>>(fn: K, ...args: TaskArgs<M, K>): Promise<TaskResult<M, K, T>> {
+    return this.arrayCall<TaskResult<M, K, T>>(fn, 'star', [args], ONE_TASK).then(firstOf);
   }
 
   /** apply with call options (`signal`, `timeout`): run one task with the arguments in `args`. */
@@ -581,8 +592,7 @@ export class Pool<M extends object = UntypedModule> implements AsyncDisposable {
     if (options !== undefined && typeof options === 'object' && options !== null && 'chunksize' in options) {
       throw new OptionError('applyWith runs one task: options.chunksize does not apply');
     }
-    const [r] = await this.starmap<T, K>(fn, [args], { ...options, chunksize: 1 });
-    return r as TaskResult<M, K, T>;
+    return this.arrayCall<TaskResult<M, K, T>>(fn, 'star', [args], { ...options, chunksize: 1 }).then(firstOf);
   }
 
   /**
@@ -675,6 +685,14 @@ export class Pool<M extends object = UntypedModule> implements AsyncDisposable {
  */
 function launchOptions(opts: ResolvedOptions): ResolvedOptions {
   return opts.env === process.env ? opts : { ...opts, env: { ...process.env, ...opts.env } };
+}
+
+/** apply()'s call options: one task (shared by every call; never written). */
+const ONE_TASK: MapOptions = Object.freeze({ chunksize: 1 });
+
+/** A one-task call's result: its array's only value. */
+function firstOf<R>(values: R[]): R {
+  return values[0]!;
 }
 
 function compressNames(names: string[]): string {

@@ -314,44 +314,50 @@ function numericCopy(input: unknown): Float64Array | null {
  * Float64Array whose chunks are views of it (encoded with one copy each, no per-chunk list), any
  * other array is copied (a shallow copy: the items themselves are not).
  */
-function arraySource(input: unknown[] | ArrayBufferView): Source {
-  const numbers = numericCopy(input);
-  const list = numbers ?? (input as unknown[]).slice();
-  const length = list.length;
-  let pos = 0;
-  const src: Source = {
-    length,
-    read(n) {
-      const end = Math.min(length, pos + n);
-      let out: ChunkItems;
-      if (numbers === null) out = (list as unknown[]).slice(pos, end);
-      else if (end - pos >= NUMERIC_MIN) out = numbers.subarray(pos, end);
-      else {
-        // Short chunks (chunksize 1) travel as plain lists, as they always did.
-        out = new Array<unknown>(end - pos);
-        for (let i = pos; i < end; i++) out[i - pos] = numbers[i];
-      }
-      pos = end;
-      if (pos >= length) src.done = true;
-      return out;
-    },
-    done: length === 0,
-    error: undefined,
-    close() {
-      pos = length;
-      src.done = true;
-    },
-    release() {
-      // The call is over: no chunk is cut from it again (those sent were copied; parts to retry are slices).
-      if (numbers) recycle(numbers);
-    },
-  };
-  return src;
+class ArraySource implements Source {
+  readonly length: number;
+  done: boolean;
+  error: unknown = undefined;
+  private pos = 0;
+  private readonly numbers: Float64Array | null;
+  private readonly list: unknown[] | Float64Array;
+  /** The call is over: no chunk is cut from it again (those sent were copied; parts to retry are slices). Only numbers hold a buffer to give back. */
+  readonly release: (() => void) | undefined;
+
+  constructor(input: unknown[] | ArrayBufferView) {
+    const numbers = numericCopy(input);
+    this.numbers = numbers;
+    this.list = numbers ?? (input as unknown[]).slice();
+    this.length = this.list.length;
+    this.done = this.length === 0;
+    this.release = numbers ? () => recycle(numbers) : undefined;
+  }
+
+  read(n: number): ChunkItems {
+    const { pos, length, numbers } = this;
+    const end = Math.min(length, pos + n);
+    let out: ChunkItems;
+    if (numbers === null) out = (this.list as unknown[]).slice(pos, end);
+    else if (end - pos >= NUMERIC_MIN) out = numbers.subarray(pos, end);
+    else {
+      // Short chunks (chunksize 1) travel as plain lists, as they always did.
+      out = new Array<unknown>(end - pos);
+      for (let i = pos; i < end; i++) out[i - pos] = numbers[i];
+    }
+    this.pos = end;
+    if (end >= length) this.done = true;
+    return out;
+  }
+
+  close(): void {
+    this.pos = this.length;
+    this.done = true;
+  }
 }
 
 function makeSource(input: Input, wake: () => void): Source {
   if (Array.isArray(input) || (ArrayBuffer.isView(input) && !(input instanceof DataView) && !(input instanceof BigInt64Array) && !(input instanceof BigUint64Array))) {
-    return arraySource(input as unknown[] | ArrayBufferView);
+    return new ArraySource(input as unknown[] | ArrayBufferView);
   }
   if (isAsyncIterable(input)) return asyncSource(input[Symbol.asyncIterator](), wake);
   if (input !== null && typeof input === 'object' && typeof (input as Iterable<unknown>)[Symbol.iterator] === 'function') {
