@@ -1,4 +1,5 @@
-// Load a CommonJS dependency through V8's code cache, kept in a folder only this user can write.
+// Load a CommonJS dependency, and this package's own bundles, through V8's code cache, kept in a folder
+// only this user can write.
 //
 // Node 20 has no compile cache (module.enableCompileCache is Node 22.1+), so every process and every
 // worker thread compiles msgpackr again: about 9 ms of each thread's start-up, and 3 ms more for its
@@ -8,6 +9,11 @@
 // (inode, size, modification and change times), Node's version and its flags, so a changed dependency
 // or another Node gets a file of its own. A file that is rejected or unreadable costs one plain
 // compile and is written again; nothing else changes.
+//
+// V8 checks only a header (version, flags, source length, payload length): a payload damaged in place
+// (a bad disk, a file copied half over another) would be run as it is, and crash the process. So
+// every file carries a checksum of its payload, checked before V8 sees it; one that fails is compiled
+// without and written again.
 import { closeSync, fstatSync, lstatSync, mkdirSync, openSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from './node-fs.js';
 import { createRequire } from 'node:module';
 
@@ -93,6 +99,86 @@ function writeAtomically(file: string, data: Buffer): boolean {
   }
 }
 
+/**
+ * A 64-bit checksum of the bytes, by a loop in WebAssembly (the same loop in JavaScript costs 5–10 ms
+ * on 200 kB in a fresh thread, which runs it unoptimized; this costs a tenth of a millisecond). Each
+ * 8-byte word w, from the length n: h = rotl(h ^ w·P1, 31)·P2. Not a defence against anyone who can
+ * write the file (only this user can): it finds damage.
+ */
+// (The global WebAssembly, typed here: the project's TypeScript libraries leave it out.)
+type WasmMemory = { readonly buffer: ArrayBuffer; grow(pages: number): number };
+declare const WebAssembly: { Module: new (bytes: Uint8Array) => object; Instance: new (module: object) => { exports: Record<string, unknown> } };
+let hasher: { memory: WasmMemory; bytes: Uint8Array; sum: (n: number) => bigint } | undefined;
+function checksum(data: Uint8Array): bigint {
+  if (!hasher) {
+    const leb = (v: bigint): number[] => {
+      const out: number[] = [];
+      for (;;) {
+        const b = Number(v & 0x7fn);
+        v >>= 7n;
+        if ((v === 0n && (b & 0x40) === 0) || (v === -1n && (b & 0x40) !== 0)) return [...out, b];
+        out.push(b | 0x80);
+      }
+    };
+    const i64 = (v: bigint) => [0x42, ...leb(BigInt.asIntN(64, v))];
+    // (func (param $n i32) (result i64) (local $i i32) (local $h i64) …)
+    const body = [
+      ...[0x02, 0x01, 0x7f, 0x01, 0x7e], // locals: one i32 ($i), one i64 ($h)
+      ...[0x20, 0x00, 0xad, ...i64(0x27d4eb2f165667c5n), 0x7c, 0x21, 0x02], // $h = u64($n) + seed
+      ...[0x02, 0x40, 0x03, 0x40], // block, loop
+      ...[0x20, 0x01, 0x20, 0x00, 0x4f, 0x0d, 0x01], // break if $i >= $n
+      ...[0x20, 0x02, 0x20, 0x01, 0x29, 0x03, 0x00, ...i64(0x9e3779b185ebca87n), 0x7e, 0x85], // $h ^ load64($i)·P1
+      ...[0x42, 0x1f, 0x89, ...i64(0xc2b2ae3d27d4eb4fn), 0x7e, 0x21, 0x02], // $h = rotl(…, 31)·P2
+      ...[0x20, 0x01, 0x41, 0x08, 0x6a, 0x21, 0x01, 0x0c, 0x00], // $i += 8, again
+      ...[0x0b, 0x0b, 0x20, 0x02, 0x0b], // end, end, return $h
+    ];
+    const section = (id: number, content: number[]) => [id, ...leb(BigInt(content.length)), ...content];
+    const wasm = new Uint8Array([
+      ...[0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00],
+      ...section(1, [0x01, 0x60, 0x01, 0x7f, 0x01, 0x7e]), // type: (i32) -> i64
+      ...section(3, [0x01, 0x00]), // one function of that type
+      ...section(5, [0x01, 0x00, 0x01]), // one memory, 1 page to start
+      ...section(7, [0x02, 0x01, 0x6d, 0x02, 0x00, 0x01, 0x68, 0x00, 0x00]), // exports "m" (memory), "h" (function)
+      ...section(10, [0x01, ...leb(BigInt(body.length)), ...body]),
+    ]);
+    const { exports } = new WebAssembly.Instance(new WebAssembly.Module(wasm));
+    const memory = exports.m as WasmMemory;
+    hasher = { memory, bytes: new Uint8Array(memory.buffer), sum: exports.h as (n: number) => bigint };
+  }
+  const padded = (data.length + 7) & ~7;
+  if (hasher.memory.buffer.byteLength < padded) {
+    hasher.memory.grow(Math.ceil((padded - hasher.memory.buffer.byteLength) / 65536));
+    hasher.bytes = new Uint8Array(hasher.memory.buffer);
+  }
+  hasher.bytes.set(data);
+  hasher.bytes.fill(0, data.length, padded);
+  return hasher.sum(data.length);
+}
+
+/** A cache file: this magic, the payload's checksum (a signed 64-bit integer, little-endian), then V8's cached data. */
+const MAGIC = Buffer.from('slurmpool-v8-cache\n');
+const HEADER = MAGIC.length + 8;
+
+/** V8's cached data from a cache file of this user's whose checksum holds; else undefined. */
+function readCache(file: string): Buffer | undefined {
+  const raw = readOwn(file);
+  if (!raw || raw.length <= HEADER || !raw.subarray(0, MAGIC.length).equals(MAGIC)) return undefined;
+  const data = raw.subarray(HEADER);
+  return raw.readBigInt64LE(MAGIC.length) === checksum(data) ? data : undefined;
+}
+
+/** Write V8's cached data as a cache file (whole or not at all). */
+function writeCache(file: string, data: Buffer): boolean {
+  const sum = Buffer.alloc(8);
+  sum.writeBigInt64LE(checksum(data));
+  return writeAtomically(file, Buffer.concat([MAGIC, sum, data]));
+}
+
+/** The cache file's name: the source file's last three path parts, then the key. */
+function cacheName(file: string, key: string): string {
+  return `${file.split(/[\\/]/).slice(-3).join('-').replace(/[^\w.-]/g, '_')}-${key}.v8`;
+}
+
 /** A 32-bit FNV-1a hash of a short string, in base 36. */
 function hash(s: string): string {
   let h = 0x811c9dc5;
@@ -151,11 +237,12 @@ export function requireCached<T>(pkg: string, entry: string, from: string, warm?
   // The file's version by its inode, size and change time (any write to the file changes its ctime;
   // hashing 120 kB of source instead costs 5 ms in a fresh thread), and the Node that compiled it.
   const st = statSync(file, { bigint: true });
-  // (V8 checks its own flags: a cache made under other flags is rejected, then written again.)
-  const key = hash(`${process.version}\0${process.arch}\0${file}\0${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}:${source.length}`);
+  // (V8 checks its own flags: a cache made under other flags is rejected, then written again. `2`:
+  // files with a checksum, so that an older slurmpool's files are not taken for these.)
+  const key = hash(`2\0${process.version}\0${process.arch}\0${file}\0${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}:${source.length}`);
   const { dirname, join } = node().path;
-  const cacheFile = join(folder, `${file.split(/[\\/]/).slice(-3).join('-').replace(/[^\w.-]/g, '_')}-${key}.v8`);
-  const cachedData = readOwn(cacheFile);
+  const cacheFile = join(folder, cacheName(file, key));
+  const cachedData = readCache(cacheFile);
   // The wrapper Node itself puts around a CommonJS file; the file name keeps stack traces true.
   const script = new (node().vm.Script)(`(function (exports, require, module, __filename, __dirname) { ${source}\n});`, { filename: file, ...(cachedData ? { cachedData } : {}) });
   const mod = { exports: {} as unknown };
@@ -169,9 +256,87 @@ export function requireCached<T>(pkg: string, entry: string, from: string, warm?
   outcome = 'unwritten';
   try {
     warm?.(exports);
-    if (writeAtomically(cacheFile, script.createCachedData())) outcome = 'written';
+    if (writeCache(cacheFile, script.createCachedData())) outcome = 'written';
   } catch {
     // A cache that cannot be made changes nothing but the next start-up's time.
   }
   return exports;
+}
+
+/** Cache files to write once the code has warmed up: V8's data then holds every function compiled by then. */
+const pending: { script: import('node:vm').Script; file: string; seen: string }[] = [];
+
+/** The file's identity (absent, or inode and modification time), to tell whether another process wrote it since. */
+function identity(file: string): string {
+  const st = statSync(file, { throwIfNoEntry: false });
+  return st ? `${st.ino}:${st.mtimeMs}` : '';
+}
+
+/**
+ * Write the cache of the bundles this thread compiled without one (see runBundle), now that they have
+ * done their work once. Called by a worker thread before it posts its first results (it may be
+ * terminated any time after), and at the exit of every thread. Cheap when there is nothing to write.
+ */
+export function codeWarm(): void {
+  for (const p of pending.splice(0)) {
+    try {
+      // Another thread or process wrote it since: one copy is enough (hundreds of workers start at once).
+      if (identity(p.file) !== p.seen) continue;
+      writeCache(p.file, p.script.createCachedData());
+    } catch {
+      // A cache that cannot be made changes nothing but the next start-up's time.
+    }
+  }
+}
+
+/**
+ * Run one of this package's bundles (dist/index.bundle.js, dist/agent/worker.bundle.js): a function
+ * `(exports, require, module, __filename, __dirname, __import)` written by scripts/build/bundle.mjs,
+ * whose module is the published ES module beside it (dist/index.js, dist/agent/worker.js). Compiled
+ * with V8's cached data where there is some, so that a new process or thread skips compiling every
+ * function the last one compiled (Node 20 has no compile cache for ES modules). `provided`: what the
+ * bundle's require gives for the modules it shares with the rest of the package (the error classes,
+ * this module), as their ES namespaces; anything else (Node's built-in modules) comes from require.
+ * `dynamicImport` is import() from the ES module beside it, which is where the bundle's relative
+ * specifiers point. `build` names the build (a hash of the bundle, made by the build) in the key. Without
+ * a usable cache the same source compiles as it is: the same behaviour, only slower.
+ */
+export function runBundle(url: URL, build: string, provided: Record<string, unknown>, dynamicImport: (specifier: string) => Promise<unknown>): Record<string, unknown> {
+  const { dirname, join } = node().path;
+  const file = node().url.fileURLToPath(url);
+  const fd = openSync(file, 'r');
+  let source: string;
+  let st: import('node:fs').BigIntStats;
+  try {
+    st = fstatSync(fd, { bigint: true });
+    source = readFileSync(fd, 'utf8');
+  } finally {
+    closeSync(fd);
+  }
+  const dir = codeCacheDir();
+  const folder = dir === null ? null : ownFolder(dir);
+  let cacheFile: string | null = null;
+  let cachedData: Buffer | undefined;
+  let seen = '';
+  if (folder !== null) {
+    // The build, the file's own version (its inode, size and times: anything that rewrites it changes
+    // its ctime), and the Node and flags that compile it.
+    const key = hash(`${build}\0${process.version}\0${process.arch}\0${process.execArgv.join(' ')}\0${file}\0${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}:${source.length}`);
+    const at = join(folder, cacheName(file, key));
+    cacheFile = at;
+    seen = identity(at);
+    cachedData = seen ? readCache(at) : undefined;
+  }
+  // The file is compiled as it is on disk, its first line included: stack traces name its real lines.
+  const script = new (node().vm.Script)(source, { filename: file, ...(cachedData ? { cachedData } : {}) });
+  const fn = script.runInThisContext() as (e: unknown, r: (id: string) => unknown, m: { exports: unknown }, f: string, d: string, i: typeof dynamicImport) => void;
+  const nodeRequire = createRequire(url);
+  const require = (id: string): unknown => (Object.hasOwn(provided, id) ? provided[id] : nodeRequire(id));
+  const mod = { exports: {} as Record<string, unknown> };
+  fn.call(mod.exports, mod.exports, require, mod, file, dirname(file), dynamicImport);
+  if (cacheFile !== null && (!cachedData || script.cachedDataRejected)) {
+    if (pending.length === 0) process.once('exit', codeWarm);
+    pending.push({ script, file: cacheFile, seen });
+  }
+  return mod.exports;
 }
