@@ -87,10 +87,10 @@ describe('bundles through the code cache', () => {
 
   type Harm = (f: string, other: Buffer) => void;
   const damage: [string, Harm][] = [
-    // A payload damaged in place, header intact: V8 itself would run it (and crash).
+    // The data V8 would be given damaged in place, header intact: V8 itself would run it (and crash).
     ['damaged in the middle', (f) => {
       const b = readFileSync(f);
-      for (let i = 0; i < 64; i++) b[(b.length >> 1) + i]! ^= 0x5a;
+      for (let i = 0; i < 64; i++) b[(b.length >> 2) + i]! ^= 0x5a;
       writeFileSync(f, b);
     }],
     ['truncated', (f) => writeFileSync(f, readFileSync(f).subarray(0, 3000))],

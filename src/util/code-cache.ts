@@ -12,7 +12,7 @@
 //
 // V8 checks only a header (version, flags, source length, payload length): a payload damaged in place
 // (a bad disk, a file copied half over another) would be run as it is, and crash the process. So
-// every file carries a checksum of its payload, checked before V8 sees it; one that fails is compiled
+// every file holds the data twice, compared before V8 sees it; one whose copies differ is compiled
 // without and written again.
 import { closeSync, fstatSync, lstatSync, mkdirSync, openSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from './node-fs.js';
 import { createRequire } from 'node:module';
@@ -100,78 +100,27 @@ function writeAtomically(file: string, data: Buffer): boolean {
 }
 
 /**
- * A 64-bit checksum of the bytes, by a loop in WebAssembly (the same loop in JavaScript costs 5–10 ms
- * on 200 kB in a fresh thread, which runs it unoptimized; this costs a tenth of a millisecond). Each
- * 8-byte word w, from the length n: h = rotl(h ^ w·P1, 31)·P2. Not a defence against anyone who can
- * write the file (only this user can): it finds damage.
+ * A cache file: this magic, then V8's cached data twice. A reader takes the data only when its two
+ * copies are the same: damage (a bad block, a file cut short or copied half over another) is found
+ * by one memcmp of native code. A checksum would cost more than it saves: in JavaScript 5–10 ms on
+ * 200 kB in a fresh thread (run unoptimized), in WebAssembly 1–5 ms (the engine's first use), and
+ * node:crypto is 3–6 ms to load in a worker thread. Not a defence against anyone who can write the
+ * file (only this user can): it finds damage.
  */
-// (The global WebAssembly, typed here: the project's TypeScript libraries leave it out.)
-type WasmMemory = { readonly buffer: ArrayBuffer; grow(pages: number): number };
-declare const WebAssembly: { Module: new (bytes: Uint8Array) => object; Instance: new (module: object) => { exports: Record<string, unknown> } };
-let hasher: { memory: WasmMemory; bytes: Uint8Array; sum: (n: number) => bigint } | undefined;
-function checksum(data: Uint8Array): bigint {
-  if (!hasher) {
-    const leb = (v: bigint): number[] => {
-      const out: number[] = [];
-      for (;;) {
-        const b = Number(v & 0x7fn);
-        v >>= 7n;
-        if ((v === 0n && (b & 0x40) === 0) || (v === -1n && (b & 0x40) !== 0)) return [...out, b];
-        out.push(b | 0x80);
-      }
-    };
-    const i64 = (v: bigint) => [0x42, ...leb(BigInt.asIntN(64, v))];
-    // (func (param $n i32) (result i64) (local $i i32) (local $h i64) …)
-    const body = [
-      ...[0x02, 0x01, 0x7f, 0x01, 0x7e], // locals: one i32 ($i), one i64 ($h)
-      ...[0x20, 0x00, 0xad, ...i64(0x27d4eb2f165667c5n), 0x7c, 0x21, 0x02], // $h = u64($n) + seed
-      ...[0x02, 0x40, 0x03, 0x40], // block, loop
-      ...[0x20, 0x01, 0x20, 0x00, 0x4f, 0x0d, 0x01], // break if $i >= $n
-      ...[0x20, 0x02, 0x20, 0x01, 0x29, 0x03, 0x00, ...i64(0x9e3779b185ebca87n), 0x7e, 0x85], // $h ^ load64($i)·P1
-      ...[0x42, 0x1f, 0x89, ...i64(0xc2b2ae3d27d4eb4fn), 0x7e, 0x21, 0x02], // $h = rotl(…, 31)·P2
-      ...[0x20, 0x01, 0x41, 0x08, 0x6a, 0x21, 0x01, 0x0c, 0x00], // $i += 8, again
-      ...[0x0b, 0x0b, 0x20, 0x02, 0x0b], // end, end, return $h
-    ];
-    const section = (id: number, content: number[]) => [id, ...leb(BigInt(content.length)), ...content];
-    const wasm = new Uint8Array([
-      ...[0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00],
-      ...section(1, [0x01, 0x60, 0x01, 0x7f, 0x01, 0x7e]), // type: (i32) -> i64
-      ...section(3, [0x01, 0x00]), // one function of that type
-      ...section(5, [0x01, 0x00, 0x01]), // one memory, 1 page to start
-      ...section(7, [0x02, 0x01, 0x6d, 0x02, 0x00, 0x01, 0x68, 0x00, 0x00]), // exports "m" (memory), "h" (function)
-      ...section(10, [0x01, ...leb(BigInt(body.length)), ...body]),
-    ]);
-    const { exports } = new WebAssembly.Instance(new WebAssembly.Module(wasm));
-    const memory = exports.m as WasmMemory;
-    hasher = { memory, bytes: new Uint8Array(memory.buffer), sum: exports.h as (n: number) => bigint };
-  }
-  const padded = (data.length + 7) & ~7;
-  if (hasher.memory.buffer.byteLength < padded) {
-    hasher.memory.grow(Math.ceil((padded - hasher.memory.buffer.byteLength) / 65536));
-    hasher.bytes = new Uint8Array(hasher.memory.buffer);
-  }
-  hasher.bytes.set(data);
-  hasher.bytes.fill(0, data.length, padded);
-  return hasher.sum(data.length);
-}
+const MAGIC = Buffer.from('slurmpool-v8-cache-2\n');
 
-/** A cache file: this magic, the payload's checksum (a signed 64-bit integer, little-endian), then V8's cached data. */
-const MAGIC = Buffer.from('slurmpool-v8-cache\n');
-const HEADER = MAGIC.length + 8;
-
-/** V8's cached data from a cache file of this user's whose checksum holds; else undefined. */
+/** V8's cached data from a cache file of this user's whose two copies agree; else undefined. */
 function readCache(file: string): Buffer | undefined {
   const raw = readOwn(file);
-  if (!raw || raw.length <= HEADER || !raw.subarray(0, MAGIC.length).equals(MAGIC)) return undefined;
-  const data = raw.subarray(HEADER);
-  return raw.readBigInt64LE(MAGIC.length) === checksum(data) ? data : undefined;
+  if (!raw || raw.length <= MAGIC.length || (raw.length - MAGIC.length) % 2 !== 0 || !raw.subarray(0, MAGIC.length).equals(MAGIC)) return undefined;
+  const half = (raw.length - MAGIC.length) / 2;
+  const data = raw.subarray(MAGIC.length, MAGIC.length + half);
+  return data.equals(raw.subarray(MAGIC.length + half)) ? data : undefined;
 }
 
 /** Write V8's cached data as a cache file (whole or not at all). */
 function writeCache(file: string, data: Buffer): boolean {
-  const sum = Buffer.alloc(8);
-  sum.writeBigInt64LE(checksum(data));
-  return writeAtomically(file, Buffer.concat([MAGIC, sum, data]));
+  return writeAtomically(file, Buffer.concat([MAGIC, data, data]));
 }
 
 /** The cache file's name: the source file's last three path parts, then the key. */
@@ -238,7 +187,7 @@ export function requireCached<T>(pkg: string, entry: string, from: string, warm?
   // hashing 120 kB of source instead costs 5 ms in a fresh thread), and the Node that compiled it.
   const st = statSync(file, { bigint: true });
   // (V8 checks its own flags: a cache made under other flags is rejected, then written again. `2`:
-  // files with a checksum, so that an older slurmpool's files are not taken for these.)
+  // files that hold the data twice, so that an older slurmpool's files are not taken for these.)
   const key = hash(`2\0${process.version}\0${process.arch}\0${file}\0${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}:${source.length}`);
   const { dirname, join } = node().path;
   const cacheFile = join(folder, cacheName(file, key));
