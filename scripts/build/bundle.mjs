@@ -95,6 +95,7 @@ for (const [entry, SHARED] of ENTRIES) {
   const edits = [];
   const required = new Set();
   for (const n of walk(parseAst(code))) {
+    if (n.type === 'TaggedTemplateExpression' && /[^\0-\x7f]/.test(code.slice(n.quasi.start, n.quasi.end))) throw new Error(`bundling ${entry}: a tagged template holds a character beyond ASCII (its raw text would change): ${code.slice(n.start, n.start + 80)}`);
     if (n.type === 'ImportExpression') edits.push(n.start);
     else if (n.type === 'MetaProperty') throw new Error(`bundling ${entry}: import.meta left at ${n.start}`);
     else if (n.type === 'CallExpression' && n.callee.type === 'Identifier' && n.callee.name === 'require' && n.arguments[0]?.type === 'Literal' && String(n.arguments[0].value).startsWith('.')) required.add(n.arguments[0].value);
@@ -104,7 +105,9 @@ for (const [entry, SHARED] of ENTRIES) {
   for (const [id, m] of Object.entries(chunk.modules)) {
     if (id === join(dist, 'errors.js') && /\bclass\b/.test(m.code ?? '')) throw new Error(`bundling ${entry}: error classes of errors.js were copied into it`);
   }
-  code = `${WRAPPER}${code}\n})`;
+  // ASCII only (\u escapes in the comments, strings and templates that held other characters): Node
+  // reads it into a one-byte string, about half the time of a UTF-8 decode, and V8 scans it faster.
+  code = `${WRAPPER}${code.replace(/[^\0-\x7f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)}\n})`;
   writeFileSync(bundleFile, code);
   const hash = createHash('sha256').update(code).digest('hex').slice(0, 16);
 
