@@ -1,10 +1,11 @@
 // The pool's bundles through V8's code cache (scripts/build/bundle.mjs, runBundle in
 // src/util/code-cache.ts): written once the code has run (the main thread at exit, a worker before its
 // first results), read by the next process; a damaged, truncated or foreign file, or a folder others
-// can write, changes nothing but the time; processes started together leave one whole file each; stack
-// traces name the bundle's real lines; the stub exports what the package's types say.
+// can write, changes nothing but the time; processes started together leave one whole file each; old
+// files are pruned; stack traces name the bundle's real lines; the stub exports what the package's
+// types say.
 import { execFile, execFileSync } from 'node:child_process';
-import { chmodSync, chownSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -144,6 +145,34 @@ describe('bundles through the code cache', () => {
     // Whole files: the next process took them (a rejected or damaged one would be written again).
     expect(Object.values(bundleFiles(dir)).map(identity)).toEqual(before);
   }, 60_000);
+
+  it('a new file prunes the same bundle’s oldest beyond six, and temporary files left an hour ago', () => {
+    const dir = cacheDir();
+    run(dir);
+    const { index } = bundleFiles(dir);
+    const prefix = index.replace(/-\w+\.v8$/, '-');
+    rmSync(index);
+    const day = 86_400_000;
+    const fakes = Array.from({ length: 8 }, (_, i) => `${prefix}old${i}.v8`);
+    fakes.forEach((f, i) => {
+      writeFileSync(f, 'not a cache', { mode: 0o600 });
+      utimesSync(f, new Date(Date.now() - (i + 1) * day), new Date(Date.now() - (i + 1) * day));
+    });
+    const staleTmp = `${index}.1-0-x.tmp`;
+    const freshTmp = `${index}.2-0-y.tmp`;
+    for (const t of [staleTmp, freshTmp]) writeFileSync(t, 'half', { mode: 0o600 });
+    utimesSync(staleTmp, new Date(Date.now() - 2 * 3_600_000), new Date(Date.now() - 2 * 3_600_000));
+    expect(run(dir).r).toEqual(squares);
+    const left = readdirSync(dir).map((n) => join(dir, n));
+    const kept = left.filter((f) => f.startsWith(prefix) && f.endsWith('.v8'));
+    // The new file and the five newest of the old ones.
+    expect(kept.filter((f) => !fakes.includes(f))).toHaveLength(1);
+    expect(kept.filter((f) => fakes.includes(f)).sort()).toEqual(fakes.slice(0, 5).sort());
+    expect(left).not.toContain(staleTmp);
+    expect(left).toContain(freshTmp);
+    // The worker's file and msgpackr's are another source's: untouched.
+    expect(left.filter((f) => /worker\.bundle\.js-\w+\.v8$/.test(f))).toHaveLength(1);
+  });
 
   it("the entry exports exactly the values the package's types declare", () => {
     const program = ts.createProgram([join(dist, 'index.d.ts')], { strict: true, noEmit: true });

@@ -14,7 +14,7 @@
 // (a bad disk, a file copied half over another) would be run as it is, and crash the process. So
 // every file holds the data twice, compared before V8 sees it; one whose copies differ is compiled
 // without and written again.
-import { closeSync, fstatSync, lstatSync, mkdirSync, openSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from './node-fs.js';
+import { closeSync, fstatSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from './node-fs.js';
 import { createRequire } from 'node:module';
 
 // The other built-in modules through require, when first needed: an ES module import of each costs
@@ -121,9 +121,42 @@ function readCache(file: string): Buffer | undefined {
   return data.equals(raw.subarray(MAGIC.length + half)) ? data : undefined;
 }
 
-/** Write V8's cached data as a cache file (whole or not at all). */
+/** Cache files kept per source file: one per Node version, flags and version of the file in use at once, the rest pruned. */
+const KEEP = 6;
+
+/** Write V8's cached data as a cache file (whole or not at all), and prune the same source's oldest files. */
 function writeCache(file: string, data: Buffer): boolean {
-  return writeAtomically(file, Buffer.concat([MAGIC, data, data]));
+  if (!writeAtomically(file, Buffer.concat([MAGIC, data, data]))) return false;
+  prune(file);
+  return true;
+}
+
+/**
+ * Remove the oldest cache files of the same source file (its other versions, other Nodes, other
+ * flags) beyond KEEP, and temporary files a killed writer left an hour ago or more: the folder does
+ * not grow with every upgrade. Only on a write, never on the path of a process that found its cache.
+ */
+function prune(file: string): void {
+  try {
+    const { basename, dirname, join } = node().path;
+    const dir = dirname(file);
+    const prefix = basename(file).replace(/-\w+\.v8$/, '-');
+    const now = Date.now();
+    const mine: { path: string; mtime: number }[] = [];
+    for (const name of readdirSync(dir)) {
+      if (!name.startsWith(prefix)) continue;
+      const path = join(dir, name);
+      const st = lstatSync(path, { throwIfNoEntry: false });
+      if (!st?.isFile()) continue;
+      if (name.endsWith('.tmp')) {
+        if (now - st.mtimeMs > 3_600_000) rmSync(path, { force: true });
+      } else if (/^-\w+\.v8$/.test(name.slice(prefix.length - 1))) mine.push({ path, mtime: st.mtimeMs });
+    }
+    mine.sort((a, b) => b.mtime - a.mtime);
+    for (const old of mine.slice(KEEP)) if (old.path !== file) rmSync(old.path, { force: true });
+  } catch {
+    // Pruning is housekeeping: a folder that cannot be listed changes nothing.
+  }
 }
 
 /** The cache file's name: the source file's last three path parts, then the key. */
