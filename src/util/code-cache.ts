@@ -305,8 +305,9 @@ export function runBundle(url: URL, build: string, provided: Record<string, unkn
   let seen = '';
   if (folder !== null) {
     // The build, the file's own version (its inode, size and times: anything that rewrites it changes
-    // its ctime), and the Node and flags that compile it.
-    const key = hash(`${build}\0${process.version}\0${process.arch}\0${process.execArgv.join(' ')}\0${file}\0${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}:${source.length}`);
+    // its ctime), and the Node and flags that compile it (V8 rejects data made under other V8 flags:
+    // processes run with different ones would otherwise write the file in turn).
+    const key = hash(`${build}\0${process.version}\0${process.arch}\0${process.execArgv.join(' ')}\0${process.env.NODE_OPTIONS ?? ''}\0${file}\0${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}:${source.length}`);
     const at = join(folder, cacheName(file, key));
     cacheFile = at;
     seen = identity(at);
