@@ -175,7 +175,8 @@ describe('bundles through the code cache', () => {
   });
 
   it("the entry exports exactly the values the package's types declare", () => {
-    const program = ts.createProgram([join(dist, 'index.d.ts')], { strict: true, noEmit: true });
+    // Only the package's own declarations: the export names need no library types.
+    const program = ts.createProgram([join(dist, 'index.d.ts')], { noEmit: true, noLib: true, types: [] });
     const checker = program.getTypeChecker();
     const sym = checker.getSymbolAtLocation(program.getSourceFile(join(dist, 'index.d.ts'))!)!;
     const values = checker
