@@ -146,6 +146,16 @@ describe('bundles through the code cache', () => {
     expect(Object.values(bundleFiles(dir)).map(identity)).toEqual(before);
   }, 60_000);
 
+  it('a process that did no pool work writes no cache (later processes would take its top level alone as it is)', () => {
+    const dir = cacheDir();
+    const only = `import { expandHostlist } from ${JSON.stringify(new URL('../dist/index.js', import.meta.url).href)}; console.log(JSON.stringify(expandHostlist('n[1-2]')));`;
+    const out = execFileSync(process.execPath, ['--input-type=module', '-e', only], { encoding: 'utf8', env: { ...process.env, SLURMPOOL_CODE_CACHE: dir } });
+    expect(JSON.parse(out)).toEqual(['n1', 'n2']);
+    expect(readdirSync(dir).filter((n) => n.includes('bundle.js'))).toEqual([]);
+    expect(run(dir).r).toEqual(squares);
+    bundleFiles(dir);
+  });
+
   it('a new file prunes the same bundle’s oldest beyond six, and temporary files left an hour ago', () => {
     const dir = cacheDir();
     run(dir);

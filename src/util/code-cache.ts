@@ -211,6 +211,7 @@ function findPackageFile(pkg: string, entry: string, from: string): string | nul
  * anything the caller sees). The exports are not put in require's cache: the caller keeps them.
  */
 export function requireCached<T>(pkg: string, entry: string, from: string, warm?: (exports: T) => void): T {
+  codecLoaded = true;
   const dir = codeCacheDir();
   const folder = dir === null ? null : ownFolder(dir);
   const file = folder === null ? null : findPackageFile(pkg, entry, from);
@@ -250,6 +251,12 @@ export function requireCached<T>(pkg: string, entry: string, from: string, warm?
 
 /** Cache files to write once the code has warmed up: V8's data then holds every function compiled by then. */
 const pending: { script: import('node:vm').Script; file: string; seen: string }[] = [];
+/**
+ * Whether this thread loaded msgpackr (a pool did, or a worker ran): a bundle's cache is written only
+ * then. A process that imported the package and did no pool work would leave a cache of its top level
+ * alone, which later processes would take as it is (a cache that V8 takes is never written again).
+ */
+let codecLoaded = false;
 
 /** The file's identity (absent, or inode and modification time), to tell whether another process wrote it since. */
 function identity(file: string): string {
@@ -259,10 +266,12 @@ function identity(file: string): string {
 
 /**
  * Write the cache of the bundles this thread compiled without one (see runBundle), now that they have
- * done their work once. Called by a worker thread before it posts its first results (it may be
- * terminated any time after), and at the exit of every thread. Cheap when there is nothing to write.
+ * done their work once (if it loaded the codec, see codecLoaded). Called by a worker thread before it
+ * posts its first results (it may be terminated any time after), and at the exit of every thread.
+ * Cheap when there is nothing to write.
  */
 export function codeWarm(): void {
+  if (!codecLoaded) return;
   for (const p of pending.splice(0)) {
     try {
       // Another thread or process wrote it since: one copy is enough (hundreds of workers start at once).
