@@ -1,5 +1,6 @@
-// The built entry and worker are single files (scripts/build/bundle.mjs): what they import must be
-// there, error classes must be the one copy every other module uses, and the worker found at its URL.
+// The built entry and worker are each one bundle run by a small ES module (scripts/build/bundle.mjs):
+// what they import must be there, error classes must be the one copy every other module uses, and the
+// worker found at its URL.
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,21 +17,23 @@ function relativeImports(file: string): string[] {
     .split('\n')
     .filter((l) => !/^\s*(\*|\/\/)/.test(l))
     .join('\n');
-  const specs = [...text.matchAll(/(?:from\s*|import\s*\(\s*)["'](\.[^"']+)["']|new URL\(["'](\.[^"']+)["'], import\.meta\.url\)/g)].map((m) => m[1] ?? m[2]!);
+  const specs = [...text.matchAll(/(?:from\s*|\b(?:__)?import\s*\(\s*|\brequire\s*\(\s*)["'](\.[^"']+)["']|new URL\(["'](\.[^"']+)["'], (?:import\.meta\.url|require\("url"\)\.pathToFileURL\(__filename\)\.href)\)/g)].map((m) => m[1] ?? m[2]!);
   return specs.map((s) => resolve(dirname(resolve(dist, file)), s));
 }
 
 describe('bundled entry and worker', () => {
-  it.each(['index.js', 'agent/worker.js'])('%s: every relative import and URL names a file that is there', (file) => {
+  it.each(['index.js', 'index.bundle.js', 'agent/worker.js', 'agent/worker.bundle.js'])('%s: every relative import, require and URL names a file that is there', (file) => {
     const targets = relativeImports(file);
     expect(targets.length).toBeGreaterThan(0);
     for (const t of targets) expect(existsSync(t), `${file} refers to ${t}`).toBe(true);
   });
 
   it('the entry loads errors.js and the hostlist parser as modules, not copies of them', () => {
-    const text = readFileSync(resolve(dist, 'index.js'), 'utf8');
-    expect(text).not.toMatch(/class SlurmpoolError\b/);
-    expect(text).not.toMatch(/class SlurmParseError\b/);
+    for (const f of ['index.js', 'index.bundle.js', 'agent/worker.js', 'agent/worker.bundle.js']) {
+      const text = readFileSync(resolve(dist, f), 'utf8');
+      expect(text).not.toMatch(/class SlurmpoolError\b/);
+      expect(text).not.toMatch(/class SlurmParseError\b/);
+    }
     expect(entry.OptionError).toBe(errors.OptionError);
     expect(entry.SlurmpoolError).toBe(errors.SlurmpoolError);
     expect(entry.SlurmParseError).toBe(SlurmParseError);

@@ -1,7 +1,8 @@
 // msgpackr loaded through V8's code cache (src/util/code-cache.ts): written once into a folder only
-// this user can write, read by later loads, rewritten when V8 rejects it, never read from a folder
-// others can write; what is loaded behaves as msgpackr does.
-import { chmodSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+// this user can write, read by later loads, rewritten when V8 rejects it or its two copies differ, never
+// read from a folder others can write; what is loaded behaves as msgpackr does. (The pool's own
+// bundles: test/bundle-cache.test.ts.)
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -65,6 +66,21 @@ describe('code cache', () => {
     writeFileSync(file, Buffer.alloc(4096, 7));
     expect(load()).toMatchObject({ outcome: 'written', ok: true });
     expect(statSync(file).size).not.toBe(4096);
+    expect(load()).toMatchObject({ outcome: 'hit', ok: true });
+  });
+
+  it('a cache damaged in place (V8 would run it and crash) or truncated is compiled without and written again', () => {
+    const dir = cacheIn();
+    load();
+    const file = join(dir, readdirSync(dir)[0]!);
+    const good = readFileSync(file);
+    const bad = Buffer.from(good);
+    for (let i = 0; i < 64; i++) bad[(bad.length >> 2) + i]! ^= 0x5a;
+    writeFileSync(file, bad);
+    expect(load()).toMatchObject({ outcome: 'written', ok: true });
+    expect(readFileSync(file).equals(bad)).toBe(false);
+    writeFileSync(file, good.subarray(0, good.length >> 1));
+    expect(load()).toMatchObject({ outcome: 'written', ok: true });
     expect(load()).toMatchObject({ outcome: 'hit', ok: true });
   });
 

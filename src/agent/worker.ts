@@ -8,6 +8,7 @@ import { SHARED_KEY, viewOf } from '../shared.js';
 import { SLOT_CHUNK, SLOT_OFFSET, SLOT_STARTED, SLOT_STOP } from './thread-messages.js';
 import { decode, decodeListLike, doubleArray, EMPTY_VALUES, encode, encodeList, encodeListOver, encodeTransferable, loadCodec, movable, ownsBuffer } from '../protocol/codec.js';
 import type { CommandResult } from './shell.js';
+import { codeWarm } from '../util/code-cache.js';
 
 const init = workerData as WorkerInit;
 const port = parentPort!;
@@ -355,6 +356,8 @@ function flushOut(): void {
   clearTimeout(flushTimer);
   flushTimer = undefined;
   if (out.length === 0) return;
+  // Before the first results go (the thread may be terminated any time after): this thread's code cache.
+  codeWarm();
   postResults(out);
   out = [];
   lastFlush = clock();
