@@ -291,60 +291,60 @@ function failed(c: ChunkSpec, i: number, e: unknown, values: unknown[], failures
   return false;
 }
 
+/** Before item i: false when the pool stopped starting tasks (item i on reported cancelled), else the slot says item i runs. */
+function mayStart(c: ChunkSpec, i: number, n: number, values: unknown[], failures: ItemFailure[]): boolean {
+  if (slot[SLOT_STOP] === 1) {
+    stopAt(c, i, n, values, failures);
+    return false;
+  }
+  slot[SLOT_OFFSET] = i;
+  if (c.timeoutMs > 0) slot[SLOT_STARTED] = Date.now();
+  return true;
+}
+
+/** The task on one item (its arguments, for starmap). */
+function callOn(c: ChunkSpec, fn: Fn, item: unknown): unknown {
+  const x = everShared ? resolveShared(item) : item;
+  return c.kind === 'star' ? fn(...(x as unknown[])) : fn(x);
+}
+
+function chunkDone(c: ChunkSpec, values: unknown[], failures: ItemFailure[], started: number): ChunkResult {
+  return { id: c.id, worker: init.workerIndex, values: encodeValues(c, values, failures), failures, started, ended: clock() };
+}
+
 /**
  * The items of a module-function chunk, in order, inside the chunk's async context: synchronously
  * while the task returns plain values, from the first promise on in runCallsAsync.
  */
 function runCalls(c: ChunkSpec, fn: Fn, items: unknown[] | Float64Array, values: unknown[], failures: ItemFailure[], started: number): ChunkResult | Promise<ChunkResult> {
-  const n = items.length;
-  const star = c.kind === 'star';
-  const timed = c.timeoutMs > 0;
-  for (let i = 0; i < n; i++) {
-    if (slot[SLOT_STOP] === 1) {
-      stopAt(c, i, n, values, failures);
-      break;
-    }
-    slot[SLOT_OFFSET] = i;
-    if (timed) slot[SLOT_STARTED] = Date.now();
+  for (let i = 0; i < items.length && mayStart(c, i, items.length, values, failures); i++) {
     try {
-      const item = everShared ? resolveShared(items[i]) : items[i];
-      const v = star ? fn(...(item as unknown[])) : fn(item);
+      const v = callOn(c, fn, items[i]);
       if (isThenable(v)) return runCallsAsync(c, fn, items, values, failures, started, i, v);
       values[i] = v;
     } catch (e) {
       if (failed(c, i, e, values, failures)) break;
     }
   }
-  return { id: c.id, worker: init.workerIndex, values: encodeValues(c, values, failures), failures, started, ended: clock() };
+  return chunkDone(c, values, failures, started);
 }
 
 /** runCalls from item i on, whose task returned the promise `pending`. */
 async function runCallsAsync(c: ChunkSpec, fn: Fn, items: unknown[] | Float64Array, values: unknown[], failures: ItemFailure[], started: number, i: number, pending: PromiseLike<unknown>): Promise<ChunkResult> {
-  const n = items.length;
-  const star = c.kind === 'star';
-  const timed = c.timeoutMs > 0;
   try {
     values[i] = await pending;
   } catch (e) {
-    if (failed(c, i, e, values, failures)) i = n;
+    if (failed(c, i, e, values, failures)) return chunkDone(c, values, failures, started);
   }
-  for (i++; i < n; i++) {
-    if (slot[SLOT_STOP] === 1) {
-      stopAt(c, i, n, values, failures);
-      break;
-    }
-    slot[SLOT_OFFSET] = i;
-    if (timed) slot[SLOT_STARTED] = Date.now();
+  for (i++; i < items.length && mayStart(c, i, items.length, values, failures); i++) {
     try {
-      const item = everShared ? resolveShared(items[i]) : items[i];
-      let v = star ? fn(...(item as unknown[])) : fn(item);
-      if (isThenable(v)) v = await v;
-      values[i] = v;
+      const v = callOn(c, fn, items[i]);
+      values[i] = isThenable(v) ? await v : v;
     } catch (e) {
       if (failed(c, i, e, values, failures)) break;
     }
   }
-  return { id: c.id, worker: init.workerIndex, values: encodeValues(c, values, failures), failures, started, ended: clock() };
+  return chunkDone(c, values, failures, started);
 }
 
 /** Results finished but not yet posted (batched with the next ones unless they wait too long). */
