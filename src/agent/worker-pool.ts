@@ -7,30 +7,15 @@ import { decode, EMPTY_VALUES, encodeList, encodeTransferable, movable, ownCopy,
 import { Ledger, type Need } from './packing.js';
 import { SLOT_CHUNK, SLOT_LENGTH, SLOT_OFFSET, SLOT_STARTED, SLOT_STOP } from './thread-messages.js';
 import { withWorkerFlags } from './exec-argv.js';
+import { batchLength, batchShape, perBatch, PIPELINE_BELOW_MS, PREFETCH_BELOW_MS } from './batching.js';
 // Types only: python-slot.js loads only for a .py task module (PythonSlots.load), not in every JS pool.
 import type { PythonWorker } from './python-slot.js';
 import type { PythonSlots } from './python-process.js';
 
 const WORKER_FILE = new URL('./worker.js', import.meta.url);
 
-/** A batch sent to a worker aims to keep it busy this long, so tiny chunks share one message. */
-const TARGET_BATCH_MS = 2;
-const MAX_BATCH = 512;
-const MAX_BATCH_BYTES = 4 * 1024 * 1024;
-/**
- * Chunks shorter than this are prefetched (a second batch waits beside each worker, and the node asks
- * for more than one chunk per worker); longer ones are not: a chunk that waits behind a long one
- * while another worker idles costs more than the round trip it hides.
- */
-const PREFETCH_BELOW_MS = 2;
 /** The round trip to the coordinator that a node's extra credits hide, for chunks longer than that. */
 const ROUND_TRIP_MS = 2;
-/**
- * Python slots: for calls whose chunks take less than this, an interpreter holds its next batch while
- * it runs one (no round trip between chunks); a worker that idles takes such a batch back (takeBack).
- * Longer chunks go one at a time: their round trip costs them little.
- */
-const PIPELINE_BELOW_MS = 200;
 /** Worker deaths in a row with no chunk finished in between, before the node gives up. */
 const MAX_DEATHS_IN_A_ROW = 20;
 
@@ -196,7 +181,7 @@ export class WorkerPool {
     const size = this.opts.size;
     // Packed tasks wait here for their CPUs and GPUs: no more of them than workers to run them.
     if (ms === undefined || this.ledger) return size;
-    if (ms < PREFETCH_BELOW_MS) return size * (2 * this.perBatch(ms) + 1);
+    if (ms < PREFETCH_BELOW_MS) return size * (2 * perBatch(ms) + 1);
     // Python: one batch running and one waiting in each interpreter.
     if (this.opts.python && ms < PIPELINE_BELOW_MS) return 2 * size + Math.floor((size * ROUND_TRIP_MS) / ms);
     return size + Math.floor((size * ROUND_TRIP_MS) / ms);
@@ -207,12 +192,6 @@ export class WorkerPool {
 
   /** Set once the pool stops starting tasks (unqueue): workers started later get the stop flag too. */
   private stopped = false;
-
-  /** Chunks per batch for a call: enough for about TARGET_BATCH_MS of work, 1 while its duration is unknown. */
-  private perBatch(ms: number | undefined): number {
-    if (ms === undefined) return 1;
-    return Math.min(MAX_BATCH, Math.max(1, Math.ceil(TARGET_BATCH_MS / Math.max(ms, 0.001))));
-  }
 
   submit(chunks: ChunkSpec[]): void {
     if (chunks.length > 0 && this.chunkMs.size > 64) {
@@ -425,14 +404,11 @@ export class WorkerPool {
     s.assigned.delete(id);
     if (s.batches.size > 0) this.batchDone(s, id);
     if (this.ledger) this.release(id);
-    const prev = this.chunkMs.get(job);
-    this.chunkMs.set(job, prev === undefined ? ms : prev * 0.8 + ms * 0.2);
+    this.chunkMs.set(job, mean(this.chunkMs.get(job), ms));
     this.lastJob = job;
     // Commands are each their own: only functions are learned across calls.
     if (spec && spec.kind !== 'shell' && spec.count > 0) {
-      const item = ms / spec.count;
-      const was = this.fnItemMs.get(spec.fn);
-      this.fnItemMs.set(spec.fn, was === undefined ? item : was * 0.8 + item * 0.2);
+      this.fnItemMs.set(spec.fn, mean(this.fnItemMs.get(spec.fn), ms / spec.count));
       if (this.fnItemMs.size > 64) this.fnItemMs.delete(this.fnItemMs.keys().next().value!);
     }
   }
@@ -506,21 +482,10 @@ export class WorkerPool {
     let avail = this.queue.length - this.qHead;
     if (avail === 0) return this.takeBack();
     // A call whose chunk time is not known yet (nor its function's) goes out one chunk per batch until it is.
+    // Sized from the function when the call's own durations are not known yet: many one-chunk calls go
+    // out together, and a call's chunks never wait behind each other before they are (batching.ts).
     const head = this.queue[this.qHead]!;
-    const ms = this.expectedMs(head);
-    // Sized from the function, not from the call: a batch holds that function's chunks only, and at
-    // most one of each call (a call's first chunk is its probe: chunks of one call never wait behind
-    // each other before the call's own durations are known; many one-chunk calls go out together).
-    const byFn = !this.chunkMs.has(head.job);
-    const per = this.perBatch(ms);
-    // A worker holds a second batch only for tiny chunks of a call it knows; otherwise just the one it
-    // runs. A Python interpreter holds its next batch while it runs one, for short chunks (see
-    // PIPELINE_BELOW_MS), and for a call known by its function only, one chunk more (as for a call's
-    // first chunks: one running, one waiting, which an idle worker can take back).
-    let depth = per;
-    const short = this.opts.python && ms !== undefined && ms < PIPELINE_BELOW_MS;
-    if (byFn) depth = short ? per + 1 : per;
-    else if (ms! < PREFETCH_BELOW_MS || short) depth = 2 * per;
+    const { per, depth, byFn } = batchShape(this.expectedMs(head), this.chunkMs.has(head.job), !!this.opts.python);
     // Idle workers first: a chunk never waits behind another while a worker has nothing to do.
     const readySlots = this.slots.filter((s): s is Slot => s !== null && s.ready && !s.retiring).sort((a, b) => a.assigned.size - b.assigned.size);
     if (readySlots.length === 0) return;
@@ -536,20 +501,7 @@ export class WorkerPool {
         // refills would otherwise turn into one message per chunk.
         if (s.assigned.size > depth - per) continue;
         const room = depth - s.assigned.size;
-        let take = Math.min(avail, room, Math.max(per, 1), share);
-        // Large items: a batch stops at MAX_BATCH_BYTES, so memory stays bounded and work spreads.
-        let bytes = 0;
-        const calls = byFn ? new Set<number>() : null;
-        for (let k = 0; k < take; k++) {
-          const c = this.queue[this.qHead + k]!;
-          bytes += c.items.byteLength;
-          const other = calls !== null && (c.fn !== head.fn || c.kind !== head.kind || calls.has(c.job));
-          if (k > 0 && (bytes > MAX_BATCH_BYTES || other)) {
-            take = k;
-            break;
-          }
-          calls?.add(c.job);
-        }
+        const take = batchLength(this.queue, this.qHead, Math.min(avail, room, Math.max(per, 1), share), byFn);
         const batch = this.queue.slice(this.qHead, this.qHead + take);
         this.qHead += take;
         avail -= take;
@@ -711,6 +663,11 @@ export class WorkerPool {
       for (const f of w) f();
     }
   }
+}
+
+/** A duration learned so far, moved a fifth of the way toward a new one (the first one as it is). */
+function mean(prev: number | undefined, ms: number): number {
+  return prev === undefined ? ms : prev * 0.8 + ms * 0.2;
 }
 
 /**
