@@ -277,7 +277,7 @@ async function runShellChunk(c: ChunkSpec, items: unknown[], values: unknown[], 
       failures.push({ offset: i, error: { name: 'CommandError', message: `command ${why}: ${r.command}`, kind: r.timedOut ? 'timeout' : 'error' } });
     }
   }
-  return { id: c.id, worker: init.workerIndex, values: encodeValues(c, values, failures), failures, started, ended: clock() };
+  return chunkDone(c, values, failures, started);
 }
 
 /** Item i failed with e: recorded; true when the chunk stops there (map stops at its first failure). */

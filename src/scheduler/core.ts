@@ -180,6 +180,10 @@ class Deque<T> {
     }
     return x;
   }
+  clear(): void {
+    this.items = [];
+    this.head = 0;
+  }
   removeIf(pred: (x: T) => boolean): T[] {
     const kept: T[] = [];
     const gone: T[] = [];
@@ -480,12 +484,12 @@ export class SchedulerCore {
   abortAll(error: Error): void {
     const all = [...this.jobs];
     this.jobs.clear();
-    this.open.removeIf(() => true);
+    this.open.clear();
     for (const job of all) {
       job.cancel();
       job.sink.abort(error);
     }
-    this.retryQueue.removeIf(() => true);
+    this.retryQueue.clear();
     this.chunks.clear();
     for (const a of this.agents.values()) {
       a.inflight.clear();
