@@ -271,7 +271,8 @@ function identity(file: string): string {
  * Cheap when there is nothing to write.
  */
 export function codeWarm(): void {
-  if (!codecLoaded) return;
+  // Called at every flush of a worker's results: nothing to do after the first.
+  if (!codecLoaded || pending.length === 0) return;
   for (const p of pending.splice(0)) {
     try {
       // Another thread or process wrote it since: one copy is enough (hundreds of workers start at once).
