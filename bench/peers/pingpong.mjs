@@ -1,6 +1,9 @@
 // The floors under D2 (one empty chunk's round trip to an agent over TCP and its worker thread):
 //   node bench/peers/pingpong.mjs tcp     median round trip of a 16-byte message to another Node process over loopback TCP (noDelay), µs
 //   node bench/peers/pingpong.mjs thread  median round trip of a small message to a worker thread (postMessage both ways), µs
+//   node bench/peers/pingpong.mjs chain   D2's four hops with nothing in them: 16 bytes over loopback TCP to another Node process,
+//                                         postMessage to its worker thread, back to its main thread, back over TCP, µs
+//                                         (not part of D2's target: what the shape itself costs on this machine)
 // Same counts as D2: WARM warm-up round trips (steady state: V8's optimising compiler done), then the median of 1,000.
 import { fork } from 'node:child_process';
 import { connect, createServer } from 'node:net';
@@ -8,6 +11,8 @@ import { Worker } from 'node:worker_threads';
 import { runChild } from '../lib/child.mjs';
 
 const WARM = 5000;
+/** A worker thread that sends every message straight back. */
+const ECHO_THREAD = `import { parentPort } from 'node:worker_threads'; parentPort.on('message', (m) => parentPort.postMessage(m));`;
 const N = 1000;
 
 async function measure(roundTrip) {
@@ -23,14 +28,20 @@ async function measure(roundTrip) {
 }
 
 if (process.argv[2] === 'echo-server') {
-  // The other process: echo every byte back at once.
-  const server = createServer({ noDelay: true }, (s) => s.on('data', (d) => s.write(d)));
+  // The other process: echo every byte back at once ('chain': by way of a worker thread).
+  const viaThread = process.argv[3] === 'chain';
+  const w = viaThread ? new Worker(new URL(`data:text/javascript,${encodeURIComponent(ECHO_THREAD)}`)) : undefined;
+  const server = createServer({ noDelay: true }, (s) => {
+    if (!w) return s.on('data', (d) => s.write(d));
+    w.on('message', (d) => s.write(d));
+    s.on('data', (d) => w.postMessage(d));
+  });
   server.listen(0, '127.0.0.1', () => process.send(server.address().port));
   process.on('disconnect', () => process.exit(0));
 } else {
   await runChild(async ([what]) => {
-    if (what === 'tcp') {
-      const child = fork(new URL(import.meta.url).pathname, ['echo-server'], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+    if (what === 'tcp' || what === 'chain') {
+      const child = fork(new URL(import.meta.url).pathname, ['echo-server', what], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
       const port = await new Promise((r) => child.once('message', r));
       const s = connect({ host: '127.0.0.1', port, noDelay: true });
       await new Promise((r) => s.once('connect', r));
@@ -54,8 +65,7 @@ if (process.argv[2] === 'echo-server') {
       }
     }
     if (what === 'thread') {
-      const src = `import { parentPort } from 'node:worker_threads'; parentPort.on('message', (m) => parentPort.postMessage(m));`;
-      const w = new Worker(new URL(`data:text/javascript,${encodeURIComponent(src)}`));
+      const w = new Worker(new URL(`data:text/javascript,${encodeURIComponent(ECHO_THREAD)}`));
       const msg = { t: 'chunk', id: 1 };
       try {
         return await measure(() => new Promise((r) => (w.once('message', r), w.postMessage(msg))));
@@ -63,6 +73,6 @@ if (process.argv[2] === 'echo-server') {
         await w.terminate();
       }
     }
-    throw new Error(`unknown: ${what}`);
+    throw new Error(`unknown: ${what} (tcp, thread or chain)`);
   });
 }

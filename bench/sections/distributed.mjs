@@ -31,6 +31,7 @@ export async function run(ctx) {
         { key: 'rtt', cmd: ctx.node, args: [script, 'rtt'], timeoutMs: 60_000, value: (r) => r.json.us },
         { key: 'tcp', cmd: ctx.node, args: [pingpong, 'tcp'], timeoutMs: 30_000, value: (r) => r.json.us },
         { key: 'thread', cmd: ctx.node, args: [pingpong, 'thread'], timeoutMs: 30_000, value: (r) => r.json.us },
+        { key: 'chain', cmd: ctx.node, args: [pingpong, 'chain'], timeoutMs: 30_000, value: (r) => r.json.us },
       ],
     ],
   });
@@ -54,6 +55,8 @@ export async function run(ctx) {
         ctx.row(m.get('rtt'), { key: 'rtt', impl: 'slurmpool emulate 1x1', role: 'subject', note: 'coordinator → agent → worker thread → back' }),
         ctx.row(m.get('tcp'), { key: 'tcp', impl: 'bare TCP ping-pong', role: 'baseline', note: '16 bytes to another Node process over loopback and back' }),
         ctx.row(m.get('thread'), { key: 'thread', impl: 'bare worker-thread ping-pong', role: 'baseline', note: 'postMessage to a worker thread and back' }),
+        // Not in the target: the same four hops with nothing in them, what the shape itself costs on this machine.
+        ctx.row(m.get('chain'), { key: 'chain', impl: 'bare four-hop chain', role: 'baseline', note: 'TCP → another process → its worker thread → back, no code between' }),
       ],
     },
   ];
