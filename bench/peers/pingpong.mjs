@@ -4,16 +4,46 @@
 //   node bench/peers/pingpong.mjs chain   D2's four hops with nothing in them: 16 bytes over loopback TCP to another Node process,
 //                                         postMessage to its worker thread, back to its main thread, back over TCP, µs
 //                                         (not part of D2's target: what the shape itself costs on this machine)
+//   node bench/peers/pingpong.mjs codec   the same chain carrying D2's messages in msgpack (msgpackr, as slurmpool uses it) and
+//                                         nothing else: a length-prefixed chunk frame, decoded and encoded again for the thread, its
+//                                         result encoded there and framed back, µs (by hand: the codec's share of D2's gap)
 // Same counts as D2: WARM warm-up round trips (steady state: V8's optimising compiler done), then the median of 1,000.
 import { fork } from 'node:child_process';
 import { connect, createServer } from 'node:net';
 import { Worker } from 'node:worker_threads';
+import { Packr } from 'msgpackr';
 import { runChild } from '../lib/child.mjs';
 
 const WARM = 5000;
 /** A worker thread that sends every message straight back. */
 const ECHO_THREAD = `import { parentPort } from 'node:worker_threads'; parentPort.on('message', (m) => parentPort.postMessage(m));`;
 const N = 1000;
+/** 'codec': a worker thread that decodes a chunk and answers its result, in msgpack (msgpackr from this package's node_modules). */
+const CODEC_THREAD = `import { parentPort } from 'node:worker_threads'; import { Packr } from ${JSON.stringify(import.meta.resolve('msgpackr'))};
+const p = new Packr({ useRecords: false, moreTypes: true });
+parentPort.on('message', (m) => { const c = p.unpack(m); parentPort.postMessage(p.pack([{ id: c.id, worker: 0, values: p.pack([null]), failures: [], started: 1, ended: 2 }])); });`;
+const packr = new Packr({ useRecords: false, moreTypes: true });
+
+/** A frame: its body's length (u32), then the body. */
+function frame(body) {
+  const out = Buffer.allocUnsafe(4 + body.length);
+  out.writeUInt32BE(body.length, 0);
+  out.set(body, 4);
+  return out;
+}
+
+/** Calls onFrame with each whole frame's body as the bytes arrive. */
+function frames(onFrame) {
+  let buf = Buffer.alloc(0);
+  return (d) => {
+    buf = buf.length ? Buffer.concat([buf, d]) : d;
+    while (buf.length >= 4 && buf.length >= 4 + buf.readUInt32BE(0)) {
+      const n = buf.readUInt32BE(0);
+      onFrame(buf.subarray(4, 4 + n));
+      buf = buf.subarray(4 + n);
+    }
+  };
+}
 
 async function measure(roundTrip) {
   for (let k = 0; k < WARM; k++) await roundTrip();
@@ -29,10 +59,17 @@ async function measure(roundTrip) {
 
 if (process.argv[2] === 'echo-server') {
   // The other process: echo every byte back at once ('chain': by way of a worker thread).
-  const viaThread = process.argv[3] === 'chain';
-  const w = viaThread ? new Worker(new URL(`data:text/javascript,${encodeURIComponent(ECHO_THREAD)}`)) : undefined;
+  const mode = process.argv[3];
+  const src = mode === 'chain' ? ECHO_THREAD : mode === 'codec' ? CODEC_THREAD : null;
+  const w = src ? new Worker(new URL(`data:text/javascript,${encodeURIComponent(src)}`)) : undefined;
   const server = createServer({ noDelay: true }, (s) => {
     if (!w) return s.on('data', (d) => s.write(d));
+    if (mode === 'codec') {
+      // The agent's part: decode the frame, encode each chunk again for the thread; frame its results.
+      w.on('message', (results) => s.write(frame(packr.pack({ t: 'results', results: packr.unpack(results) }))));
+      s.on('data', frames((body) => { for (const c of packr.unpack(body).chunks) w.postMessage(packr.pack(c)); }));
+      return;
+    }
     w.on('message', (d) => s.write(d));
     s.on('data', (d) => w.postMessage(d));
   });
@@ -40,6 +77,29 @@ if (process.argv[2] === 'echo-server') {
   process.on('disconnect', () => process.exit(0));
 } else {
   await runChild(async ([what]) => {
+    if (what === 'codec') {
+      const child = fork(new URL(import.meta.url).pathname, ['echo-server', what], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+      const port = await new Promise((r) => child.once('message', r));
+      const s = connect({ host: '127.0.0.1', port, noDelay: true });
+      await new Promise((r) => s.once('connect', r));
+      // The coordinator's part: a chunk of one empty call in, its result out, both in msgpack.
+      let want = null;
+      let id = 0;
+      s.on('data', frames((body) => {
+        const r = packr.unpack(body).results[0];
+        if (r.id !== id || packr.unpack(r.values)[0] !== null) throw new Error('wrong result');
+        const w = want;
+        want = null;
+        w();
+      }));
+      const chunk = () => frame(packr.pack({ t: 'chunks', chunks: [{ id: ++id, job: 1, fn: 'noop', kind: 'star', start: 0, items: packr.pack([[]]), count: 1, stopOnError: true }] }));
+      try {
+        return await measure(() => new Promise((r) => ((want = r), s.write(chunk()))));
+      } finally {
+        s.destroy();
+        child.disconnect();
+      }
+    }
     if (what === 'tcp' || what === 'chain') {
       const child = fork(new URL(import.meta.url).pathname, ['echo-server', what], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
       const port = await new Promise((r) => child.once('message', r));
@@ -73,6 +133,6 @@ if (process.argv[2] === 'echo-server') {
         await w.terminate();
       }
     }
-    throw new Error(`unknown: ${what} (tcp, thread or chain)`);
+    throw new Error(`unknown: ${what} (tcp, thread, chain or codec)`);
   });
 }
