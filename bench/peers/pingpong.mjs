@@ -7,6 +7,8 @@
 //   node bench/peers/pingpong.mjs codec   the same chain carrying D2's messages in msgpack (msgpackr, as slurmpool uses it) and
 //                                         nothing else: a length-prefixed chunk frame, decoded and encoded again for the thread, its
 //                                         result encoded there and framed back, µs (by hand: the codec's share of D2's gap)
+//   node bench/peers/pingpong.mjs inline  'codec' with the other process answering the chunk itself, no worker thread: two hops,
+//                                         what an agent running tiny chunks on its own thread would be held to (by hand)
 // Same counts as D2: WARM warm-up round trips (steady state: V8's optimising compiler done), then the median of 1,000.
 import { fork } from 'node:child_process';
 import { connect, createServer } from 'node:net';
@@ -18,10 +20,14 @@ const WARM = 5000;
 /** A worker thread that sends every message straight back. */
 const ECHO_THREAD = `import { parentPort } from 'node:worker_threads'; parentPort.on('message', (m) => parentPort.postMessage(m));`;
 const N = 1000;
-/** 'codec': a worker thread that decodes a chunk and answers its result, in msgpack (msgpackr from this package's node_modules). */
+/**
+ * 'codec': a worker thread that decodes a chunk and answers its result, in msgpack (msgpackr from this
+ * package's node_modules). What crosses the thread boundary is a copy of exactly the encoded bytes:
+ * msgpackr returns a view of its own large buffer, which postMessage would copy whole.
+ */
 const CODEC_THREAD = `import { parentPort } from 'node:worker_threads'; import { Packr } from ${JSON.stringify(import.meta.resolve('msgpackr'))};
 const p = new Packr({ useRecords: false, moreTypes: true });
-parentPort.on('message', (m) => { const c = p.unpack(m); parentPort.postMessage(p.pack([{ id: c.id, worker: 0, values: p.pack([null]), failures: [], started: 1, ended: 2 }])); });`;
+parentPort.on('message', (m) => { const c = p.unpack(m); parentPort.postMessage(new Uint8Array(p.pack([{ id: c.id, worker: 0, values: p.pack([null]), failures: [], started: 1, ended: 2 }]))); });`;
 const packr = new Packr({ useRecords: false, moreTypes: true });
 
 /** A frame: its body's length (u32), then the body. */
@@ -63,11 +69,15 @@ if (process.argv[2] === 'echo-server') {
   const src = mode === 'chain' ? ECHO_THREAD : mode === 'codec' ? CODEC_THREAD : null;
   const w = src ? new Worker(new URL(`data:text/javascript,${encodeURIComponent(src)}`)) : undefined;
   const server = createServer({ noDelay: true }, (s) => {
+    if (mode === 'inline') {
+      const result = (c) => ({ id: c.id, worker: 0, values: packr.pack([null]), failures: [], started: 1, ended: 2 });
+      return s.on('data', frames((body) => s.write(frame(packr.pack({ t: 'results', results: packr.unpack(body).chunks.map(result) })))));
+    }
     if (!w) return s.on('data', (d) => s.write(d));
     if (mode === 'codec') {
       // The agent's part: decode the frame, encode each chunk again for the thread; frame its results.
       w.on('message', (results) => s.write(frame(packr.pack({ t: 'results', results: packr.unpack(results) }))));
-      s.on('data', frames((body) => { for (const c of packr.unpack(body).chunks) w.postMessage(packr.pack(c)); }));
+      s.on('data', frames((body) => { for (const c of packr.unpack(body).chunks) w.postMessage(new Uint8Array(packr.pack(c))); }));
       return;
     }
     w.on('message', (d) => s.write(d));
@@ -77,7 +87,7 @@ if (process.argv[2] === 'echo-server') {
   process.on('disconnect', () => process.exit(0));
 } else {
   await runChild(async ([what]) => {
-    if (what === 'codec') {
+    if (what === 'codec' || what === 'inline') {
       const child = fork(new URL(import.meta.url).pathname, ['echo-server', what], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
       const port = await new Promise((r) => child.once('message', r));
       const s = connect({ host: '127.0.0.1', port, noDelay: true });
@@ -133,6 +143,6 @@ if (process.argv[2] === 'echo-server') {
         await w.terminate();
       }
     }
-    throw new Error(`unknown: ${what} (tcp, thread, chain or codec)`);
+    throw new Error(`unknown: ${what} (tcp, thread, chain, codec or inline)`);
   });
 }
