@@ -1,7 +1,7 @@
 // One call of map/imap/imapUnordered/starmap: reads its input lazily, cuts chunks, hands outcomes to a sink.
 import type { ItemFailure, TaskKind } from '../protocol/messages.js';
 import { ADAPTIVE_MAX, adaptiveChunksize, autoChunksize, chunkTargetMs, durationChunksize, ItemTime } from './chunking.js';
-import { floatList, NUMERIC_MIN, recycle } from '../protocol/codec.js';
+import { floatList, floatsOf, NUMERIC_MIN, recycle } from '../protocol/codec.js';
 
 /** Where one part of a chunk ran. A chunk split after a worker death has several parts. */
 export interface Placement {
@@ -282,30 +282,26 @@ function isAsyncIterable(v: unknown): v is AsyncIterable<unknown> {
   return v !== null && typeof v === 'object' && typeof (v as { [Symbol.asyncIterator]?: unknown })[Symbol.asyncIterator] === 'function';
 }
 
+/** A typed array of numbers: any but DataView, BigInt64Array and BigUint64Array. */
+type NumberView = Int8Array | Uint8Array | Uint8ClampedArray | Int16Array | Uint16Array | Int32Array | Uint32Array | Float32Array | Float64Array;
+
+function isNumberView(v: unknown): v is NumberView {
+  return ArrayBuffer.isView(v) && !(v instanceof DataView) && !(v instanceof BigInt64Array) && !(v instanceof BigUint64Array);
+}
+
 /**
  * An array's items as one Float64Array when every one is a number (copied in the pass that checks
- * them), else null. A typed array of numbers (not BigInt64Array, BigUint64Array) always is.
+ * them), else null. A typed array of numbers always is.
  */
-function numericCopy(input: unknown): Float64Array | null {
-  if (ArrayBuffer.isView(input)) {
-    if (input instanceof DataView || input instanceof BigInt64Array || input instanceof BigUint64Array) return null;
-    const f = floatList((input as Float64Array).length);
-    f.set(input as Float64Array);
+function numericCopy(input: unknown[] | NumberView): Float64Array | null {
+  if (isNumberView(input)) {
+    const f = floatList(input.length);
+    f.set(input);
     return f;
   }
-  const list = input as unknown[];
-  const n = list.length;
-  if (n < NUMERIC_MIN || typeof list[0] !== 'number' || typeof list[n - 1] !== 'number') return null;
-  const f = floatList(n);
-  for (let i = 0; i < n; i++) {
-    const v = list[i];
-    if (typeof v !== 'number') {
-      recycle(f);
-      return null;
-    }
-    f[i] = v;
-  }
-  return f;
+  const n = input.length;
+  if (n < NUMERIC_MIN || typeof input[0] !== 'number' || typeof input[n - 1] !== 'number') return null;
+  return floatsOf(input);
 }
 
 /**
@@ -324,7 +320,7 @@ class ArraySource implements Source {
   /** The call is over: no chunk is cut from it again (those sent were copied; parts to retry are slices). Only numbers hold a buffer to give back. */
   readonly release: (() => void) | undefined;
 
-  constructor(input: unknown[] | ArrayBufferView) {
+  constructor(input: unknown[] | NumberView) {
     const numbers = numericCopy(input);
     this.numbers = numbers;
     this.list = numbers ?? (input as unknown[]).slice();
@@ -356,9 +352,7 @@ class ArraySource implements Source {
 }
 
 function makeSource(input: Input, wake: () => void): Source {
-  if (Array.isArray(input) || (ArrayBuffer.isView(input) && !(input instanceof DataView) && !(input instanceof BigInt64Array) && !(input instanceof BigUint64Array))) {
-    return new ArraySource(input as unknown[] | ArrayBufferView);
-  }
+  if (Array.isArray(input) || isNumberView(input)) return new ArraySource(input);
   if (isAsyncIterable(input)) return asyncSource(input[Symbol.asyncIterator](), wake);
   if (input !== null && typeof input === 'object' && typeof (input as Iterable<unknown>)[Symbol.iterator] === 'function') {
     const sized = input as { length?: unknown; size?: unknown };
