@@ -3,7 +3,7 @@ import { Worker } from 'node:worker_threads';
 import { toErrorRecord, type ErrorRecord } from '../errors.js';
 import type { ChunkResult, ChunkSpec } from '../protocol/messages.js';
 import type { FromWorker, SharedEntry, ToWorker, WorkerInit } from './thread-messages.js';
-import { decode, EMPTY_VALUES, encodeList, encodeTransferable, movable, ownCopy, ownsBuffer } from '../protocol/codec.js';
+import { decode, EMPTY_VALUES, encodeList, encodeTransferable, ownCopy, ownsBuffer, splitMovable } from '../protocol/codec.js';
 import { Ledger, type Need } from './packing.js';
 import { SLOT_CHUNK, SLOT_LENGTH, SLOT_OFFSET, SLOT_STARTED, SLOT_STOP } from './thread-messages.js';
 import { withWorkerFlags } from './exec-argv.js';
@@ -685,15 +685,7 @@ function isPython(w: Worker | PythonWorker): w is PythonWorker {
 
 /** The message for a batch, and what to move with it: small chunks inside one msgpack buffer, large items beside it. */
 function batchMessage(batch: ChunkSpec[]): [ToWorker, ArrayBuffer[]] {
-  const large: [number, Uint8Array][] = [];
-  let specs = batch;
-  for (let i = 0; i < batch.length; i++) {
-    const items = batch[i]!.items;
-    if (!movable(items)) continue;
-    if (specs === batch) specs = batch.slice();
-    specs[i] = { ...batch[i]!, items: EMPTY_VALUES };
-    large.push([i, ownsBuffer(items) ? items : ownCopy(items)]);
-  }
+  const [specs, large] = splitMovable(batch, 'items', (b) => (ownsBuffer(b) ? b : ownCopy(b)));
   const data = encodeTransferable(specs);
   const transfer = [data.buffer as ArrayBuffer];
   for (const [, b] of large) transfer.push(b.buffer as ArrayBuffer);

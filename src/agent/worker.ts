@@ -6,7 +6,7 @@ import type { ChunkResult, ChunkSpec, ItemFailure } from '../protocol/messages.j
 import type { FromWorker, SharedEntry, ToWorker, WorkerInit } from './thread-messages.js';
 import { SHARED_KEY, viewOf } from '../shared.js';
 import { SLOT_CHUNK, SLOT_OFFSET, SLOT_STARTED, SLOT_STOP } from './thread-messages.js';
-import { decode, decodeListLike, doubleArray, EMPTY_VALUES, encode, encodeList, encodeListOver, encodeTransferable, loadCodec, movable, ownsBuffer } from '../protocol/codec.js';
+import { decode, decodeListLike, doubleArray, encode, encodeList, encodeListOver, encodeTransferable, loadCodec, ownsBuffer, splitMovable } from '../protocol/codec.js';
 import type { CommandResult } from './shell.js';
 import { codeWarm } from '../util/code-cache.js';
 
@@ -144,22 +144,11 @@ function encodeOwnedList(values: unknown[]): Uint8Array {
 
 function postResults(results: ChunkResult[]): void {
   // Large values (a numeric chunk's Float64Array, in a buffer of its own) are moved beside the message, not copied into it.
-  let large: [number, Uint8Array][] | undefined;
-  let list = results;
-  for (let i = 0; i < results.length; i++) {
-    const v = results[i]!.values;
-    if (!movable(v) || !ownsBuffer(v)) continue;
-    if (!large) {
-      large = [];
-      list = results.slice();
-    }
-    large.push([i, v]);
-    list[i] = { ...results[i]!, values: EMPTY_VALUES };
-  }
+  const [list, large] = splitMovable(results, 'values', (v) => (ownsBuffer(v) ? v : null));
   const data = encodeTransferable(list);
   const transfer = [data.buffer as ArrayBuffer];
-  if (large) for (const [, v] of large) transfer.push(v.buffer as ArrayBuffer);
-  if (large) return post({ t: 'results', data, large }, transfer);
+  for (const [, v] of large) transfer.push(v.buffer as ArrayBuffer);
+  if (large.length > 0) return post({ t: 'results', data, large }, transfer);
   // Each chunk's id and duration beside the bytes: what the agent needs to forward them unread.
   const head: number[] = new Array(2 * results.length);
   for (let i = 0; i < results.length; i++) {

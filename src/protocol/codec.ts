@@ -71,6 +71,27 @@ export function movable(b: Uint8Array): boolean {
   return b.byteLength >= LARGE_BYTES || (b.byteLength >= 2048 && ownsBuffer(b));
 }
 
+/**
+ * A list about to cross to another thread, split for moving: the elements whose binary field `key` is
+ * movable have it emptied (EMPTY_VALUES) in a shallow copy of the list (the list itself when none is),
+ * and each moved field comes back beside it as [position, bytes], bytes being what `own` gives (a view
+ * alone in its buffer, to be moved), or the field stays in place where `own` gives null.
+ */
+export function splitMovable<K extends string, T extends Record<K, Uint8Array>>(list: T[], key: K, own: (b: Uint8Array) => Uint8Array | null): [T[], [number, Uint8Array][]] {
+  let out = list;
+  const moved: [number, Uint8Array][] = [];
+  for (let i = 0; i < list.length; i++) {
+    const b = list[i]![key];
+    if (!movable(b)) continue;
+    const mine = own(b);
+    if (mine === null) continue;
+    if (out === list) out = list.slice();
+    out[i] = { ...list[i]!, [key]: EMPTY_VALUES };
+    moved.push([i, mine]);
+  }
+  return [out, moved];
+}
+
 /** True when a view is all there is in an ordinary ArrayBuffer (so moving it loses nothing else). */
 export function ownsBuffer(b: Uint8Array): boolean {
   return b.buffer instanceof ArrayBuffer && ((b.byteOffset === 0 && b.byteLength === b.buffer.byteLength) || owned.has(b.buffer) || isFloatBuffer(b));
