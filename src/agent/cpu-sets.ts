@@ -1,9 +1,9 @@
 // CPU sets: the CPUs this process may run on, and each worker slot's own cores when tasks are pinned.
 // A module of its own, light, so that the Python slots load it without the shell runner (node:fs
 // through require: an ES module import of it costs a pool's main thread 3–5 ms, see util/node-fs.ts).
-import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
 import { formatRanges } from '../util/ranges.js';
+import { readFileSync } from '../util/node-fs.js';
 
 /** CPUs per task: pin worker slot w to its own cores [w*N, w*N+N) of the node's allowed CPUs (SHELL_ENV.pinCpus). */
 export const PIN_CPUS_ENV = 'SLURMPOOL_PIN_CPUS';
@@ -11,7 +11,6 @@ export const PIN_CPUS_ENV = 'SLURMPOOL_PIN_CPUS';
 /** The CPUs this process may run on: /proc/self/status Cpus_allowed_list on Linux, else 0..n-1. */
 export function allowedCpus(): number[] {
   try {
-    const { readFileSync } = createRequire(import.meta.url)('node:fs') as typeof import('node:fs');
     const m = /^Cpus_allowed_list:\s*(\S+)/m.exec(readFileSync('/proc/self/status', 'utf8'));
     if (m) {
       const list = parseCpuList(m[1]!);

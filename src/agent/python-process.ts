@@ -1,6 +1,6 @@
 // Starting the Python interpreters of a node's worker slots: which interpreter, the slot's file, the
 // process. Kept apart from the Python slots' protocol (python-slot.ts, loaded only for a .py task
-// module) and light (node:fs and node:child_process through require, when first used), so that it is
+// module) and light (node:fs through require, util/node-fs.ts; node:child_process through require, when first used), so that it is
 // part of every pool at no cost, and a Python pool starts its interpreters before anything else of its
 // Python side loads: an interpreter's own start (~30 ms) then overlaps that loading and the codec's,
 // instead of following them.
@@ -11,18 +11,17 @@ import { delimiter, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { decode, encode, encodeFloats, typedArrayData, writeArrayHeader } from '../protocol/codec.js';
 import { pinnedCpuList } from './cpu-sets.js';
+import { accessSync, closeSync, constants, ftruncateSync, openSync, statSync, unlinkSync, writeFileSync, writeSync } from '../util/node-fs.js';
 import { SLOT_CHUNK, SLOT_LENGTH, type SharedEntry, type WorkerInit } from './thread-messages.js';
 import type { PythonWorker } from './python-slot.js';
 
 const requireBuiltin = createRequire(import.meta.url);
-const fs = (): typeof import('node:fs') => requireBuiltin('node:fs') as typeof import('node:fs');
 
 /** The interpreter's entry point, shipped with the package beside dist/. */
 export const PYTHON_WORKER = fileURLToPath(new URL('../../python/slurmpool_worker.py', import.meta.url));
 
 /** Where files that Python maps live: tmpfs when there is one (never written to disk), else the temporary folder. */
 export function mapDir(): string {
-  const { accessSync, constants, statSync } = fs();
   try {
     accessSync('/dev/shm', constants.W_OK);
     if (statSync('/dev/shm').isDirectory()) return '/dev/shm';
@@ -45,7 +44,7 @@ export function createExclusive(what: string, flags: 'wx' | 'wx+'): { path: stri
   for (let tries = 0; ; tries++) {
     const path = join(dir, `slurmpool-${process.pid}-${++made}${Math.random().toString(36).slice(2, 10)}-${what}`);
     try {
-      return { path, fd: fs().openSync(path, flags, 0o600) };
+      return { path, fd: openSync(path, flags, 0o600) };
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST' || tries >= 16) throw e;
     }
@@ -53,7 +52,6 @@ export function createExclusive(what: string, flags: 'wx' | 'wx+'): { path: stri
 }
 
 function executable(p: string): boolean {
-  const { accessSync, constants, statSync } = fs();
   try {
     accessSync(p, constants.X_OK);
     return statSync(p).isFile();
@@ -111,7 +109,7 @@ let exitHook = false;
 function removeLive(): void {
   for (const p of liveFiles) {
     try {
-      fs().unlinkSync(p);
+      unlinkSync(p);
     } catch {
       // already gone
     }
@@ -139,12 +137,12 @@ export class SharedFiles {
       const file = createExclusive(`shared-${e.id}`, 'wx');
       p = file.path;
       try {
-        fs().writeFileSync(file.fd, Buffer.from(e.sab));
+        writeFileSync(file.fd, Buffer.from(e.sab));
       } catch (err) {
-        fs().unlinkSync(p);
+        unlinkSync(p);
         throw err;
       } finally {
-        fs().closeSync(file.fd);
+        closeSync(file.fd);
       }
       this.files.set(e.id, p);
       liveFiles.add(p);
@@ -162,7 +160,7 @@ export class SharedFiles {
     this.files.delete(id);
     liveFiles.delete(p);
     try {
-      fs().unlinkSync(p);
+      unlinkSync(p);
     } catch {
       // already gone
     }
@@ -196,7 +194,6 @@ export interface Interpreter {
  * everything else it does.
  */
 export function startInterpreter(python: string, env: Record<string, string>, index: number): Interpreter {
-  const { closeSync, ftruncateSync, unlinkSync, writeSync } = fs();
   const { path, fd } = createExclusive(`slot-${index}`, 'wx+');
   let child: ChildProcess;
   try {
@@ -365,7 +362,7 @@ function discard(it: Interpreter): void {
   it.child.on('error', () => undefined);
   it.child.kill('SIGKILL');
   try {
-    fs().closeSync(it.slotFd);
+    closeSync(it.slotFd);
   } catch {
     // closed
   }

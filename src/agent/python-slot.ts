@@ -4,7 +4,6 @@
 // speaks length-prefixed msgpack frames over its stdin and stdout (python/slurmpool_runtime.py).
 import type { ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
-import { createRequire } from 'node:module';
 import { constants as osc } from 'node:os';
 import type { Readable, Writable } from 'node:stream';
 import type { ErrorRecord } from '../errors.js';
@@ -13,6 +12,8 @@ import type * as Codec from '../protocol/codec.js';
 // Types only: python-process.js is part of the pool's bundle (this module is not), and a second copy would load codec.js again.
 import type { Interpreter, SharedFiles } from './python-process.js';
 import { SLOT_CHUNK, SLOT_LENGTH, type FromWorker, type ToWorker, type WorkerInit } from './thread-messages.js';
+// node:fs through require (util/node-fs.ts): an ES module import of it costs the pool's main thread 3–5 ms.
+import { closeSync, readSync, writeSync } from '../util/node-fs.js';
 
 /**
  * The codec of the process that loaded this module (PythonSlots.load): not imported here, since the
@@ -24,9 +25,6 @@ let codec: Pick<typeof Codec, 'decode' | 'encode' | 'encodeFloats' | 'typedArray
 export function useCodec(c: typeof codec): void {
   codec = c;
 }
-
-// node:fs through require: an ES module import of it costs the pool's main thread 3–5 ms (util/node-fs.ts).
-const { closeSync, readSync, writeSync } = createRequire(import.meta.url)('node:fs') as typeof import('node:fs');
 
 // 'I', the init frame, is python-process.ts's (sendInit).
 const TAG_BATCH = 0x42; // B

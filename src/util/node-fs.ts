@@ -6,4 +6,4 @@ import { createRequire } from 'node:module';
 
 const fs = createRequire(import.meta.url)('node:fs') as typeof import('node:fs');
 
-export const { closeSync, existsSync, fstatSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } = fs;
+export const { accessSync, closeSync, constants, existsSync, fstatSync, ftruncateSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, realpathSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync, writeSync } = fs;
