@@ -344,30 +344,14 @@ function encodeNumbers(list: unknown[]): Uint8Array | null {
     }
     if (!negativeZero) return null;
   }
-  return copyNumbers(list)?.bytes ?? null;
-}
-
-/**
- * The elements of `list` copied into a fresh encoded numeric list (floatBuffer) in the same pass that
- * checks them; null at the first one that is not a number (the buffer is given back).
- */
-function copyNumbers(list: unknown[]): { bytes: Buffer; floats: Float64Array } | null {
-  const out = floatBuffer(list.length);
+  const out = floatBuffer(n);
   const f = out.floats;
-  for (let i = 0; i < list.length; i++) {
+  for (let i = 0; i < n; i++) {
     const v = list[i];
-    if (typeof v !== 'number') {
-      recycle(f);
-      return null;
-    }
+    if (typeof v !== 'number') return null;
     f[i] = v;
   }
-  return out;
-}
-
-/** A list's numbers as a Float64Array laid out as an encoded list's (see floatList); null unless every element is a number. */
-export function floatsOf(list: unknown[]): Float64Array | null {
-  return copyNumbers(list)?.floats ?? null;
+  return out.bytes;
 }
 
 /**
